@@ -1,0 +1,207 @@
+//! Liveness (`/api/health`) and the database health check (`/api/health/database`).
+//! The response shapes are documented in docs/operations.md.
+
+use std::time::{Duration, Instant};
+
+use axum::extract::State;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+
+use crate::api::extract::Query;
+use crate::app::AppState;
+use crate::db::{catalog, migrate};
+use crate::error::{Error, Result};
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/api/health", get(liveness))
+        .route("/api/health/database", get(database))
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Liveness {
+    status: &'static str,
+    version: &'static str,
+    uptime_seconds: u64,
+}
+
+async fn liveness(State(state): State<AppState>) -> Json<Liveness> {
+    Json(Liveness {
+        status: "ok",
+        version: env!("CARGO_PKG_VERSION"),
+        uptime_seconds: state.started_at.elapsed().as_secs(),
+    })
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DatabaseQuery {
+    #[serde(default)]
+    detailed: bool,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct DatabaseHealth {
+    status: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<String>,
+    database: DatabaseCheck,
+    pool: PoolStats,
+    cache: CacheStatus,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    details: Option<Details>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct DatabaseCheck {
+    status: &'static str,
+    response_time_ms: f64,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct PoolStats {
+    size: u32,
+    idle: usize,
+    in_use: usize,
+    max: u32,
+    utilization: f64,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct CacheStatus {
+    /// `redis` when a shared tier is configured, otherwise `none`.
+    shared_tier: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    redis: Option<RedisCheck>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct RedisCheck {
+    status: &'static str,
+    response_time_ms: f64,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Details {
+    schema_version: Option<i64>,
+    latest_schema_version: i64,
+    tables: Vec<catalog::TableStats>,
+    materialized_views: Vec<catalog::ViewRefresh>,
+}
+
+/// Answers 200 only when the database answers `SELECT 1` within the health-check timeout;
+/// otherwise 503 with the reason. Redis being down degrades the cache, not the service, so it
+/// is reported but does not fail the check.
+async fn database(
+    State(state): State<AppState>,
+    Query(query): Query<DatabaseQuery>,
+) -> Result<Response> {
+    let timeout = state.settings.database.health_check_timeout();
+    let started = Instant::now();
+    let ping = tokio::time::timeout(
+        timeout,
+        sqlx::query_scalar::<_, i32>("SELECT 1").fetch_one(&state.pool),
+    )
+    .await;
+    let response_time_ms = millis(started.elapsed());
+    let failure = match ping {
+        Ok(Ok(_)) => None,
+        Ok(Err(error)) => Some(Error::from(error).to_string()),
+        Err(_) => Some(format!(
+            "the database did not answer within {} ms",
+            timeout.as_millis()
+        )),
+    };
+
+    let details = match (&failure, query.detailed) {
+        (None, true) => Some(details(&state).await?),
+        _ => None,
+    };
+    let body = DatabaseHealth {
+        status: if failure.is_none() {
+            "healthy"
+        } else {
+            "unhealthy"
+        },
+        database: DatabaseCheck {
+            status: if failure.is_none() { "up" } else { "down" },
+            response_time_ms,
+        },
+        reason: failure,
+        pool: pool_stats(&state),
+        cache: cache_status(&state).await,
+        details,
+    };
+    let status = if body.reason.is_none() {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    Ok((status, [(header::CACHE_CONTROL, "no-store")], Json(body)).into_response())
+}
+
+async fn details(state: &AppState) -> Result<Details> {
+    let mut conn = state.pool.acquire().await?;
+    Ok(Details {
+        schema_version: migrate::current_version(&mut conn).await?,
+        latest_schema_version: migrate::latest_version(),
+        tables: catalog::table_stats(&state.pool).await?,
+        materialized_views: catalog::view_refreshes(&state.pool).await?,
+    })
+}
+
+fn pool_stats(state: &AppState) -> PoolStats {
+    let size = state.pool.size();
+    let idle = state.pool.num_idle();
+    let in_use = (size as usize).saturating_sub(idle);
+    let max = state.settings.database.connection_limit;
+    PoolStats {
+        size,
+        idle,
+        in_use,
+        max,
+        utilization: in_use as f64 / f64::from(max),
+    }
+}
+
+async fn cache_status(state: &AppState) -> CacheStatus {
+    let Some(client) = &state.redis else {
+        return CacheStatus {
+            shared_tier: "none",
+            redis: None,
+        };
+    };
+    let timeout = Duration::from_millis(state.settings.redis.timeout_ms);
+    let started = Instant::now();
+    let ping = tokio::time::timeout(timeout, async {
+        let mut conn = client.get_multiplexed_async_connection().await?;
+        redis::cmd("PING").query_async::<String>(&mut conn).await
+    })
+    .await;
+    let status = if matches!(ping, Ok(Ok(_))) {
+        "up"
+    } else {
+        "down"
+    };
+    CacheStatus {
+        shared_tier: "redis",
+        redis: Some(RedisCheck {
+            status,
+            response_time_ms: millis(started.elapsed()),
+        }),
+    }
+}
+
+fn millis(duration: Duration) -> f64 {
+    (duration.as_secs_f64() * 1_000_000.0).round() / 1000.0
+}

@@ -1,0 +1,126 @@
+//! The subcommands: each one wires settings, database and server together.
+
+use anyhow::Context;
+use secrecy::SecretString;
+use sqlx::ConnectOptions;
+use tokio::net::TcpListener;
+
+use crate::app::{self, AppState};
+use crate::config::Settings;
+use crate::db::{self, embedded::EmbeddedCluster, migrate};
+
+/// The database a command runs against: `DATABASE_URL`, or the embedded cluster.
+struct Database {
+    url: SecretString,
+    embedded: Option<EmbeddedCluster>,
+}
+
+impl Database {
+    async fn open(settings: &Settings) -> anyhow::Result<Self> {
+        match &settings.database.url {
+            Some(url) => Ok(Self {
+                url: url.clone(),
+                embedded: None,
+            }),
+            None => {
+                tracing::info!("DATABASE_URL is unset: using the embedded PostgreSQL cluster");
+                let cluster = EmbeddedCluster::start(&settings.database.embedded_dir).await?;
+                Ok(Self {
+                    url: cluster.url(),
+                    embedded: Some(cluster),
+                })
+            }
+        }
+    }
+
+    async fn close(self) {
+        if let Some(cluster) = self.embedded {
+            if let Err(error) = cluster.stop().await {
+                tracing::error!(error = %format!("{error:#}"), "the embedded PostgreSQL did not stop cleanly");
+            }
+        }
+    }
+}
+
+/// `vibing2 serve`: migrate (unless MIGRATE_ON_START=false), then serve until SIGINT/SIGTERM.
+pub async fn serve(settings: Settings) -> anyhow::Result<()> {
+    let database = Database::open(&settings).await?;
+    let outcome = run_server(settings, &database.url).await;
+    database.close().await;
+    outcome
+}
+
+async fn run_server(settings: Settings, url: &SecretString) -> anyhow::Result<()> {
+    let pool = db::connect(&settings.database, url).await?;
+    if settings.database.migrate_on_start {
+        apply_migrations(&settings, url).await?;
+    }
+    if settings.redis.url.is_none() {
+        tracing::info!("REDIS_URL is unset: no shared cache tier");
+    }
+    let address = (settings.server.host, settings.server.port);
+    let listener = TcpListener::bind(address)
+        .await
+        .with_context(|| format!("cannot listen on {}:{}", address.0, address.1))?;
+    tracing::info!(address = %listener.local_addr()?, "vibing2 listening");
+    let state = AppState::new(pool.clone(), settings)?;
+    axum::serve(listener, app::router(state))
+        .with_graceful_shutdown(shutdown_signal())
+        .await?;
+    pool.close().await;
+    Ok(())
+}
+
+/// `vibing2 migrate`: print what was applied, adopted and reported.
+pub async fn migrate(settings: Settings) -> anyhow::Result<()> {
+    let database = Database::open(&settings).await?;
+    let outcome = apply_migrations(&settings, &database.url).await;
+    database.close().await;
+    let report = outcome?;
+    if report.adopted_phase2 {
+        println!("adopted the existing Phase-2 (Prisma) schema as migration 1");
+    }
+    for (version, name, elapsed_ms) in &report.applied {
+        println!("applied {version:04} {name} in {elapsed_ms:.0} ms");
+    }
+    if report.is_noop() {
+        println!(
+            "the schema is current (version {}); nothing to do",
+            migrate::latest_version()
+        );
+    }
+    for issue in &report.issues {
+        println!(
+            "legacy value kept aside: {}.{} of row {} ({}): {:?}",
+            issue.table, issue.column, issue.row_id, issue.problem, issue.original_value
+        );
+    }
+    Ok(())
+}
+
+/// Migrations run on their own connection, without the pool's statement timeout: an index
+/// build on a large table may take longer than any request should.
+async fn apply_migrations(
+    settings: &Settings,
+    url: &SecretString,
+) -> anyhow::Result<migrate::Report> {
+    let options =
+        db::connect_options(&settings.database, url)?.options([("statement_timeout", "0")]);
+    let mut conn = options
+        .connect()
+        .await
+        .context("cannot connect to run migrations")?;
+    migrate::run(&mut conn).await
+}
+
+/// Resolves on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("installing a SIGTERM handler cannot fail on unix");
+    tokio::select! {
+        _ = interrupt => {},
+        _ = terminate.recv() => {},
+    }
+    tracing::info!("shutting down");
+}

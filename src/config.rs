@@ -1,0 +1,265 @@
+//! Typed settings, layered: defaults, then an optional `vibing2.toml`, then the environment.
+//!
+//! The seed's flat variable names (`DATABASE_URL`, `DB_CONNECTION_LIMIT`, ...) are honoured as
+//! they are; every other setting can be given as `VIBING2_<SECTION>__<KEY>`.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use figment::providers::{Env, Format, Serialized, Toml};
+use figment::Figment;
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
+
+/// The seed's variable names and the setting each one fills.
+const SEED_VARIABLES: &[(&str, &str)] = &[
+    ("DATABASE_URL", "database.url"),
+    ("DB_CONNECTION_LIMIT", "database.connection_limit"),
+    ("DB_POOL_TIMEOUT", "database.pool_timeout_secs"),
+    ("DB_CONNECT_TIMEOUT", "database.connect_timeout_secs"),
+    ("DB_STATEMENT_TIMEOUT", "database.statement_timeout_ms"),
+    ("DB_IDLE_TIMEOUT", "database.idle_timeout_ms"),
+    ("MIGRATE_ON_START", "database.migrate_on_start"),
+    ("REDIS_URL", "redis.url"),
+    ("HOST", "server.host"),
+    ("PORT", "server.port"),
+    ("ADMIN_TOKEN", "admin_token"),
+];
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Settings {
+    pub database: DatabaseSettings,
+    pub redis: RedisSettings,
+    pub server: ServerSettings,
+    /// Bearer token for the operational endpoints; without one they are off.
+    pub admin_token: Option<SecretString>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct DatabaseSettings {
+    /// Unset: run the embedded cluster (see `db::embedded`).
+    pub url: Option<SecretString>,
+    pub connection_limit: u32,
+    pub pool_timeout_secs: u64,
+    pub connect_timeout_secs: u64,
+    pub statement_timeout_ms: u64,
+    pub idle_timeout_ms: u64,
+    pub idle_in_transaction_timeout_ms: u64,
+    pub health_check_timeout_ms: u64,
+    pub migrate_on_start: bool,
+    /// Where the embedded cluster keeps its data, relative to the working directory.
+    pub embedded_dir: PathBuf,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct RedisSettings {
+    pub url: Option<SecretString>,
+    pub timeout_ms: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct ServerSettings {
+    pub host: IpAddr,
+    pub port: u16,
+    pub body_limit_bytes: usize,
+}
+
+/// The defaults, written as the same tree the file and environment fill.
+#[derive(Serialize)]
+struct Defaults {
+    database: DatabaseDefaults,
+    redis: RedisDefaults,
+    server: ServerSettingsDefaults,
+}
+
+#[derive(Serialize)]
+struct DatabaseDefaults {
+    connection_limit: u32,
+    pool_timeout_secs: u64,
+    connect_timeout_secs: u64,
+    statement_timeout_ms: u64,
+    idle_timeout_ms: u64,
+    idle_in_transaction_timeout_ms: u64,
+    health_check_timeout_ms: u64,
+    migrate_on_start: bool,
+    embedded_dir: PathBuf,
+}
+
+#[derive(Serialize)]
+struct RedisDefaults {
+    timeout_ms: u64,
+}
+
+#[derive(Serialize)]
+struct ServerSettingsDefaults {
+    host: IpAddr,
+    port: u16,
+    body_limit_bytes: usize,
+}
+
+impl Default for Defaults {
+    fn default() -> Self {
+        Self {
+            database: DatabaseDefaults {
+                connection_limit: 25,
+                pool_timeout_secs: 30,
+                connect_timeout_secs: 10,
+                statement_timeout_ms: 30_000,
+                idle_timeout_ms: 60_000,
+                idle_in_transaction_timeout_ms: 60_000,
+                health_check_timeout_ms: 2_000,
+                migrate_on_start: true,
+                embedded_dir: PathBuf::from(".vibing2/postgres"),
+            },
+            redis: RedisDefaults { timeout_ms: 50 },
+            server: ServerSettingsDefaults {
+                host: IpAddr::from([127, 0, 0, 1]),
+                port: 3000,
+                body_limit_bytes: 2 * 1024 * 1024,
+            },
+        }
+    }
+}
+
+/// A setting that is present but wrong. Its message is one line naming the setting.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid configuration: {0}")]
+pub struct ConfigError(String);
+
+impl Settings {
+    /// Loads the settings from `vibing2.toml` (or `$VIBING2_CONFIG`) and the process environment.
+    pub fn load() -> Result<Self, ConfigError> {
+        let file = std::env::var("VIBING2_CONFIG").unwrap_or_else(|_| "vibing2.toml".into());
+        Self::from_figment(
+            Figment::from(Serialized::defaults(Defaults::default()))
+                .merge(Toml::file(file))
+                .merge(Env::prefixed("VIBING2_").split("__"))
+                .merge(seed_variables()),
+        )
+    }
+
+    /// Loads the defaults overlaid with the given `(setting path, value)` pairs; for tests and
+    /// tools that build a configuration in code.
+    pub fn from_pairs<'a>(
+        pairs: impl IntoIterator<Item = (&'a str, String)>,
+    ) -> Result<Self, ConfigError> {
+        let mut figment = Figment::from(Serialized::defaults(Defaults::default()));
+        for (key, value) in pairs {
+            figment = figment.merge((key, value));
+        }
+        Self::from_figment(figment)
+    }
+
+    fn from_figment(figment: Figment) -> Result<Self, ConfigError> {
+        let settings: Settings = figment.extract().map_err(|errors| {
+            let Some(error) = errors.into_iter().next() else {
+                return ConfigError("unreadable settings".into());
+            };
+            let path = error.path.join(".").to_lowercase();
+            let name = SEED_VARIABLES
+                .iter()
+                .find(|(_, setting)| *setting == path)
+                .map_or_else(
+                    || path.clone(),
+                    |(variable, _)| format!("{variable} ({path})"),
+                );
+            ConfigError(format!("{name}: {}", error.kind))
+        })?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let db = &self.database;
+        let positive = [
+            ("DB_CONNECTION_LIMIT", u64::from(db.connection_limit)),
+            ("DB_POOL_TIMEOUT", db.pool_timeout_secs),
+            ("DB_CONNECT_TIMEOUT", db.connect_timeout_secs),
+            ("DB_STATEMENT_TIMEOUT", db.statement_timeout_ms),
+            ("DB_IDLE_TIMEOUT", db.idle_timeout_ms),
+            (
+                "database.health_check_timeout_ms",
+                db.health_check_timeout_ms,
+            ),
+            ("redis.timeout_ms", self.redis.timeout_ms),
+        ];
+        if let Some((name, _)) = positive.iter().find(|(_, value)| *value == 0) {
+            return Err(ConfigError(format!("{name} must be greater than zero")));
+        }
+        if let Some(url) = &db.url {
+            let url = url.expose_secret();
+            if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+                return Err(ConfigError(
+                    "DATABASE_URL must start with postgres:// or postgresql://".into(),
+                ));
+            }
+        }
+        if let Some(url) = &self.redis.url {
+            let url = url.expose_secret();
+            if !(url.starts_with("redis://") || url.starts_with("rediss://")) {
+                return Err(ConfigError(
+                    "REDIS_URL must start with redis:// or rediss://".into(),
+                ));
+            }
+        }
+        if self
+            .admin_token
+            .as_ref()
+            .is_some_and(|t| t.expose_secret().len() < 16)
+        {
+            return Err(ConfigError(
+                "ADMIN_TOKEN must be at least 16 characters".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl DatabaseSettings {
+    pub fn pool_timeout(&self) -> Duration {
+        Duration::from_secs(self.pool_timeout_secs)
+    }
+    pub fn connect_timeout(&self) -> Duration {
+        Duration::from_secs(self.connect_timeout_secs)
+    }
+    pub fn idle_timeout(&self) -> Duration {
+        Duration::from_millis(self.idle_timeout_ms)
+    }
+    pub fn health_check_timeout(&self) -> Duration {
+        Duration::from_millis(self.health_check_timeout_ms)
+    }
+}
+
+/// The seed's flat environment variables, each mapped onto its setting path. An empty value
+/// counts as unset, as it does in most deploy tooling.
+fn seed_variables() -> Env {
+    Env::raw()
+        .only(
+            &SEED_VARIABLES
+                .iter()
+                .map(|(var, _)| *var)
+                .collect::<Vec<_>>(),
+        )
+        .filter_map(|var| {
+            let value_is_set = std::env::var(var.as_str()).is_ok_and(|v| !v.is_empty());
+            let path = SEED_VARIABLES
+                .iter()
+                .find(|(name, _)| var.as_str().eq_ignore_ascii_case(name))
+                .map(|(_, path)| *path)?;
+            value_is_set.then(|| path.into())
+        })
+}
+
+/// A connection URL with its password replaced, safe for logs.
+pub fn redact_url(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut parsed) => {
+            if parsed.password().is_some() {
+                let _ = parsed.set_password(Some("***"));
+            }
+            parsed.to_string()
+        }
+        Err(_) => "<unparseable url>".into(),
+    }
+}

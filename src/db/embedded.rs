@@ -1,0 +1,263 @@
+//! The embedded default: with `DATABASE_URL` unset, `serve` runs a private PostgreSQL cluster
+//! from the server binaries installed on the machine. Its data lives in a project-local
+//! directory and is reused across runs. PostgreSQL refuses to run as root, so when we are root
+//! the cluster runs as an unprivileged system user.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use anyhow::{bail, Context};
+use nix::unistd::{Gid, Uid, User};
+use secrecy::SecretString;
+use sqlx::{Connection, PgConnection};
+use tokio::process::Command;
+
+/// The database the service uses inside the embedded cluster.
+pub const DATABASE_NAME: &str = "vibing2";
+/// The system user the cluster runs as when we are root, if no `postgres` user exists.
+const FALLBACK_SYSTEM_USER: &str = "vibing2-postgres";
+
+pub struct EmbeddedCluster {
+    bin_dir: PathBuf,
+    data_dir: PathBuf,
+    port: u16,
+    run_as: Option<User>,
+    /// False when another process already ran this cluster: we use it, but leave it running.
+    started_here: bool,
+}
+
+impl EmbeddedCluster {
+    /// Starts (initialising on first use) the cluster kept under `dir`, or joins it if another
+    /// process of ours already runs it.
+    pub async fn start(dir: &Path) -> anyhow::Result<Self> {
+        let bin_dir = find_server_binaries()?;
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        let dir = dir.canonicalize()?;
+        let data_dir = dir.join("data");
+        let run_as = unprivileged_user().await?;
+        if let Some(user) = &run_as {
+            chown_recursive(&dir, user).await?;
+        }
+
+        let mut cluster = Self {
+            bin_dir,
+            data_dir,
+            port: 0,
+            run_as,
+            started_here: false,
+        };
+        if !cluster.data_dir.join("PG_VERSION").exists() {
+            cluster.initdb().await?;
+        }
+        if let Some(port) = cluster.running_port().await? {
+            tracing::info!(port, dir = %dir.display(), "joining the embedded PostgreSQL already running");
+            cluster.port = port;
+        } else {
+            cluster.port = free_loopback_port()?;
+            let log = dir.join("server.log");
+            let server_options = format!(
+                "-c port={} -c listen_addresses=127.0.0.1 -c unix_socket_directories=''",
+                cluster.port
+            );
+            let output = cluster
+                .pg_command("pg_ctl")
+                .arg("-D")
+                .arg(&cluster.data_dir)
+                .arg("-l")
+                .arg(&log)
+                .args(["-w", "-t", "60", "-o", &server_options, "start"])
+                .output()
+                .await?;
+            ensure_success("pg_ctl start", &output, Some(&log))?;
+            cluster.started_here = true;
+            tracing::info!(port = cluster.port, dir = %dir.display(), "embedded PostgreSQL started");
+        }
+        cluster.ensure_database().await?;
+        Ok(cluster)
+    }
+
+    pub fn url(&self) -> SecretString {
+        self.url_for(DATABASE_NAME).into()
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Stops the cluster with a fast shutdown, if this process started it.
+    pub async fn stop(self) -> anyhow::Result<()> {
+        if !self.started_here {
+            return Ok(());
+        }
+        let output = self
+            .pg_command("pg_ctl")
+            .arg("-D")
+            .arg(&self.data_dir)
+            .args(["-m", "fast", "-w", "stop"])
+            .output()
+            .await?;
+        ensure_success("pg_ctl stop", &output, None)?;
+        tracing::info!("embedded PostgreSQL stopped");
+        Ok(())
+    }
+
+    fn url_for(&self, database: &str) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/{database}", self.port)
+    }
+
+    fn pg_command(&self, program: &str) -> Command {
+        let mut command = Command::new(self.bin_dir.join(program));
+        command.env_remove("PGDATA").kill_on_drop(false);
+        if let Some(parent) = self.data_dir.parent() {
+            command.current_dir(parent);
+        }
+        if let Some(user) = &self.run_as {
+            command
+                .uid(user.uid.as_raw())
+                .gid(user.gid.as_raw())
+                .env("HOME", &user.dir);
+        }
+        command
+    }
+
+    async fn initdb(&self) -> anyhow::Result<()> {
+        tracing::info!(dir = %self.data_dir.display(), "initialising the embedded PostgreSQL cluster");
+        let output = self
+            .pg_command("initdb")
+            .arg("-D")
+            .arg(&self.data_dir)
+            .args([
+                "-U",
+                "postgres",
+                "--auth=trust",
+                "--encoding=UTF8",
+                "--locale=C",
+                "--no-instructions",
+            ])
+            .output()
+            .await?;
+        ensure_success("initdb", &output, None)
+    }
+
+    /// The port of a postmaster already running on our data directory, from `postmaster.pid`.
+    async fn running_port(&self) -> anyhow::Result<Option<u16>> {
+        let status = self
+            .pg_command("pg_ctl")
+            .arg("-D")
+            .arg(&self.data_dir)
+            .arg("status")
+            .output()
+            .await?;
+        if !status.status.success() {
+            return Ok(None);
+        }
+        let pid_file = std::fs::read_to_string(self.data_dir.join("postmaster.pid"))?;
+        let port = pid_file
+            .lines()
+            .nth(3)
+            .and_then(|line| line.trim().parse().ok());
+        Ok(port)
+    }
+
+    async fn ensure_database(&self) -> anyhow::Result<()> {
+        let mut conn = PgConnection::connect(&self.url_for("postgres")).await?;
+        let exists: bool =
+            sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
+                .bind(DATABASE_NAME)
+                .fetch_one(&mut conn)
+                .await?;
+        if !exists {
+            sqlx::query(&format!("CREATE DATABASE {DATABASE_NAME}"))
+                .execute(&mut conn)
+                .await?;
+        }
+        Ok(())
+    }
+}
+
+/// `initdb` and `pg_ctl`, from PATH or from the newest `/usr/lib/postgresql/*/bin`.
+fn find_server_binaries() -> anyhow::Result<PathBuf> {
+    let has_both = |dir: &Path| dir.join("initdb").is_file() && dir.join("pg_ctl").is_file();
+    let on_path = std::env::var_os("PATH")
+        .map(|path| std::env::split_paths(&path).collect::<Vec<_>>())
+        .unwrap_or_default();
+    if let Some(dir) = on_path.into_iter().find(|dir| has_both(dir)) {
+        return Ok(dir);
+    }
+    let mut versions: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|entry| {
+            let version = entry.file_name().to_str()?.parse().ok()?;
+            Some((version, entry.path().join("bin")))
+        })
+        .filter(|(_, bin)| has_both(bin))
+        .collect();
+    versions.sort();
+    match versions.pop() {
+        Some((_, bin)) => Ok(bin),
+        None => bail!(
+            "no PostgreSQL server binaries (initdb, pg_ctl) found on PATH or under /usr/lib/postgresql: \
+             install them (Debian: apt-get install postgresql) or set DATABASE_URL"
+        ),
+    }
+}
+
+/// None when we are not root. As root: the `postgres` system user if the machine has one,
+/// otherwise a dedicated system user, created on first use.
+async fn unprivileged_user() -> anyhow::Result<Option<User>> {
+    if !Uid::effective().is_root() {
+        return Ok(None);
+    }
+    for name in ["postgres", FALLBACK_SYSTEM_USER] {
+        if let Some(user) = User::from_name(name)? {
+            return Ok(Some(user));
+        }
+    }
+    let output = Command::new("useradd")
+        .args([
+            "--system",
+            "--user-group",
+            "--no-create-home",
+            "--shell",
+            "/usr/sbin/nologin",
+        ])
+        .arg(FALLBACK_SYSTEM_USER)
+        .output()
+        .await
+        .context("cannot run useradd to create the embedded cluster's system user")?;
+    ensure_success("useradd", &output, None)?;
+    User::from_name(FALLBACK_SYSTEM_USER)?
+        .map(Some)
+        .context("useradd succeeded but the system user is missing")
+}
+
+async fn chown_recursive(dir: &Path, user: &User) -> anyhow::Result<()> {
+    let owner = format!("{}:{}", user.uid, Gid::from_raw(user.gid.as_raw()));
+    let output = Command::new("chown")
+        .arg("-R")
+        .arg(owner)
+        .arg(dir)
+        .output()
+        .await?;
+    ensure_success("chown", &output, None)
+}
+
+fn free_loopback_port() -> anyhow::Result<u16> {
+    Ok(TcpListener::bind(("127.0.0.1", 0))?.local_addr()?.port())
+}
+
+fn ensure_success(what: &str, output: &Output, log: Option<&Path>) -> anyhow::Result<()> {
+    if output.status.success() {
+        return Ok(());
+    }
+    let mut detail = String::from_utf8_lossy(&output.stderr).trim().to_owned();
+    if let Some(tail) = log.and_then(|log| std::fs::read_to_string(log).ok()) {
+        let lines: Vec<&str> = tail.lines().collect();
+        detail.push_str("\n--- server log ---\n");
+        detail.push_str(&lines[lines.len().saturating_sub(15)..].join("\n"));
+    }
+    bail!("{what} failed ({}): {detail}", output.status)
+}

@@ -1,0 +1,299 @@
+//! The embedded migrations and their runner.
+//!
+//! Migration 1 is the Phase-2 schema that Prisma's `init_postgresql` created. On an empty
+//! database it is applied; on a database Prisma already built it is *adopted* (recorded as
+//! applied without running), and the later migrations upgrade it in place. A migration whose
+//! first line is `-- vibing2:no-transaction` runs statement by statement outside a transaction
+//! (for `CREATE INDEX CONCURRENTLY`); its statements must be idempotent.
+
+use std::time::Instant;
+
+use anyhow::{bail, Context};
+use sha2::{Digest, Sha256};
+use sqlx::{Connection, Executor, PgConnection, Row};
+
+/// Serialises concurrent `migrate` runs (two instances starting at once).
+const MIGRATION_LOCK_KEY: i64 = 0x7669_6269_6e67_0001;
+const NO_TRANSACTION_MARKER: &str = "-- vibing2:no-transaction";
+
+pub struct Migration {
+    pub version: i64,
+    pub name: &'static str,
+    pub sql: &'static str,
+}
+
+pub static MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "phase2_baseline",
+        sql: include_str!("../../migrations/0001_phase2_baseline.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "optimized_schema",
+        sql: include_str!("../../migrations/0002_optimized_schema.sql"),
+    },
+    Migration {
+        version: 3,
+        name: "indexes",
+        sql: include_str!("../../migrations/0003_indexes.sql"),
+    },
+];
+
+impl Migration {
+    fn transactional(&self) -> bool {
+        !self.sql.starts_with(NO_TRANSACTION_MARKER)
+    }
+
+    fn checksum(&self) -> String {
+        hex::encode(Sha256::digest(self.sql.as_bytes()))
+    }
+
+    /// The statements of a no-transaction migration: split at `;` line ends, comments dropped.
+    fn statements(&self) -> impl Iterator<Item = String> + '_ {
+        self.sql
+            .split(";\n")
+            .map(|chunk| {
+                chunk
+                    .lines()
+                    .filter(|line| !line.trim_start().starts_with("--"))
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            })
+            .filter(|statement| !statement.trim().is_empty())
+    }
+}
+
+/// What one `migrate` run did.
+#[derive(Debug, Default)]
+pub struct Report {
+    pub adopted_phase2: bool,
+    pub applied: Vec<(i64, &'static str, f64)>,
+    /// Legacy values the upgrade could not carry over as they were (table `MigrationIssue`).
+    pub issues: Vec<MigrationIssue>,
+}
+
+#[derive(Debug)]
+pub struct MigrationIssue {
+    pub table: String,
+    pub row_id: String,
+    pub column: String,
+    pub original_value: Option<String>,
+    pub problem: String,
+}
+
+impl Report {
+    pub fn is_noop(&self) -> bool {
+        !self.adopted_phase2 && self.applied.is_empty()
+    }
+}
+
+/// Brings the database to the latest schema. Safe to run again: a database that is current is
+/// left untouched.
+pub async fn run(conn: &mut PgConnection) -> anyhow::Result<Report> {
+    sqlx::query("SELECT pg_advisory_lock($1)")
+        .bind(MIGRATION_LOCK_KEY)
+        .execute(&mut *conn)
+        .await?;
+    let result = run_locked(conn).await;
+    sqlx::query("SELECT pg_advisory_unlock($1)")
+        .bind(MIGRATION_LOCK_KEY)
+        .execute(&mut *conn)
+        .await?;
+    result
+}
+
+async fn run_locked(conn: &mut PgConnection) -> anyhow::Result<Report> {
+    conn.execute(
+        r#"CREATE TABLE IF NOT EXISTS "_vibing2_migrations" (
+               "version" BIGINT PRIMARY KEY,
+               "name" TEXT NOT NULL,
+               "checksum" TEXT NOT NULL,
+               "mode" TEXT NOT NULL CHECK ("mode" IN ('applied', 'adopted')),
+               "appliedAt" TIMESTAMP(3) NOT NULL DEFAULT (now() AT TIME ZONE 'UTC'),
+               "durationMs" DOUBLE PRECISION NOT NULL
+           )"#,
+    )
+    .await?;
+
+    let applied: Vec<(i64, String)> = sqlx::query_as(
+        r#"SELECT "version", "checksum" FROM "_vibing2_migrations" ORDER BY "version""#,
+    )
+    .fetch_all(&mut *conn)
+    .await?;
+    for (version, checksum) in &applied {
+        match MIGRATIONS.iter().find(|m| m.version == *version) {
+            Some(migration) if migration.checksum() == *checksum => {}
+            Some(migration) => bail!("migration {version} ({}) was edited after it was applied", migration.name),
+            None => bail!("the database has migration {version}, which this binary does not know: is it older?"),
+        }
+    }
+
+    let mut report = Report::default();
+    if applied.is_empty() && phase2_schema_present(conn).await? {
+        let baseline = &MIGRATIONS[0];
+        record(conn, baseline, "adopted", 0.0).await?;
+        report.adopted_phase2 = true;
+        tracing::info!("adopted an existing Phase-2 (Prisma) schema as migration 1");
+    }
+
+    let done: Vec<i64> = sqlx::query_scalar(r#"SELECT "version" FROM "_vibing2_migrations""#)
+        .fetch_all(&mut *conn)
+        .await?;
+    for migration in MIGRATIONS.iter().filter(|m| !done.contains(&m.version)) {
+        let started = Instant::now();
+        if migration.transactional() {
+            let mut tx = conn.begin().await?;
+            tx.execute(sqlx::raw_sql(migration.sql))
+                .await
+                .with_context(|| {
+                    format!(
+                        "migration {} ({}) failed",
+                        migration.version, migration.name
+                    )
+                })?;
+            let elapsed = started.elapsed().as_secs_f64() * 1000.0;
+            record(&mut tx, migration, "applied", elapsed).await?;
+            tx.commit().await?;
+        } else {
+            drop_invalid_indexes(conn).await?;
+            for statement in migration.statements() {
+                conn.execute(sqlx::raw_sql(&statement))
+                    .await
+                    .with_context(|| {
+                        format!(
+                            "migration {} ({}) failed at: {}",
+                            migration.version,
+                            migration.name,
+                            statement.trim()
+                        )
+                    })?;
+            }
+            record(
+                conn,
+                migration,
+                "applied",
+                started.elapsed().as_secs_f64() * 1000.0,
+            )
+            .await?;
+        }
+        let elapsed = started.elapsed().as_secs_f64() * 1000.0;
+        tracing::info!(
+            version = migration.version,
+            name = migration.name,
+            elapsed_ms = elapsed,
+            "migration applied"
+        );
+        report
+            .applied
+            .push((migration.version, migration.name, elapsed));
+    }
+
+    report.issues = sqlx::query(
+        r#"SELECT "tableName", "rowId", "columnName", "originalValue", "problem"
+           FROM "MigrationIssue" ORDER BY "id""#,
+    )
+    .fetch_all(&mut *conn)
+    .await?
+    .into_iter()
+    .map(|row| MigrationIssue {
+        table: row.get(0),
+        row_id: row.get(1),
+        column: row.get(2),
+        original_value: row.get(3),
+        problem: row.get(4),
+    })
+    .collect();
+    Ok(report)
+}
+
+/// The newest migration applied to the database, if any.
+pub async fn current_version(conn: &mut PgConnection) -> sqlx::Result<Option<i64>> {
+    let ledger_exists: bool =
+        sqlx::query_scalar(r#"SELECT to_regclass('"_vibing2_migrations"') IS NOT NULL"#)
+            .fetch_one(&mut *conn)
+            .await?;
+    if !ledger_exists {
+        return Ok(None);
+    }
+    sqlx::query_scalar(r#"SELECT max("version") FROM "_vibing2_migrations""#)
+        .fetch_one(conn)
+        .await
+}
+
+pub fn latest_version() -> i64 {
+    MIGRATIONS.last().map_or(0, |m| m.version)
+}
+
+async fn record(
+    conn: &mut PgConnection,
+    migration: &Migration,
+    mode: &str,
+    duration_ms: f64,
+) -> sqlx::Result<()> {
+    sqlx::query(
+        r#"INSERT INTO "_vibing2_migrations" ("version", "name", "checksum", "mode", "durationMs")
+           VALUES ($1, $2, $3, $4, $5)"#,
+    )
+    .bind(migration.version)
+    .bind(migration.name)
+    .bind(migration.checksum())
+    .bind(mode)
+    .bind(duration_ms)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// A database Prisma built has every table of migration 1. A partial set is refused: it is
+/// neither empty nor Phase-2, and guessing would risk data.
+async fn phase2_schema_present(conn: &mut PgConnection) -> anyhow::Result<bool> {
+    const PHASE2_TABLES: [&str; 10] = [
+        "User",
+        "Account",
+        "Session",
+        "VerificationToken",
+        "Project",
+        "ProjectFile",
+        "Message",
+        "TokenUsage",
+        "ProjectCollaborator",
+        "CollaborationInvite",
+    ];
+    let present: Vec<String> = sqlx::query_scalar(
+        "SELECT table_name::text FROM information_schema.tables
+         WHERE table_schema = current_schema() AND table_name = ANY($1)",
+    )
+    .bind(&PHASE2_TABLES[..])
+    .fetch_all(&mut *conn)
+    .await?;
+    match present.len() {
+        0 => Ok(false),
+        n if n == PHASE2_TABLES.len() => Ok(true),
+        _ => bail!(
+            "the database holds only some of the Phase-2 tables ({}); refusing to guess how to upgrade it",
+            present.join(", ")
+        ),
+    }
+}
+
+/// An interrupted `CREATE INDEX CONCURRENTLY` leaves an invalid index behind, which
+/// `IF NOT EXISTS` would then keep forever. Drop those before a no-transaction migration runs.
+async fn drop_invalid_indexes(conn: &mut PgConnection) -> anyhow::Result<()> {
+    let invalid: Vec<String> = sqlx::query_scalar(
+        "SELECT format('%I', c.relname) FROM pg_index i
+         JOIN pg_class c ON c.oid = i.indexrelid
+         JOIN pg_namespace n ON n.oid = c.relnamespace
+         WHERE NOT i.indisvalid AND n.nspname = current_schema()",
+    )
+    .fetch_all(&mut *conn)
+    .await?;
+    for index in invalid {
+        tracing::warn!(%index, "dropping an invalid index left by an interrupted build");
+        conn.execute(sqlx::raw_sql(&format!(
+            "DROP INDEX CONCURRENTLY IF EXISTS {index}"
+        )))
+        .await?;
+    }
+    Ok(())
+}

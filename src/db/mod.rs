@@ -1,0 +1,71 @@
+//! The database layer: the connection pool, the embedded cluster, migrations and catalog
+//! queries. Nothing here knows about HTTP.
+
+pub mod catalog;
+pub mod embedded;
+pub mod migrate;
+
+use std::str::FromStr;
+
+use anyhow::Context;
+use secrecy::{ExposeSecret, SecretString};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{ConnectOptions, PgPool};
+
+use crate::config::{redact_url, DatabaseSettings};
+
+/// Builds the pool from the settings. Every connection gets `statement_timeout`,
+/// `idle_in_transaction_session_timeout` and UTC as its time zone at startup, so no request
+/// can hold a connection (or a lock) forever.
+pub async fn connect(settings: &DatabaseSettings, url: &SecretString) -> anyhow::Result<PgPool> {
+    let options = connect_options(settings, url)?;
+    let pool = PgPoolOptions::new()
+        .max_connections(settings.connection_limit)
+        .acquire_timeout(settings.pool_timeout())
+        .idle_timeout(Some(settings.idle_timeout()))
+        .connect_lazy_with(options);
+
+    let redacted = redact_url(url.expose_secret());
+    tokio::time::timeout(settings.connect_timeout(), pool.acquire())
+        .await
+        .with_context(|| {
+            format!(
+                "no connection to {redacted} within DB_CONNECT_TIMEOUT ({} s)",
+                settings.connect_timeout_secs
+            )
+        })?
+        .with_context(|| format!("cannot connect to {redacted}"))?;
+    tracing::info!(database = %redacted, max_connections = settings.connection_limit, "database pool ready");
+    Ok(pool)
+}
+
+/// The options each pooled connection is opened with.
+pub fn connect_options(
+    settings: &DatabaseSettings,
+    url: &SecretString,
+) -> anyhow::Result<PgConnectOptions> {
+    let options = PgConnectOptions::from_str(url.expose_secret())
+        .with_context(|| {
+            format!(
+                "DATABASE_URL is not a valid URL: {}",
+                redact_url(url.expose_secret())
+            )
+        })?
+        .application_name("vibing2")
+        .options([
+            (
+                "statement_timeout",
+                settings.statement_timeout_ms.to_string(),
+            ),
+            (
+                "idle_in_transaction_session_timeout",
+                settings.idle_in_transaction_timeout_ms.to_string(),
+            ),
+            ("TimeZone", "UTC".to_owned()),
+        ])
+        .log_slow_statements(
+            tracing::log::LevelFilter::Warn,
+            std::time::Duration::from_secs(1),
+        );
+    Ok(options)
+}

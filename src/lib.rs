@@ -1,0 +1,14 @@
+//! vibing2: the PostgreSQL-backed data service of the vibing2 AI app-building platform.
+//!
+//! Calls flow `api` → `db`; handlers never write SQL and `db` knows nothing of HTTP.
+
+pub mod api;
+pub mod app;
+pub mod cli;
+pub mod commands;
+pub mod config;
+pub mod db;
+pub mod error;
+pub mod telemetry;
+
+pub use error::{Error, Result};
