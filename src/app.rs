@@ -41,8 +41,13 @@ impl AppState {
 /// The whole HTTP surface: the API routes, JSON fallbacks for unknown routes and wrong
 /// methods, a body limit, request tracing, and a panic guard that answers with the JSON shape.
 pub fn router(state: AppState) -> Router {
+    with_layers(crate::api::routes(), state)
+}
+
+/// Wraps routes in the service's fallbacks and layers; tests use it to mount probe routes.
+pub fn with_layers(routes: Router<AppState>, state: AppState) -> Router {
     let body_limit = state.settings.server.body_limit_bytes;
-    crate::api::routes()
+    routes
         .fallback(|| async { Error::NotFound("route") })
         .method_not_allowed_fallback(|| async { Error::MethodNotAllowed })
         .layer(DefaultBodyLimit::max(body_limit))

@@ -24,7 +24,7 @@ impl Database {
             }),
             None => {
                 tracing::info!("DATABASE_URL is unset: using the embedded PostgreSQL cluster");
-                let cluster = EmbeddedCluster::start(&settings.database.embedded_dir).await?;
+                let cluster = EmbeddedCluster::start(&settings.database.embedded_dir, &[]).await?;
                 Ok(Self {
                     url: cluster.url(),
                     embedded: Some(cluster),

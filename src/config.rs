@@ -146,6 +146,8 @@ impl Settings {
     ) -> Result<Self, ConfigError> {
         let mut figment = Figment::from(Serialized::defaults(Defaults::default()));
         for (key, value) in pairs {
+            // Parsed as the environment's values are: "25" is a number, "true" a boolean.
+            let value: figment::value::Value = value.parse().unwrap_or_else(|never| match never {});
             figment = figment.merge((key, value));
         }
         Self::from_figment(figment)
@@ -261,5 +263,112 @@ pub fn redact_url(url: &str) -> String {
             parsed.to_string()
         }
         Err(_) => "<unparseable url>".into(),
+    }
+}
+
+#[cfg(test)]
+// figment::Jail's closures return its own large error type; that is its API, not ours.
+#[allow(clippy::result_large_err)]
+mod tests {
+    use figment::Jail;
+
+    use super::*;
+
+    #[test]
+    fn defaults_are_the_seeds() {
+        Jail::expect_with(|_jail| {
+            let settings = Settings::load().unwrap();
+            let db = &settings.database;
+            assert!(db.url.is_none());
+            assert_eq!(db.connection_limit, 25);
+            assert_eq!(db.pool_timeout_secs, 30);
+            assert_eq!(db.connect_timeout_secs, 10);
+            assert_eq!(db.statement_timeout_ms, 30_000);
+            assert_eq!(db.idle_timeout_ms, 60_000);
+            assert_eq!(settings.server.port, 3000);
+            assert!(settings.redis.url.is_none() && settings.admin_token.is_none());
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn the_environment_overrides_the_file_which_overrides_the_defaults() {
+        Jail::expect_with(|jail| {
+            jail.create_file(
+                "vibing2.toml",
+                "[database]\nconnection_limit = 40\nstatement_timeout_ms = 5000\n",
+            )?;
+            jail.set_env("DB_CONNECTION_LIMIT", "12");
+            jail.set_env("VIBING2_SERVER__BODY_LIMIT_BYTES", "4096");
+            jail.set_env("PORT", "8080");
+            let settings = Settings::load().unwrap();
+            assert_eq!(settings.database.connection_limit, 12);
+            assert_eq!(settings.database.statement_timeout_ms, 5000);
+            assert_eq!(settings.server.body_limit_bytes, 4096);
+            assert_eq!(settings.server.port, 8080);
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn a_wrong_value_fails_with_one_line_naming_the_setting() {
+        let cases = [
+            ("DB_CONNECTION_LIMIT", "many", "DB_CONNECTION_LIMIT"),
+            ("DB_POOL_TIMEOUT", "-1", "DB_POOL_TIMEOUT"),
+            ("DB_STATEMENT_TIMEOUT", "0", "DB_STATEMENT_TIMEOUT"),
+            ("PORT", "70000", "PORT"),
+            ("DATABASE_URL", "mysql://localhost/db", "DATABASE_URL"),
+            ("REDIS_URL", "localhost:6379", "REDIS_URL"),
+            ("ADMIN_TOKEN", "short", "ADMIN_TOKEN"),
+        ];
+        for (variable, value, named) in cases {
+            Jail::expect_with(|jail| {
+                jail.set_env(variable, value);
+                let message = Settings::load().unwrap_err().to_string();
+                assert!(message.contains(named), "{variable}={value}: {message}");
+                assert_eq!(message.lines().count(), 1, "{message}");
+                Ok(())
+            });
+        }
+    }
+
+    #[test]
+    fn an_empty_seed_variable_counts_as_unset() {
+        Jail::expect_with(|jail| {
+            jail.set_env("DATABASE_URL", "");
+            assert!(Settings::load().unwrap().database.url.is_none());
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn secrets_never_appear_in_debug_output() {
+        Jail::expect_with(|jail| {
+            jail.set_env(
+                "DATABASE_URL",
+                "postgres://app:db-password-123@db.internal/vibing2",
+            );
+            jail.set_env("REDIS_URL", "redis://:redis-password-456@cache.internal");
+            jail.set_env("ADMIN_TOKEN", "admin-token-0123456789");
+            let debug = format!("{:?}", Settings::load().unwrap());
+            for secret in [
+                "db-password-123",
+                "redis-password-456",
+                "admin-token-0123456789",
+            ] {
+                assert!(!debug.contains(secret), "{secret} leaked into {debug}");
+            }
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn logged_urls_have_their_password_redacted() {
+        assert_eq!(
+            redact_url("postgres://app:secret@db:5432/v"),
+            "postgres://app:***@db:5432/v"
+        );
+        assert_eq!(redact_url("postgres://app@db/v"), "postgres://app@db/v");
+        assert_eq!(redact_url("not a url"), "<unparseable url>");
     }
 }

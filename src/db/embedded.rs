@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::Output;
 
 use anyhow::{bail, Context};
+use nix::fcntl::{Flock, FlockArg};
 use nix::unistd::{Gid, Uid, User};
 use secrecy::SecretString;
 use sqlx::{Connection, PgConnection};
@@ -30,10 +31,17 @@ pub struct EmbeddedCluster {
 impl EmbeddedCluster {
     /// Starts (initialising on first use) the cluster kept under `dir`, or joins it if another
     /// process of ours already runs it.
-    pub async fn start(dir: &Path) -> anyhow::Result<Self> {
-        let bin_dir = find_server_binaries()?;
+    pub async fn start(dir: &Path, server_settings: &[(&str, &str)]) -> anyhow::Result<Self> {
+        let bin_dir = find_server_binaries(&search_path(), Path::new("/usr/lib/postgresql"))?;
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
         let dir = dir.canonicalize()?;
+        // Two processes starting on one directory (two `serve`s, parallel test binaries) take
+        // turns: the second one finds the cluster running and joins it.
+        let lock_file = std::fs::File::create(dir.join("start.lock"))?;
+        let _start_lock =
+            tokio::task::spawn_blocking(move || Flock::lock(lock_file, FlockArg::LockExclusive))
+                .await?
+                .map_err(|(_, errno)| anyhow::anyhow!("cannot lock {}: {errno}", dir.display()))?;
         let data_dir = dir.join("data");
         let run_as = unprivileged_user().await?;
         if let Some(user) = &run_as {
@@ -56,10 +64,13 @@ impl EmbeddedCluster {
         } else {
             cluster.port = free_loopback_port()?;
             let log = dir.join("server.log");
-            let server_options = format!(
+            let mut server_options = format!(
                 "-c port={} -c listen_addresses=127.0.0.1 -c unix_socket_directories=''",
                 cluster.port
             );
+            for (name, value) in server_settings {
+                server_options.push_str(&format!(" -c {name}={value}"));
+            }
             let output = cluster
                 .pg_command("pg_ctl")
                 .arg("-D")
@@ -176,16 +187,20 @@ impl EmbeddedCluster {
     }
 }
 
-/// `initdb` and `pg_ctl`, from PATH or from the newest `/usr/lib/postgresql/*/bin`.
-fn find_server_binaries() -> anyhow::Result<PathBuf> {
+fn search_path() -> Vec<PathBuf> {
+    std::env::var_os("PATH")
+        .map(|path| std::env::split_paths(&path).collect())
+        .unwrap_or_default()
+}
+
+/// `initdb` and `pg_ctl`, from the first directory of `path` that has both, or else from the
+/// newest `<versions_root>/<version>/bin` (Debian's layout).
+pub fn find_server_binaries(path: &[PathBuf], versions_root: &Path) -> anyhow::Result<PathBuf> {
     let has_both = |dir: &Path| dir.join("initdb").is_file() && dir.join("pg_ctl").is_file();
-    let on_path = std::env::var_os("PATH")
-        .map(|path| std::env::split_paths(&path).collect::<Vec<_>>())
-        .unwrap_or_default();
-    if let Some(dir) = on_path.into_iter().find(|dir| has_both(dir)) {
-        return Ok(dir);
+    if let Some(dir) = path.iter().find(|dir| has_both(dir)) {
+        return Ok(dir.clone());
     }
-    let mut versions: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
+    let mut versions: Vec<(u32, PathBuf)> = std::fs::read_dir(versions_root)
         .into_iter()
         .flatten()
         .flatten()
@@ -199,8 +214,9 @@ fn find_server_binaries() -> anyhow::Result<PathBuf> {
     match versions.pop() {
         Some((_, bin)) => Ok(bin),
         None => bail!(
-            "no PostgreSQL server binaries (initdb, pg_ctl) found on PATH or under /usr/lib/postgresql: \
-             install them (Debian: apt-get install postgresql) or set DATABASE_URL"
+            "no PostgreSQL server binaries (initdb, pg_ctl) found on PATH or under {}: \
+             install them (Debian: apt-get install postgresql) or set DATABASE_URL",
+            versions_root.display()
         ),
     }
 }

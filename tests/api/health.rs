@@ -1,0 +1,116 @@
+use axum::http::{header, StatusCode};
+use sqlx::postgres::PgPoolOptions;
+use vibing2::app::{self, AppState};
+use vibing2::config::Settings;
+
+use crate::support::{send, TestApp};
+
+#[tokio::test]
+async fn liveness_reports_version_and_uptime_without_touching_the_database() {
+    let app = TestApp::new().await;
+    app.pool.close().await;
+    let response = app.get("/api/health").await;
+    assert_eq!(response.status, StatusCode::OK);
+    assert_eq!(response.json["status"], "ok");
+    assert_eq!(response.json["version"], env!("CARGO_PKG_VERSION"));
+    assert!(response.json["uptimeSeconds"].is_u64());
+}
+
+#[tokio::test]
+async fn database_health_reports_pool_and_cache_and_is_never_cached() {
+    let app = TestApp::with_settings(&[("database.connection_limit", "7")]).await;
+    let response = app.get("/api/health/database").await;
+    assert_eq!(response.status, StatusCode::OK, "{}", response.json);
+    assert_eq!(response.headers[header::CACHE_CONTROL], "no-store");
+    let body = &response.json;
+    assert_eq!(body["status"], "healthy");
+    assert_eq!(body["database"]["status"], "up");
+    assert!(body["database"]["responseTimeMs"].as_f64().unwrap() >= 0.0);
+    assert_eq!(body["pool"]["max"], 7);
+    let size = body["pool"]["size"].as_u64().unwrap();
+    let idle = body["pool"]["idle"].as_u64().unwrap();
+    assert_eq!(body["pool"]["inUse"].as_u64().unwrap(), size - idle);
+    assert_eq!(body["cache"]["sharedTier"], "none");
+    assert!(body.get("details").is_none(), "details only when asked for");
+}
+
+#[tokio::test]
+async fn detailed_health_adds_schema_version_tables_and_view_refreshes() {
+    let app = TestApp::new().await;
+    sqlx::query("ANALYZE").execute(&app.pool).await.unwrap();
+    let response = app.get("/api/health/database?detailed=true").await;
+    assert_eq!(response.status, StatusCode::OK, "{}", response.json);
+    let details = &response.json["details"];
+    assert_eq!(
+        details["schemaVersion"],
+        vibing2::db::migrate::latest_version()
+    );
+    assert_eq!(
+        details["latestSchemaVersion"],
+        vibing2::db::migrate::latest_version()
+    );
+    let tables = details["tables"].as_array().unwrap();
+    let user = tables
+        .iter()
+        .find(|t| t["name"] == "User")
+        .expect("User table listed");
+    assert_eq!(user["kind"], "table");
+    assert!(user["totalBytes"].as_i64().unwrap() > 0);
+    let views: Vec<&str> = details["materializedViews"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(views, ["project_stats", "user_token_summary"]);
+    for view in details["materializedViews"].as_array().unwrap() {
+        assert_eq!(view["populated"], true);
+        assert!(view["lastRefreshAt"].is_string());
+    }
+}
+
+#[tokio::test]
+async fn database_down_answers_503_with_the_reason() {
+    // A port nothing listens on: every acquire fails quickly.
+    let closed_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!("postgres://postgres@127.0.0.1:{closed_port}/nothing");
+    let settings = Settings::from_pairs([
+        ("database.url", url.clone()),
+        ("database.pool_timeout_secs", "1".into()),
+    ])
+    .unwrap();
+    let pool = PgPoolOptions::new()
+        .acquire_timeout(std::time::Duration::from_secs(1))
+        .connect_lazy(&url)
+        .unwrap();
+    let router = app::router(AppState::new(pool, settings).unwrap());
+    let response = send(
+        &router,
+        axum::http::Method::GET,
+        "/api/health/database",
+        None,
+    )
+    .await;
+    assert_eq!(response.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(response.headers[header::CACHE_CONTROL], "no-store");
+    assert_eq!(response.json["status"], "unhealthy");
+    assert_eq!(response.json["database"]["status"], "down");
+    let reason = response.json["reason"].as_str().unwrap();
+    assert!(reason.contains("database"), "{reason}");
+    assert!(
+        !reason.contains("Connection refused"),
+        "no internal error text: {reason}"
+    );
+}
+
+#[tokio::test]
+async fn a_bad_detailed_flag_is_a_400_in_the_json_shape() {
+    let app = TestApp::new().await;
+    let response = app.get("/api/health/database?detailed=maybe").await;
+    assert_eq!(response.status, StatusCode::BAD_REQUEST);
+    assert_eq!(response.error_code(), "bad_request");
+}

@@ -1,0 +1,293 @@
+//! Shared test plumbing: a real PostgreSQL (the one in `TEST_DATABASE_URL`, or else an
+//! embedded cluster under `target/`), a migrated template database cloned once per test, and
+//! an HTTP client that drives the real router without a port.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use axum::body::Body;
+use axum::http::{header, Method, Request, StatusCode};
+use axum::Router;
+use http_body_util::BodyExt;
+use secrecy::SecretString;
+use serde_json::Value;
+use sqlx::{Connection, Executor, PgConnection, PgPool};
+use tokio::sync::OnceCell;
+use tower::ServiceExt;
+use vibing2::app::{self, AppState};
+use vibing2::config::Settings;
+use vibing2::db::embedded::EmbeddedCluster;
+use vibing2::db::{self, migrate};
+
+/// Serialises template builds across test processes.
+const TEMPLATE_LOCK_KEY: i64 = 0x7669_6269_6e67_7465;
+
+static SERVER_URL: OnceCell<String> = OnceCell::const_new();
+
+/// The server every test database lives on, as a URL without a database name.
+pub async fn server_url() -> String {
+    SERVER_URL
+        .get_or_init(|| async {
+            if let Ok(url) = std::env::var("TEST_DATABASE_URL") {
+                return url
+                    .trim_end_matches('/')
+                    .rsplit_once('/')
+                    .map_or(url.clone(), |(base, _)| base.to_owned());
+            }
+            // The embedded default, with durability off: test data is disposable. It keeps
+            // running after the tests, so the next run starts at once.
+            let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/test-postgres");
+            let settings = [
+                ("fsync", "off"),
+                ("synchronous_commit", "off"),
+                ("full_page_writes", "off"),
+            ];
+            let cluster = EmbeddedCluster::start(&dir, &settings)
+                .await
+                .expect("embedded test cluster");
+            let url = format!("postgres://postgres@127.0.0.1:{}", cluster.port());
+            std::mem::forget(cluster);
+            url
+        })
+        .await
+        .clone()
+}
+
+pub async fn admin_connection() -> PgConnection {
+    PgConnection::connect(&format!("{}/postgres", server_url().await))
+        .await
+        .expect("admin connection")
+}
+
+static NEXT_DATABASE: AtomicU64 = AtomicU64::new(0);
+
+/// A database of this test's own, dropped (with any connections still open) when it goes.
+pub struct TestDb {
+    pub name: String,
+    pub url: String,
+}
+
+impl TestDb {
+    /// An empty database.
+    pub async fn empty() -> Self {
+        Self::create(None).await
+    }
+
+    /// A database at the latest schema, cloned from a template that is migrated once.
+    pub async fn migrated() -> Self {
+        let template = template().await;
+        Self::create(Some(&template)).await
+    }
+
+    async fn create(template: Option<&str>) -> Self {
+        let name = format!(
+            "v2t_{}_{}_{}",
+            std::process::id(),
+            NEXT_DATABASE.fetch_add(1, Ordering::Relaxed),
+            rand_suffix()
+        );
+        let mut admin = admin_connection().await;
+        let clause = template
+            .map(|t| format!(" TEMPLATE {t}"))
+            .unwrap_or_default();
+        admin
+            .execute(format!("CREATE DATABASE {name}{clause}").as_str())
+            .await
+            .expect("create test database");
+        let url = format!("{}/{name}", server_url().await);
+        Self { name, url }
+    }
+
+    pub fn secret_url(&self) -> SecretString {
+        self.url.clone().into()
+    }
+
+    pub async fn connect(&self) -> PgConnection {
+        PgConnection::connect(&self.url)
+            .await
+            .expect("test database connection")
+    }
+
+    /// A pool built exactly as the service builds it, from these settings.
+    pub async fn pool(&self, settings: &Settings) -> PgPool {
+        db::connect(&settings.database, &self.secret_url())
+            .await
+            .expect("pool")
+    }
+
+    /// Settings pointing at this database, with the given overrides.
+    pub fn settings(&self, overrides: &[(&str, &str)]) -> Settings {
+        let mut pairs = vec![("database.url", self.url.clone())];
+        pairs.extend(overrides.iter().map(|(k, v)| (*k, (*v).to_owned())));
+        Settings::from_pairs(pairs).expect("test settings")
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        let name = self.name.clone();
+        // Drop runs inside the test's runtime, which cannot be blocked on: use a thread.
+        let handle = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            runtime.block_on(async {
+                let mut admin = admin_connection().await;
+                let _ = admin
+                    .execute(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)").as_str())
+                    .await;
+            });
+        });
+        let _ = handle.join();
+    }
+}
+
+fn rand_suffix() -> String {
+    use rand::Rng;
+    let n: u32 = rand::thread_rng().gen();
+    format!("{n:08x}")
+}
+
+/// The migrated template, named after the migrations' contents so an edited migration gets
+/// a new one. Built under an advisory lock, then renamed into place, so a crash mid-build
+/// never leaves a half-migrated template.
+async fn template() -> String {
+    use sha2::{Digest, Sha256};
+    let mut digest = Sha256::new();
+    for migration in migrate::MIGRATIONS {
+        digest.update(migration.sql.as_bytes());
+    }
+    let name = format!("v2tpl_{}", &hex::encode(digest.finalize())[..16]);
+
+    let mut admin = admin_connection().await;
+    sqlx::query("SELECT pg_advisory_lock($1)")
+        .bind(TEMPLATE_LOCK_KEY)
+        .execute(&mut admin)
+        .await
+        .unwrap();
+    let exists: bool =
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
+            .bind(&name)
+            .fetch_one(&mut admin)
+            .await
+            .unwrap();
+    if !exists {
+        let building = format!("{name}_building");
+        admin
+            .execute(format!("DROP DATABASE IF EXISTS {building} WITH (FORCE)").as_str())
+            .await
+            .unwrap();
+        admin
+            .execute(format!("CREATE DATABASE {building}").as_str())
+            .await
+            .unwrap();
+        let mut conn = PgConnection::connect(&format!("{}/{building}", server_url().await))
+            .await
+            .unwrap();
+        migrate::run(&mut conn)
+            .await
+            .expect("migrating the template");
+        conn.close().await.unwrap();
+        admin
+            .execute(format!("ALTER DATABASE {building} RENAME TO {name}").as_str())
+            .await
+            .unwrap();
+    }
+    sqlx::query("SELECT pg_advisory_unlock($1)")
+        .bind(TEMPLATE_LOCK_KEY)
+        .execute(&mut admin)
+        .await
+        .unwrap();
+    name
+}
+
+/// The service's router over a test database, driven in-process.
+pub struct TestApp {
+    pub db: TestDb,
+    pub pool: PgPool,
+    pub router: Router,
+}
+
+impl TestApp {
+    pub async fn new() -> Self {
+        Self::with_settings(&[]).await
+    }
+
+    pub async fn with_settings(overrides: &[(&str, &str)]) -> Self {
+        let db = TestDb::migrated().await;
+        let settings = db.settings(overrides);
+        let pool = db.pool(&settings).await;
+        let router = app::router(AppState::new(pool.clone(), settings).unwrap());
+        Self { db, pool, router }
+    }
+
+    pub async fn get(&self, uri: &str) -> TestResponse {
+        self.request(Method::GET, uri, None).await
+    }
+
+    pub async fn request(
+        &self,
+        method: Method,
+        uri: &str,
+        body: Option<(&str, Vec<u8>)>,
+    ) -> TestResponse {
+        send(&self.router, method, uri, body).await
+    }
+}
+
+pub struct TestResponse {
+    pub status: StatusCode,
+    pub headers: axum::http::HeaderMap,
+    pub json: Value,
+}
+
+impl TestResponse {
+    /// Asserts the project's error shape and returns its code.
+    pub fn error_code(&self) -> &str {
+        let error = &self.json["error"];
+        assert!(
+            error["message"].is_string(),
+            "no error message in {}",
+            self.json
+        );
+        error["code"]
+            .as_str()
+            .unwrap_or_else(|| panic!("not the JSON error shape: {}", self.json))
+    }
+}
+
+/// Sends one request through a router; `body` is (content type, bytes).
+pub async fn send(
+    router: &Router,
+    method: Method,
+    uri: &str,
+    body: Option<(&str, Vec<u8>)>,
+) -> TestResponse {
+    let mut request = Request::builder().method(method).uri(uri);
+    let body = match body {
+        Some((content_type, bytes)) => {
+            request = request.header(header::CONTENT_TYPE, content_type);
+            Body::from(bytes)
+        }
+        None => Body::empty(),
+    };
+    let response = router
+        .clone()
+        .oneshot(request.body(body).unwrap())
+        .await
+        .unwrap();
+    let status = response.status();
+    let headers = response.headers().clone();
+    let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    let json = if bytes.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_slice(&bytes)
+            .unwrap_or_else(|_| panic!("not JSON: {}", String::from_utf8_lossy(&bytes)))
+    };
+    TestResponse {
+        status,
+        headers,
+        json,
+    }
+}
