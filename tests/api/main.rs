@@ -1,5 +1,6 @@
 //! Integration tests against a real PostgreSQL; each test gets its own database.
 
+mod bench_seed;
 mod embedded;
 mod errors;
 mod health;

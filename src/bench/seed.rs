@@ -1,0 +1,1 @@
+//! The deterministic data generator (filled in by the bench work).
