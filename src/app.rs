@@ -41,7 +41,7 @@ impl AppState {
 /// The whole HTTP surface: the API routes, JSON fallbacks for unknown routes and wrong
 /// methods, a body limit, request tracing, and a panic guard that answers with the JSON shape.
 pub fn router(state: AppState) -> Router {
-    with_layers(crate::api::routes(), state)
+    with_layers(crate::api::routes(&state.settings), state)
 }
 
 /// Wraps routes in the service's fallbacks and layers; tests use it to mount probe routes.

@@ -64,7 +64,9 @@ async fn run_server(settings: Settings, url: &SecretString) -> anyhow::Result<()
         .with_context(|| format!("cannot listen on {}:{}", address.0, address.1))?;
     tracing::info!(address = %listener.local_addr()?, "vibing2 listening");
     let state = AppState::new(pool.clone(), settings)?;
-    axum::serve(listener, app::router(state))
+    crate::auth::password::warm_up();
+    let service = app::router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    axum::serve(listener, service)
         .with_graceful_shutdown(shutdown_signal())
         .await?;
     pool.close().await;

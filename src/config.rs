@@ -32,6 +32,8 @@ pub struct Settings {
     pub database: DatabaseSettings,
     pub redis: RedisSettings,
     pub server: ServerSettings,
+    pub auth: AuthSettings,
+    pub limits: LimitSettings,
     /// Bearer token for the operational endpoints; without one they are off.
     pub admin_token: Option<SecretString>,
 }
@@ -65,12 +67,48 @@ pub struct ServerSettings {
     pub body_limit_bytes: usize,
 }
 
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AuthSettings {
+    pub session_ttl_days: u32,
+    /// Adds `Secure` to the session cookie; turn on behind HTTPS.
+    pub secure_cookie: bool,
+    /// Take the client address for the login rate limit from `X-Forwarded-For`. Only behind
+    /// a proxy that sets it: otherwise any client could pick its own address.
+    pub trust_forwarded_for: bool,
+}
+
+/// Per-plan and per-request caps.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LimitSettings {
+    pub file_bytes_free: usize,
+    pub file_bytes_pro: usize,
+    pub file_bytes_team: usize,
+    pub file_bytes_enterprise: usize,
+    pub batch_operations: usize,
+    /// The body limit of `PUT /api/projects/{id}/files`, which carries file contents.
+    pub file_batch_body_bytes: usize,
+}
+
+impl LimitSettings {
+    /// The largest file a project of an owner on `plan` may hold.
+    pub fn file_bytes(&self, plan: &str) -> usize {
+        match plan {
+            "PRO" => self.file_bytes_pro,
+            "TEAM" => self.file_bytes_team,
+            "ENTERPRISE" => self.file_bytes_enterprise,
+            _ => self.file_bytes_free,
+        }
+    }
+}
+
 /// The defaults, written as the same tree the file and environment fill.
 #[derive(Serialize)]
 struct Defaults {
     database: DatabaseDefaults,
     redis: RedisDefaults,
     server: ServerSettingsDefaults,
+    auth: AuthSettings,
+    limits: LimitSettings,
 }
 
 #[derive(Serialize)]
@@ -117,6 +155,19 @@ impl Default for Defaults {
                 host: IpAddr::from([127, 0, 0, 1]),
                 port: 3000,
                 body_limit_bytes: 2 * 1024 * 1024,
+            },
+            auth: AuthSettings {
+                session_ttl_days: 30,
+                secure_cookie: false,
+                trust_forwarded_for: false,
+            },
+            limits: LimitSettings {
+                file_bytes_free: 50 * 1024,
+                file_bytes_pro: 100 * 1024,
+                file_bytes_team: 500 * 1024,
+                file_bytes_enterprise: 500 * 1024,
+                batch_operations: 1000,
+                file_batch_body_bytes: 32 * 1024 * 1024,
             },
         }
     }
@@ -185,6 +236,14 @@ impl Settings {
                 db.health_check_timeout_ms,
             ),
             ("redis.timeout_ms", self.redis.timeout_ms),
+            (
+                "auth.session_ttl_days",
+                u64::from(self.auth.session_ttl_days),
+            ),
+            (
+                "limits.batch_operations",
+                self.limits.batch_operations as u64,
+            ),
         ];
         if let Some((name, _)) = positive.iter().find(|(_, value)| *value == 0) {
             return Err(ConfigError(format!("{name} must be greater than zero")));

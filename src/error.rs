@@ -42,14 +42,17 @@ pub enum Error {
     Internal(#[source] anyhow::Error),
 }
 
-#[derive(Serialize)]
-struct Body<'a> {
-    error: ErrorBody<'a>,
+/// The body of every error response.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ErrorResponse {
+    error: ErrorBody,
 }
 
-#[derive(Serialize)]
-struct ErrorBody<'a> {
-    code: &'a str,
+#[derive(Serialize, utoipa::ToSchema)]
+struct ErrorBody {
+    /// Stable and machine-readable, e.g. `not_found`.
+    code: &'static str,
+    /// For people; never internal error text.
     message: String,
 }
 
@@ -110,6 +113,25 @@ impl From<sqlx::Error> for Error {
     }
 }
 
+/// Maps a unique violation of one named constraint to a chosen error; anything else goes
+/// through the usual `From<sqlx::Error>`.
+pub trait ResultExt<T> {
+    fn on_unique_violation(self, constraint: &str, error: impl FnOnce() -> Error) -> Result<T>;
+}
+
+impl<T> ResultExt<T> for std::result::Result<T, sqlx::Error> {
+    fn on_unique_violation(self, constraint: &str, error: impl FnOnce() -> Error) -> Result<T> {
+        self.map_err(|e| match &e {
+            sqlx::Error::Database(db)
+                if db.is_unique_violation() && db.constraint() == Some(constraint) =>
+            {
+                error()
+            }
+            _ => Error::from(e),
+        })
+    }
+}
+
 impl From<anyhow::Error> for Error {
     fn from(error: anyhow::Error) -> Self {
         Error::Internal(error)
@@ -122,7 +144,7 @@ impl IntoResponse for Error {
             tracing::error!(error = ?source, "internal error");
         }
         let status = self.status();
-        let body = Body {
+        let body = ErrorResponse {
             error: ErrorBody {
                 code: self.code(),
                 message: self.to_string(),

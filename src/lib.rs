@@ -4,6 +4,7 @@
 
 pub mod api;
 pub mod app;
+pub mod auth;
 pub mod bench;
 pub mod cli;
 pub mod commands;
@@ -11,5 +12,6 @@ pub mod config;
 pub mod db;
 pub mod error;
 pub mod telemetry;
+pub mod validate;
 
 pub use error::{Error, Result};

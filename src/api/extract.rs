@@ -1,12 +1,18 @@
 //! Extractors that answer malformed input with the project's JSON error shape instead of
 //! axum's plain-text rejections.
 
+use std::net::SocketAddr;
+
 use axum::extract::rejection::{JsonRejection, QueryRejection};
-use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
-use axum::http::StatusCode;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
 use serde::de::DeserializeOwned;
 
+use crate::app::AppState;
+use crate::auth::token;
+use crate::db::sessions;
 use crate::error::Error;
 
 /// `axum::Json`, with rejections mapped: 400 for syntax, 422 for wrong types or unknown
@@ -21,10 +27,37 @@ where
     type Rejection = Error;
 
     async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
-        match axum::Json::<T>::from_request(request, state).await {
-            Ok(axum::Json(value)) => Ok(Json(value)),
-            Err(rejection) => Err(json_rejection(rejection)),
+        // Parsed to a Value first: PostgreSQL text cannot hold NUL, so a `\u0000` anywhere
+        // is refused here, before any handler or statement sees it.
+        let value = match axum::Json::<serde_json::Value>::from_request(request, state).await {
+            Ok(axum::Json(value)) => value,
+            Err(rejection) => return Err(json_rejection(rejection)),
+        };
+        if contains_nul(&value) {
+            return Err(Error::Unprocessable(
+                "strings must not contain NUL characters".into(),
+            ));
         }
+        serde_json::from_value(value)
+            .map(Json)
+            .map_err(|error| Error::Unprocessable(serde_message(&error.to_string())))
+    }
+}
+
+impl<T: serde::Serialize> IntoResponse for Json<T> {
+    fn into_response(self) -> Response {
+        axum::Json(self.0).into_response()
+    }
+}
+
+fn contains_nul(value: &serde_json::Value) -> bool {
+    match value {
+        serde_json::Value::String(text) => text.contains('\0'),
+        serde_json::Value::Array(items) => items.iter().any(contains_nul),
+        serde_json::Value::Object(fields) => fields
+            .iter()
+            .any(|(key, value)| key.contains('\0') || contains_nul(value)),
+        _ => false,
     }
 }
 
@@ -65,6 +98,115 @@ where
 
 /// serde's message without axum's prefix, and without echoing long input back.
 fn serde_message(text: &str) -> String {
-    let message = text.split_once(": ").map_or(text, |(_, rest)| rest);
+    let message = text
+        .strip_prefix("Failed to deserialize the JSON body into the target type: ")
+        .unwrap_or(text);
+    let message = message
+        .strip_prefix("Failed to deserialize query string: ")
+        .unwrap_or(message);
     message.chars().take(200).collect()
+}
+
+/// The name of the session cookie.
+pub const SESSION_COOKIE: &str = "vibing2_session";
+
+/// The caller, authenticated by a session token sent as `Authorization: Bearer <token>` or
+/// as the session cookie. Missing, unknown or expired tokens are 401.
+#[derive(Debug, Clone)]
+pub struct AuthUser {
+    pub id: String,
+    pub token_hash: String,
+}
+
+/// The caller if a token was sent; anonymous otherwise. A token that was sent but is not
+/// valid is still 401, so a stale session never silently reads as anonymous.
+#[derive(Debug, Clone)]
+pub struct MaybeUser(pub Option<AuthUser>);
+
+impl MaybeUser {
+    pub fn id(&self) -> Option<&str> {
+        self.0.as_ref().map(|user| user.id.as_str())
+    }
+}
+
+impl FromRequestParts<AppState> for MaybeUser {
+    type Rejection = Error;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let Some(token) = presented_token(parts) else {
+            return Ok(MaybeUser(None));
+        };
+        let token_hash = token::hash_token(&token);
+        match sessions::user_id(&state.pool, &token_hash).await? {
+            Some(id) => Ok(MaybeUser(Some(AuthUser { id, token_hash }))),
+            None => Err(Error::Unauthorized),
+        }
+    }
+}
+
+impl FromRequestParts<AppState> for AuthUser {
+    type Rejection = Error;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        MaybeUser::from_request_parts(parts, state)
+            .await?
+            .0
+            .ok_or(Error::Unauthorized)
+    }
+}
+
+fn presented_token(parts: &Parts) -> Option<String> {
+    let bearer = parts
+        .headers
+        .get(header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.strip_prefix("Bearer "))
+        .map(|token| token.trim().to_owned());
+    bearer.or_else(|| {
+        parts
+            .headers
+            .get_all(header::COOKIE)
+            .iter()
+            .filter_map(|value| value.to_str().ok())
+            .flat_map(|value| value.split(';'))
+            .filter_map(|pair| pair.trim().split_once('='))
+            .find(|(name, _)| *name == SESSION_COOKIE)
+            .map(|(_, token)| token.to_owned())
+    })
+}
+
+/// The client's address, for the login rate limit: the peer address, or the first
+/// `X-Forwarded-For` hop when `auth.trust_forwarded_for` is on.
+pub struct ClientAddress(pub String);
+
+impl FromRequestParts<AppState> for ClientAddress {
+    type Rejection = Error;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        if state.settings.auth.trust_forwarded_for {
+            let forwarded = parts
+                .headers
+                .get("x-forwarded-for")
+                .and_then(|value| value.to_str().ok())
+                .and_then(|value| value.split(',').next())
+                .map(|hop| hop.trim().to_owned());
+            if let Some(address) = forwarded.filter(|hop| !hop.is_empty()) {
+                return Ok(ClientAddress(address));
+            }
+        }
+        let peer = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|info| info.0.ip().to_string());
+        Ok(ClientAddress(peer.unwrap_or_else(|| "unknown".into())))
+    }
 }

@@ -6,22 +6,24 @@ use std::time::{Duration, Instant};
 use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::api::extract::Query;
 use crate::app::AppState;
 use crate::db::{catalog, migrate};
 use crate::error::{Error, Result};
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/api/health", get(liveness))
-        .route("/api/health/database", get(database))
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(liveness))
+        .routes(routes!(database))
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct Liveness {
     status: &'static str,
@@ -29,6 +31,8 @@ struct Liveness {
     uptime_seconds: u64,
 }
 
+/// Liveness: the process is up. Checks no dependency.
+#[utoipa::path(get, path = "/api/health", tag = "health", responses((status = 200, body = Liveness)))]
 async fn liveness(State(state): State<AppState>) -> Json<Liveness> {
     Json(Liveness {
         status: "ok",
@@ -37,14 +41,16 @@ async fn liveness(State(state): State<AppState>) -> Json<Liveness> {
     })
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct DatabaseQuery {
+    /// Adds the schema version, table sizes and view refresh times.
     #[serde(default)]
     detailed: bool,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct DatabaseHealth {
     status: &'static str,
@@ -57,14 +63,14 @@ struct DatabaseHealth {
     details: Option<Details>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct DatabaseCheck {
     status: &'static str,
     response_time_ms: f64,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct PoolStats {
     size: u32,
@@ -74,7 +80,7 @@ struct PoolStats {
     utilization: f64,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct CacheStatus {
     /// `redis` when a shared tier is configured, otherwise `none`.
@@ -83,14 +89,14 @@ struct CacheStatus {
     redis: Option<RedisCheck>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct RedisCheck {
     status: &'static str,
     response_time_ms: f64,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct Details {
     schema_version: Option<i64>,
@@ -99,6 +105,10 @@ struct Details {
     materialized_views: Vec<catalog::ViewRefresh>,
 }
 
+/// Readiness: 200 only when the database answers, 503 with the reason otherwise.
+#[utoipa::path(get, path = "/api/health/database", tag = "health", params(DatabaseQuery),
+    responses((status = 200, body = DatabaseHealth), (status = 503, body = DatabaseHealth)))]
+///
 /// Answers 200 only when the database answers `SELECT 1` within the health-check timeout;
 /// otherwise 503 with the reason. Redis being down degrades the cache, not the service, so it
 /// is reported but does not fail the check.

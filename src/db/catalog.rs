@@ -5,7 +5,7 @@ use chrono::NaiveDateTime;
 use serde::Serialize;
 use sqlx::PgPool;
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct TableStats {
     pub name: String,
@@ -17,11 +17,13 @@ pub struct TableStats {
     pub total_bytes: i64,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ViewRefresh {
     pub name: String,
     pub populated: bool,
+    #[serde(with = "crate::db::timestamp::option")]
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub last_refresh_at: Option<NaiveDateTime>,
     pub last_refresh_ms: Option<f64>,
 }

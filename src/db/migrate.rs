@@ -38,6 +38,11 @@ pub static MIGRATIONS: &[Migration] = &[
         name: "indexes",
         sql: include_str!("../../migrations/0003_indexes.sql"),
     },
+    Migration {
+        version: 4,
+        name: "login_failures",
+        sql: include_str!("../../migrations/0004_login_failures.sql"),
+    },
 ];
 
 impl Migration {

@@ -3,7 +3,14 @@
 
 pub mod catalog;
 pub mod embedded;
+pub mod files;
+pub mod login_failures;
+pub mod messages;
 pub mod migrate;
+pub mod projects;
+pub mod sessions;
+pub mod timestamp;
+pub mod users;
 
 use std::str::FromStr;
 

@@ -1,0 +1,119 @@
+//! Keyset pagination: the `{"items", "nextCursor"}` envelope, the `?cursor=&limit=` query,
+//! and opaque cursors (base64url of a small JSON position, so clients cannot build them).
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use crate::error::Error;
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    /// Pass as `?cursor=` for the next page; null on the last page.
+    pub next_cursor: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct PageQuery {
+    /// The `nextCursor` of the previous page.
+    pub cursor: Option<String>,
+    /// Page size (default 20, at most 100; larger values are capped).
+    pub limit: Option<u32>,
+}
+
+/// Page-size rules of one list: a default and a cap.
+#[derive(Debug, Clone, Copy)]
+pub struct PageSize {
+    pub default: u32,
+    pub max: u32,
+}
+
+impl PageSize {
+    pub const STANDARD: PageSize = PageSize {
+        default: 20,
+        max: 100,
+    };
+
+    /// The requested size, capped; 0 is refused.
+    pub fn resolve(self, requested: Option<u32>) -> Result<i64, Error> {
+        match requested {
+            Some(0) => Err(Error::Unprocessable("limit must be at least 1".into())),
+            Some(limit) => Ok(i64::from(limit.min(self.max))),
+            None => Ok(i64::from(self.default)),
+        }
+    }
+}
+
+pub fn encode_cursor<P: Serialize>(position: &P) -> String {
+    let json = serde_json::to_vec(position).expect("cursor positions serialize");
+    URL_SAFE_NO_PAD.encode(json)
+}
+
+pub fn decode_cursor<P: DeserializeOwned>(cursor: &str) -> Result<P, Error> {
+    URL_SAFE_NO_PAD
+        .decode(cursor)
+        .ok()
+        .and_then(|json| serde_json::from_slice(&json).ok())
+        .ok_or_else(|| Error::BadRequest("cursor is not one this service issued".into()))
+}
+
+/// Builds a page from `limit + 1` fetched rows: the extra row only says another page exists.
+pub fn page_from<T, P: Serialize>(
+    mut rows: Vec<T>,
+    limit: i64,
+    position: impl Fn(&T) -> P,
+) -> Page<T> {
+    let has_more = rows.len() as i64 > limit;
+    rows.truncate(limit as usize);
+    let next_cursor = if has_more {
+        rows.last().map(|last| encode_cursor(&position(last)))
+    } else {
+        None
+    };
+    Page {
+        items: rows,
+        next_cursor,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursors_round_trip_and_reject_forgeries() {
+        let cursor = encode_cursor(&("2026-01-01T00:00:00", "abc"));
+        let decoded: (String, String) = decode_cursor(&cursor).unwrap();
+        assert_eq!(decoded, ("2026-01-01T00:00:00".into(), "abc".into()));
+        assert!(decode_cursor::<(String, String)>("not base64 !").is_err());
+        assert!(decode_cursor::<i64>(&encode_cursor(&"text")).is_err());
+    }
+
+    #[test]
+    fn page_size_defaults_caps_and_refuses_zero() {
+        let size = PageSize {
+            default: 50,
+            max: 100,
+        };
+        assert_eq!(size.resolve(None).unwrap(), 50);
+        assert_eq!(size.resolve(Some(500)).unwrap(), 100);
+        assert!(size.resolve(Some(0)).is_err());
+    }
+
+    #[test]
+    fn the_extra_row_decides_the_next_cursor() {
+        let page = page_from(vec![1, 2, 3], 2, |n| *n);
+        assert_eq!(page.items, [1, 2]);
+        assert_eq!(
+            decode_cursor::<i32>(page.next_cursor.as_deref().unwrap()).unwrap(),
+            2
+        );
+        assert!(page_from(vec![1, 2], 2, |n| *n).next_cursor.is_none());
+    }
+}

@@ -1,0 +1,263 @@
+//! Projects: create, list (own and shared), read with the file listing, update, delete, and
+//! the view counter.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use chrono::NaiveDateTime;
+use serde::{Deserialize, Deserializer, Serialize};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::api::extract::{AuthUser, Json, MaybeUser, Query};
+use crate::api::files::{first_file_page, FILE_PAGE};
+use crate::api::pagination::{decode_cursor, page_from, Page, PageQuery, PageSize};
+use crate::app::AppState;
+use crate::auth::access::{authorize, Access, Action};
+use crate::auth::token;
+use crate::db::files::FileEntry;
+use crate::db::projects::{self, NewProject, Project, ProjectPatch, ProjectSummary, Visibility};
+use crate::error::{Error, ErrorResponse, Result};
+use crate::validate;
+
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(create_project, list_projects))
+        .routes(routes!(get_project, update_project, delete_project))
+        .routes(routes!(record_view))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct CreateProject {
+    name: String,
+    description: Option<String>,
+    project_type: String,
+    visibility: Option<Visibility>,
+    active_agents: Option<Vec<String>>,
+}
+
+/// Only these fields can change; any other is refused with 422. `null` clears
+/// `description` and `previewUrl`.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct UpdateProject {
+    name: Option<String>,
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>)]
+    description: Option<Option<String>>,
+    project_type: Option<String>,
+    active_agents: Option<Vec<String>>,
+    visibility: Option<Visibility>,
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>)]
+    preview_url: Option<Option<String>>,
+}
+
+/// Tells a field sent as `null` (`Some(None)`) from one not sent at all (`None`).
+fn present<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> std::result::Result<Option<Option<String>>, D::Error> {
+    Option::<String>::deserialize(deserializer).map(Some)
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ProjectDetail {
+    #[serde(flatten)]
+    project: Project,
+    /// What the caller is to this project.
+    access: Access,
+    /// The first page of the file listing (no contents).
+    files: Vec<FileEntry>,
+    files_next_cursor: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ViewCount {
+    view_count: i32,
+}
+
+fn check_name(name: &str) -> Result<()> {
+    validate::text("name", name, 1, 200)
+}
+fn check_description(description: &str) -> Result<()> {
+    validate::text("description", description, 0, 2000)
+}
+fn check_project_type(project_type: &str) -> Result<()> {
+    validate::text("projectType", project_type, 1, 50)
+}
+fn check_agents(agents: &[String]) -> Result<()> {
+    if agents.len() > 20 {
+        return Err(Error::Unprocessable(
+            "activeAgents holds at most 20 agents".into(),
+        ));
+    }
+    agents
+        .iter()
+        .try_for_each(|agent| validate::text("activeAgents[]", agent, 1, 100))
+}
+fn check_preview_url(url: &str) -> Result<()> {
+    validate::text("previewUrl", url, 1, 2048)?;
+    if url.starts_with("https://") || url.starts_with("http://") {
+        Ok(())
+    } else {
+        Err(Error::Unprocessable(
+            "previewUrl must be an http(s) URL".into(),
+        ))
+    }
+}
+
+/// Creates a project owned by the caller.
+#[utoipa::path(post, path = "/api/projects", tag = "projects", request_body = CreateProject,
+    security(("session" = [])),
+    responses((status = 201, body = Project), (status = 401, body = ErrorResponse), (status = 422, body = ErrorResponse)))]
+async fn create_project(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Json(request): Json<CreateProject>,
+) -> Result<(StatusCode, Json<Project>)> {
+    check_name(&request.name)?;
+    request
+        .description
+        .as_deref()
+        .map(check_description)
+        .transpose()?;
+    check_project_type(&request.project_type)?;
+    let agents = request.active_agents.unwrap_or_default();
+    check_agents(&agents)?;
+    let new = NewProject {
+        name: request.name.trim(),
+        description: request.description.as_deref(),
+        project_type: request.project_type.trim(),
+        visibility: request.visibility.unwrap_or(Visibility::Private),
+        active_agents: &agents,
+    };
+    let project = projects::create(&state.pool, &token::new_id(), &user.id, &new).await?;
+    Ok((StatusCode::CREATED, Json(project)))
+}
+
+/// The caller's own projects and those shared with them, most recently updated first, with
+/// exact message and file counts. One SQL statement per page, whatever its size.
+#[utoipa::path(get, path = "/api/projects", tag = "projects", params(PageQuery), security(("session" = [])),
+    responses((status = 200, body = Page<ProjectSummary>), (status = 401, body = ErrorResponse)))]
+async fn list_projects(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Query(query): Query<PageQuery>,
+) -> Result<Json<Page<ProjectSummary>>> {
+    let limit = PageSize::STANDARD.resolve(query.limit)?;
+    let after: Option<(NaiveDateTime, String)> =
+        query.cursor.as_deref().map(decode_cursor).transpose()?;
+    let rows = projects::list_for_member(&state.pool, &user.id, after.as_ref(), limit + 1).await?;
+    Ok(Json(page_from(rows, limit, |p| {
+        (p.updated_at, p.id.clone())
+    })))
+}
+
+/// A project's metadata and the first page of its file listing.
+#[utoipa::path(get, path = "/api/projects/{id}", tag = "projects", params(("id" = String, Path)),
+    responses((status = 200, body = ProjectDetail), (status = 404, body = ErrorResponse)))]
+async fn get_project(
+    State(state): State<AppState>,
+    caller: MaybeUser,
+    Path(id): Path<String>,
+) -> Result<Json<ProjectDetail>> {
+    let facts = projects::facts(&state.pool, &id, caller.id()).await?;
+    let access = authorize(facts.as_ref(), caller.id(), Action::Read)?;
+    let project = projects::get(&state.pool, &id)
+        .await?
+        .ok_or(Error::NotFound("project"))?;
+    let files = first_file_page(&state, &id, FILE_PAGE.default).await?;
+    Ok(Json(ProjectDetail {
+        project,
+        access,
+        files: files.items,
+        files_next_cursor: files.next_cursor,
+    }))
+}
+
+/// Changes the allowed fields. Owner and ADMIN collaborators.
+#[utoipa::path(patch, path = "/api/projects/{id}", tag = "projects", params(("id" = String, Path)),
+    request_body = UpdateProject, security(("session" = [])),
+    responses((status = 200, body = Project), (status = 403, body = ErrorResponse), (status = 404, body = ErrorResponse),
+              (status = 422, body = ErrorResponse)))]
+async fn update_project(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Path(id): Path<String>,
+    Json(request): Json<UpdateProject>,
+) -> Result<Json<Project>> {
+    request.name.as_deref().map(check_name).transpose()?;
+    request
+        .description
+        .clone()
+        .flatten()
+        .as_deref()
+        .map(check_description)
+        .transpose()?;
+    request
+        .project_type
+        .as_deref()
+        .map(check_project_type)
+        .transpose()?;
+    request
+        .active_agents
+        .as_deref()
+        .map(check_agents)
+        .transpose()?;
+    request
+        .preview_url
+        .clone()
+        .flatten()
+        .as_deref()
+        .map(check_preview_url)
+        .transpose()?;
+
+    let facts = projects::facts(&state.pool, &id, Some(&user.id)).await?;
+    authorize(facts.as_ref(), Some(&user.id), Action::Manage)?;
+    let patch = ProjectPatch {
+        name: request.name.map(|name| name.trim().to_owned()),
+        description: request.description,
+        project_type: request.project_type.map(|t| t.trim().to_owned()),
+        active_agents: request.active_agents,
+        visibility: request.visibility,
+        preview_url: request.preview_url,
+    };
+    projects::update(&state.pool, &id, &patch)
+        .await?
+        .map(Json)
+        .ok_or(Error::NotFound("project"))
+}
+
+/// Deletes the project and everything in it. Owner only.
+#[utoipa::path(delete, path = "/api/projects/{id}", tag = "projects", params(("id" = String, Path)),
+    security(("session" = [])),
+    responses((status = 204), (status = 403, body = ErrorResponse), (status = 404, body = ErrorResponse)))]
+async fn delete_project(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Path(id): Path<String>,
+) -> Result<StatusCode> {
+    let facts = projects::facts(&state.pool, &id, Some(&user.id)).await?;
+    authorize(facts.as_ref(), Some(&user.id), Action::Delete)?;
+    projects::delete(&state.pool, &id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Counts a view, atomically.
+#[utoipa::path(post, path = "/api/projects/{id}/view", tag = "projects", params(("id" = String, Path)),
+    responses((status = 200, body = ViewCount), (status = 404, body = ErrorResponse)))]
+async fn record_view(
+    State(state): State<AppState>,
+    caller: MaybeUser,
+    Path(id): Path<String>,
+) -> Result<Json<ViewCount>> {
+    let facts = projects::facts(&state.pool, &id, caller.id()).await?;
+    authorize(facts.as_ref(), caller.id(), Action::Read)?;
+    let view_count = projects::record_view(&state.pool, &id)
+        .await?
+        .ok_or(Error::NotFound("project"))?;
+    Ok(Json(ViewCount { view_count }))
+}
