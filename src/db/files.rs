@@ -52,6 +52,10 @@ pub struct BatchOutcome {
     pub deleted: Vec<String>,
 }
 
+/// The listing statement: `$1` project, `$2` the last path seen, `$3` limit.
+pub const LIST_SQL: &str = r#"SELECT "path", "language", "size", "checksum", "updatedAt" FROM "ProjectFile"
+    WHERE "projectId" = $1 AND "path" > $2 ORDER BY "path" LIMIT $3"#;
+
 /// A page of the listing in path order, after `after_path` (exclusive).
 pub async fn list(
     db: impl PgExecutor<'_>,
@@ -59,15 +63,12 @@ pub async fn list(
     after_path: &str,
     limit: i64,
 ) -> sqlx::Result<Vec<FileEntry>> {
-    sqlx::query_as(
-        r#"SELECT "path", "language", "size", "checksum", "updatedAt" FROM "ProjectFile"
-           WHERE "projectId" = $1 AND "path" > $2 ORDER BY "path" LIMIT $3"#,
-    )
-    .bind(project_id)
-    .bind(after_path)
-    .bind(limit)
-    .fetch_all(db)
-    .await
+    sqlx::query_as(LIST_SQL)
+        .bind(project_id)
+        .bind(after_path)
+        .bind(limit)
+        .fetch_all(db)
+        .await
 }
 
 pub async fn get(

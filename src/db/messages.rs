@@ -65,9 +65,7 @@ pub async fn append(
     .await
 }
 
-/// One page after `after_cursor` (exclusive) in `direction`. Each (direction, role filter)
-/// pair has its own static statement, so every plan is an index range scan on
-/// `Message_projectId_cursor_key` or `Message_projectId_role_cursor_idx`.
+/// One page after `after_cursor` (exclusive) in `direction`.
 pub async fn page(
     db: impl PgExecutor<'_>,
     project_id: &str,
@@ -76,27 +74,38 @@ pub async fn page(
     after_cursor: Option<i64>,
     limit: i64,
 ) -> sqlx::Result<Vec<Message>> {
-    const COLUMNS: &str =
-        r#"SELECT "id", "role", "content", "tokens", "cursor", "createdAt" FROM "Message""#;
-    let (filter, order, start) = match direction {
-        Direction::Older => (r#""cursor" < $2"#, "DESC", i64::MAX),
-        Direction::Newer => (r#""cursor" > $2"#, "ASC", i64::MIN),
+    let start = match direction {
+        Direction::Older => i64::MAX,
+        Direction::Newer => i64::MIN,
     };
-    let cursor = after_cursor.unwrap_or(start);
-    let sql = match role {
-        Some(_) => format!(
-            r#"{COLUMNS} WHERE "projectId" = $1 AND "role" = $4 AND {filter} ORDER BY "cursor" {order} LIMIT $3"#
-        ),
-        None => format!(
-            r#"{COLUMNS} WHERE "projectId" = $1 AND {filter} ORDER BY "cursor" {order} LIMIT $3"#
-        ),
-    };
+    let sql = page_sql(role.is_some(), direction);
     let query = sqlx::query_as(&sql)
         .bind(project_id)
-        .bind(cursor)
+        .bind(after_cursor.unwrap_or(start))
         .bind(limit);
     match role {
         Some(role) => query.bind(role).fetch_all(db).await,
         None => query.fetch_all(db).await,
     }
+}
+
+/// The statement of one page: `$1` project, `$2` cursor, `$3` limit, `$4` role if filtered.
+/// Each (role filter, direction) pair is its own static statement, so every plan is a range
+/// scan on `Message_projectId_cursor_key` or `Message_projectId_role_cursor_idx` rather than
+/// one generic plan with optional predicates.
+pub fn page_sql(role_filter: bool, direction: Direction) -> String {
+    let (comparison, order) = match direction {
+        Direction::Older => ("<", "DESC"),
+        Direction::Newer => (">", "ASC"),
+    };
+    let role = if role_filter {
+        r#" AND "role" = $4"#
+    } else {
+        ""
+    };
+    format!(
+        r#"SELECT "id", "role", "content", "tokens", "cursor", "createdAt" FROM "Message"
+           WHERE "projectId" = $1{role} AND "cursor" {comparison} $2
+           ORDER BY "cursor" {order} LIMIT $3"#
+    )
 }

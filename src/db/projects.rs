@@ -225,24 +225,8 @@ pub async fn record_view(db: impl PgExecutor<'_>, id: &str) -> sqlx::Result<Opti
         .await
 }
 
-/// The projects a user owns or collaborates on, most recently updated first, one keyset page
-/// in a single statement: each side is an ordered index scan cut at `limit`, the two are
-/// merged, and the counts are taken only for the rows of the page.
-pub async fn list_for_member(
-    db: impl PgExecutor<'_>,
-    user_id: &str,
-    after: Option<&ListPosition>,
-    limit: i64,
-) -> sqlx::Result<Vec<ProjectSummary>> {
-    // No position means "before the end of time": one statement shape for every page.
-    let far_future =
-        chrono::NaiveDate::from_ymd_opt(9999, 12, 31).and_then(|d| d.and_hms_opt(0, 0, 0));
-    let (updated_at, id) = match after {
-        Some((updated_at, id)) => (*updated_at, id.as_str()),
-        None => (far_future.expect("a valid date"), ""),
-    };
-    sqlx::query_as(
-        r#"WITH candidates AS (
+/// The member's project list: `$1` user, `$2`/`$3` the last (updatedAt, id) seen, `$4` limit.
+pub const LIST_FOR_MEMBER_SQL: &str = r#"WITH candidates AS (
                (SELECT p.*, 'owner' AS "access" FROM "Project" p
                 WHERE p."userId" = $1 AND (p."updatedAt", p."id") < ($2, $3)
                 ORDER BY p."updatedAt" DESC, p."id" DESC LIMIT $4)
@@ -259,12 +243,29 @@ pub async fn list_for_member(
                   (SELECT count(*) FROM "Message" m WHERE m."projectId" = page."id") AS "messageCount",
                   (SELECT count(*) FROM "ProjectFile" f WHERE f."projectId" = page."id") AS "fileCount",
                   page."createdAt", page."updatedAt"
-           FROM page ORDER BY page."updatedAt" DESC, page."id" DESC"#,
-    )
-    .bind(user_id)
-    .bind(updated_at)
-    .bind(id)
-    .bind(limit)
-    .fetch_all(db)
-    .await
+           FROM page ORDER BY page."updatedAt" DESC, page."id" DESC"#;
+
+/// The projects a user owns or collaborates on, most recently updated first, one keyset page
+/// in a single statement: each side is an ordered index scan cut at `limit`, the two are
+/// merged, and the counts are taken only for the rows of the page.
+pub async fn list_for_member(
+    db: impl PgExecutor<'_>,
+    user_id: &str,
+    after: Option<&ListPosition>,
+    limit: i64,
+) -> sqlx::Result<Vec<ProjectSummary>> {
+    // No position means "before the end of time": one statement shape for every page.
+    let far_future =
+        chrono::NaiveDate::from_ymd_opt(9999, 12, 31).and_then(|d| d.and_hms_opt(0, 0, 0));
+    let (updated_at, id) = match after {
+        Some((updated_at, id)) => (*updated_at, id.as_str()),
+        None => (far_future.expect("a valid date"), ""),
+    };
+    sqlx::query_as(LIST_FOR_MEMBER_SQL)
+        .bind(user_id)
+        .bind(updated_at)
+        .bind(id)
+        .bind(limit)
+        .fetch_all(db)
+        .await
 }

@@ -233,6 +233,96 @@ impl TestApp {
     ) -> TestResponse {
         send(&self.router, method, uri, body).await
     }
+
+    /// A request as `token`'s holder (or anonymous), with an optional JSON body.
+    pub async fn call(
+        &self,
+        method: Method,
+        uri: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> TestResponse {
+        let mut request = Request::builder().method(method).uri(uri);
+        if let Some(token) = token {
+            request = request.header(header::AUTHORIZATION, format!("Bearer {token}"));
+        }
+        let body = match body {
+            Some(json) => {
+                request = request.header(header::CONTENT_TYPE, "application/json");
+                Body::from(serde_json::to_vec(&json).unwrap())
+            }
+            None => Body::empty(),
+        };
+        into_test_response(
+            self.router
+                .clone()
+                .oneshot(request.body(body).unwrap())
+                .await
+                .unwrap(),
+        )
+        .await
+    }
+
+    /// Signs a new user up and logs them in.
+    pub async fn user(&self, name: &str) -> TestUser {
+        let email = format!("{}@example.com", name.to_lowercase());
+        let password = format!("{name}-password");
+        let body = serde_json::json!({"name": name, "email": email, "password": password});
+        let signup = self
+            .call(Method::POST, "/api/auth/signup", None, Some(body))
+            .await;
+        assert_eq!(signup.status, StatusCode::CREATED, "{}", signup.json);
+        let login = self.login(&email, &password).await;
+        assert_eq!(login.status, StatusCode::OK, "{}", login.json);
+        TestUser {
+            id: signup.json["id"].as_str().unwrap().to_owned(),
+            email,
+            password,
+            token: login.json["token"].as_str().unwrap().to_owned(),
+        }
+    }
+
+    pub async fn login(&self, email: &str, password: &str) -> TestResponse {
+        let body = serde_json::json!({"email": email, "password": password});
+        self.call(Method::POST, "/api/auth/login", None, Some(body))
+            .await
+    }
+
+    /// Creates a project owned by `owner` and returns its id.
+    pub async fn project(&self, owner: &TestUser, visibility: &str) -> String {
+        let body = serde_json::json!({"name": "A project", "projectType": "website", "visibility": visibility});
+        let response = self
+            .call(
+                Method::POST,
+                "/api/projects",
+                Some(&owner.token),
+                Some(body),
+            )
+            .await;
+        assert_eq!(response.status, StatusCode::CREATED, "{}", response.json);
+        response.json["id"].as_str().unwrap().to_owned()
+    }
+
+    /// Makes `member` a collaborator of `project` with `role`, directly in the database.
+    pub async fn add_collaborator(&self, project: &str, member: &TestUser, role: &str) {
+        sqlx::query(
+            r#"INSERT INTO "ProjectCollaborator" ("id", "projectId", "userId", "role")
+               VALUES (md5(random()::text), $1, $2, $3)"#,
+        )
+        .bind(project)
+        .bind(&member.id)
+        .bind(role)
+        .execute(&self.pool)
+        .await
+        .unwrap();
+    }
+}
+
+pub struct TestUser {
+    pub id: String,
+    pub email: String,
+    pub password: String,
+    pub token: String,
 }
 
 pub struct TestResponse {
@@ -271,11 +361,17 @@ pub async fn send(
         }
         None => Body::empty(),
     };
-    let response = router
-        .clone()
-        .oneshot(request.body(body).unwrap())
-        .await
-        .unwrap();
+    into_test_response(
+        router
+            .clone()
+            .oneshot(request.body(body).unwrap())
+            .await
+            .unwrap(),
+    )
+    .await
+}
+
+async fn into_test_response(response: axum::response::Response) -> TestResponse {
     let status = response.status();
     let headers = response.headers().clone();
     let bytes = response.into_body().collect().await.unwrap().to_bytes();

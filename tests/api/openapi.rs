@@ -1,0 +1,82 @@
+//! The OpenAPI document is served, generated from the handlers, and covers every route.
+
+use axum::http::{Method, StatusCode};
+
+use crate::support::TestApp;
+
+/// Every route the service serves. A route added without documentation fails here.
+const ROUTES: &[(&str, &str)] = &[
+    ("get", "/api/health"),
+    ("get", "/api/health/database"),
+    ("post", "/api/auth/signup"),
+    ("post", "/api/auth/login"),
+    ("post", "/api/auth/logout"),
+    ("get", "/api/auth/session"),
+    ("get", "/api/projects"),
+    ("post", "/api/projects"),
+    ("get", "/api/projects/{id}"),
+    ("patch", "/api/projects/{id}"),
+    ("delete", "/api/projects/{id}"),
+    ("post", "/api/projects/{id}/view"),
+    ("get", "/api/projects/{id}/files"),
+    ("put", "/api/projects/{id}/files"),
+    ("get", "/api/projects/{id}/files/{path}"),
+    ("get", "/api/projects/{id}/messages"),
+    ("post", "/api/projects/{id}/messages"),
+];
+
+#[tokio::test]
+async fn the_document_covers_every_route_and_nothing_else() {
+    let app = TestApp::new().await;
+    let response = app.call(Method::GET, "/api/openapi.json", None, None).await;
+    assert_eq!(response.status, StatusCode::OK);
+    assert!(response.json["openapi"].as_str().unwrap().starts_with("3."));
+    let paths = response.json["paths"].as_object().unwrap();
+    let mut documented: Vec<(String, String)> = paths
+        .iter()
+        .flat_map(|(path, item)| {
+            item.as_object()
+                .unwrap()
+                .keys()
+                .filter(|key| key.as_str() != "parameters")
+                .map(move |m| (m.clone(), path.clone()))
+        })
+        .collect();
+    documented.sort();
+    let mut expected: Vec<(String, String)> = ROUTES
+        .iter()
+        .map(|(m, p)| (m.to_string(), p.to_string()))
+        .collect();
+    expected.sort();
+    assert_eq!(documented, expected);
+
+    let schemes = &response.json["components"]["securitySchemes"];
+    assert!(schemes.get("session").is_some() && schemes.get("session_cookie").is_some());
+}
+
+#[tokio::test]
+async fn every_documented_route_is_served() {
+    let app = TestApp::new().await;
+    for (method, path) in ROUTES {
+        let uri = path
+            .replace("{id}", "no-such-project")
+            .replace("{path}", "index.html");
+        let method = Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
+        let response = app.call(method.clone(), &uri, None, None).await;
+        assert_ne!(
+            response.status,
+            StatusCode::METHOD_NOT_ALLOWED,
+            "{method} {uri}"
+        );
+        if response.status == StatusCode::NOT_FOUND {
+            assert_ne!(response.error_code(), "", "{method} {uri}");
+            assert!(
+                !response.json["error"]["message"]
+                    .as_str()
+                    .unwrap()
+                    .contains("route"),
+                "{method} {uri} is not routed"
+            );
+        }
+    }
+}
