@@ -2,6 +2,8 @@
 //! describe, which is served at `/api/openapi.json`.
 
 pub mod auth;
+pub mod collab;
+pub mod competitions;
 pub mod extract;
 pub mod files;
 pub mod health;
@@ -54,6 +56,8 @@ pub fn routes(settings: &Settings) -> Router<AppState> {
         .merge(projects::routes())
         .merge(files::routes().layer(file_batch_limit))
         .merge(messages::routes())
+        .merge(collab::routes())
+        .merge(competitions::routes())
         .split_for_parts();
     router
         .route("/api/projects/{id}/files/{*path}", get(files::read_file))

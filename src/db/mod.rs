@@ -2,6 +2,8 @@
 //! queries. Nothing here knows about HTTP.
 
 pub mod catalog;
+pub mod collab;
+pub mod competitions;
 pub mod embedded;
 pub mod files;
 pub mod login_failures;
