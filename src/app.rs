@@ -29,12 +29,7 @@ impl AppState {
             Some(url) => Some(redis::Client::open(url.expose_secret())?),
             None => None,
         };
-        Ok(Self {
-            pool,
-            settings: Arc::new(settings),
-            redis,
-            started_at: Instant::now(),
-        })
+        Ok(Self { pool, settings: Arc::new(settings), redis, started_at: Instant::now() })
     }
 }
 

@@ -15,4 +15,6 @@ pub enum Command {
     Serve,
     /// Bring the database to the current schema: a fresh one, or a Phase-2 (Prisma) one.
     Migrate,
+    /// Refresh the materialized views once (project_stats, user_token_summary).
+    RefreshViews,
 }

@@ -8,6 +8,7 @@ use tokio::net::TcpListener;
 use crate::app::{self, AppState};
 use crate::config::Settings;
 use crate::db::{self, embedded::EmbeddedCluster, migrate};
+use crate::jobs::{self, Scheduler};
 
 /// The database a command runs against: `DATABASE_URL`, or the embedded cluster.
 struct Database {
@@ -18,17 +19,11 @@ struct Database {
 impl Database {
     async fn open(settings: &Settings) -> anyhow::Result<Self> {
         match &settings.database.url {
-            Some(url) => Ok(Self {
-                url: url.clone(),
-                embedded: None,
-            }),
+            Some(url) => Ok(Self { url: url.clone(), embedded: None }),
             None => {
                 tracing::info!("DATABASE_URL is unset: using the embedded PostgreSQL cluster");
                 let cluster = EmbeddedCluster::start(&settings.database.embedded_dir, &[]).await?;
-                Ok(Self {
-                    url: cluster.url(),
-                    embedded: Some(cluster),
-                })
+                Ok(Self { url: cluster.url(), embedded: Some(cluster) })
             }
         }
     }
@@ -59,16 +54,22 @@ async fn run_server(settings: Settings, url: &SecretString) -> anyhow::Result<()
         tracing::info!("REDIS_URL is unset: no shared cache tier");
     }
     let address = (settings.server.host, settings.server.port);
-    let listener = TcpListener::bind(address)
-        .await
-        .with_context(|| format!("cannot listen on {}:{}", address.0, address.1))?;
+    let listener =
+        TcpListener::bind(address).await.with_context(|| format!("cannot listen on {}:{}", address.0, address.1))?;
     tracing::info!(address = %listener.local_addr()?, "vibing2 listening");
     let state = AppState::new(pool.clone(), settings)?;
     crate::auth::password::warm_up();
+    let (stop_jobs, jobs_stopped) = tokio::sync::watch::channel(false);
+    let jobs = state.settings.jobs.enabled.then(|| {
+        let scheduler = Scheduler::new(pool.clone(), state.settings.jobs.clone());
+        tokio::spawn(scheduler.run(jobs_stopped))
+    });
     let service = app::router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
-    axum::serve(listener, service)
-        .with_graceful_shutdown(shutdown_signal())
-        .await?;
+    axum::serve(listener, service).with_graceful_shutdown(shutdown_signal()).await?;
+    let _ = stop_jobs.send(true);
+    if let Some(jobs) = jobs {
+        let _ = jobs.await;
+    }
     pool.close().await;
     Ok(())
 }
@@ -86,10 +87,7 @@ pub async fn migrate(settings: Settings) -> anyhow::Result<()> {
         println!("applied {version:04} {name} in {elapsed_ms:.0} ms");
     }
     if report.is_noop() {
-        println!(
-            "the schema is current (version {}); nothing to do",
-            migrate::latest_version()
-        );
+        println!("the schema is current (version {}); nothing to do", migrate::latest_version());
     }
     for issue in &report.issues {
         println!(
@@ -100,18 +98,26 @@ pub async fn migrate(settings: Settings) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `vibing2 refresh-views`: refresh the materialized views once.
+pub async fn refresh_views(settings: Settings) -> anyhow::Result<()> {
+    let database = Database::open(&settings).await?;
+    let outcome = async {
+        let pool = db::connect(&settings.database, &database.url).await?;
+        jobs::refresh_views_now(&pool).await
+    }
+    .await;
+    database.close().await;
+    for (view, elapsed_ms) in outcome? {
+        println!("refreshed {view} in {elapsed_ms:.0} ms");
+    }
+    Ok(())
+}
+
 /// Migrations run on their own connection, without the pool's statement timeout: an index
 /// build on a large table may take longer than any request should.
-async fn apply_migrations(
-    settings: &Settings,
-    url: &SecretString,
-) -> anyhow::Result<migrate::Report> {
-    let options =
-        db::connect_options(&settings.database, url)?.options([("statement_timeout", "0")]);
-    let mut conn = options
-        .connect()
-        .await
-        .context("cannot connect to run migrations")?;
+async fn apply_migrations(settings: &Settings, url: &SecretString) -> anyhow::Result<migrate::Report> {
+    let options = db::connect_options(&settings.database, url)?.options([("statement_timeout", "0")]);
+    let mut conn = options.connect().await.context("cannot connect to run migrations")?;
     migrate::run(&mut conn).await
 }
 

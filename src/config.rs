@@ -34,6 +34,8 @@ pub struct Settings {
     pub server: ServerSettings,
     pub auth: AuthSettings,
     pub limits: LimitSettings,
+    pub usage: UsageSettings,
+    pub jobs: JobSettings,
     /// Bearer token for the operational endpoints; without one they are off.
     pub admin_token: Option<SecretString>,
 }
@@ -101,6 +103,34 @@ impl LimitSettings {
     }
 }
 
+/// The price of AI calls, in USD per 1000 tokens, by model.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct UsageSettings {
+    /// For models the table does not list.
+    pub default_price_per_1k_tokens: f64,
+    pub prices_per_1k_tokens: std::collections::BTreeMap<String, f64>,
+}
+
+impl UsageSettings {
+    /// The cost of `tokens` tokens of `model`, rounded to the column's 6 decimals.
+    pub fn cost(&self, model: &str, tokens: i32) -> f64 {
+        let price = self.prices_per_1k_tokens.get(model).copied().unwrap_or(self.default_price_per_1k_tokens);
+        (f64::from(tokens) * price / 1000.0 * 1e6).round() / 1e6
+    }
+}
+
+/// How often each background job runs, in seconds.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct JobSettings {
+    pub enabled: bool,
+    /// How often the scheduler looks for due jobs.
+    pub tick_secs: u64,
+    pub refresh_project_stats_secs: u64,
+    pub refresh_user_token_summary_secs: u64,
+    pub cleanup_secs: u64,
+    pub analyze_secs: u64,
+}
+
 /// The defaults, written as the same tree the file and environment fill.
 #[derive(Serialize)]
 struct Defaults {
@@ -109,6 +139,8 @@ struct Defaults {
     server: ServerSettingsDefaults,
     auth: AuthSettings,
     limits: LimitSettings,
+    usage: UsageSettings,
+    jobs: JobSettings,
 }
 
 #[derive(Serialize)]
@@ -156,11 +188,7 @@ impl Default for Defaults {
                 port: 3000,
                 body_limit_bytes: 2 * 1024 * 1024,
             },
-            auth: AuthSettings {
-                session_ttl_days: 30,
-                secure_cookie: false,
-                trust_forwarded_for: false,
-            },
+            auth: AuthSettings { session_ttl_days: 30, secure_cookie: false, trust_forwarded_for: false },
             limits: LimitSettings {
                 file_bytes_free: 50 * 1024,
                 file_bytes_pro: 100 * 1024,
@@ -168,6 +196,26 @@ impl Default for Defaults {
                 file_bytes_enterprise: 500 * 1024,
                 batch_operations: 1000,
                 file_batch_body_bytes: 32 * 1024 * 1024,
+            },
+            usage: UsageSettings {
+                default_price_per_1k_tokens: 0.002,
+                prices_per_1k_tokens: [
+                    ("claude-3-5-sonnet", 0.003),
+                    ("claude-3-haiku", 0.00025),
+                    ("gpt-4o", 0.005),
+                    ("gpt-4o-mini", 0.00015),
+                ]
+                .into_iter()
+                .map(|(model, price)| (model.to_owned(), price))
+                .collect(),
+            },
+            jobs: JobSettings {
+                enabled: true,
+                tick_secs: 30,
+                refresh_project_stats_secs: 15 * 60,
+                refresh_user_token_summary_secs: 60 * 60,
+                cleanup_secs: 24 * 60 * 60,
+                analyze_secs: 7 * 24 * 60 * 60,
             },
         }
     }
@@ -192,9 +240,7 @@ impl Settings {
 
     /// Loads the defaults overlaid with the given `(setting path, value)` pairs; for tests and
     /// tools that build a configuration in code.
-    pub fn from_pairs<'a>(
-        pairs: impl IntoIterator<Item = (&'a str, String)>,
-    ) -> Result<Self, ConfigError> {
+    pub fn from_pairs<'a>(pairs: impl IntoIterator<Item = (&'a str, String)>) -> Result<Self, ConfigError> {
         let mut figment = Figment::from(Serialized::defaults(Defaults::default()));
         for (key, value) in pairs {
             // Parsed as the environment's values are: "25" is a number, "true" a boolean.
@@ -213,10 +259,7 @@ impl Settings {
             let name = SEED_VARIABLES
                 .iter()
                 .find(|(_, setting)| *setting == path)
-                .map_or_else(
-                    || path.clone(),
-                    |(variable, _)| format!("{variable} ({path})"),
-                );
+                .map_or_else(|| path.clone(), |(variable, _)| format!("{variable} ({path})"));
             ConfigError(format!("{name}: {}", error.kind))
         })?;
         settings.validate()?;
@@ -231,19 +274,10 @@ impl Settings {
             ("DB_CONNECT_TIMEOUT", db.connect_timeout_secs),
             ("DB_STATEMENT_TIMEOUT", db.statement_timeout_ms),
             ("DB_IDLE_TIMEOUT", db.idle_timeout_ms),
-            (
-                "database.health_check_timeout_ms",
-                db.health_check_timeout_ms,
-            ),
+            ("database.health_check_timeout_ms", db.health_check_timeout_ms),
             ("redis.timeout_ms", self.redis.timeout_ms),
-            (
-                "auth.session_ttl_days",
-                u64::from(self.auth.session_ttl_days),
-            ),
-            (
-                "limits.batch_operations",
-                self.limits.batch_operations as u64,
-            ),
+            ("auth.session_ttl_days", u64::from(self.auth.session_ttl_days)),
+            ("limits.batch_operations", self.limits.batch_operations as u64),
         ];
         if let Some((name, _)) = positive.iter().find(|(_, value)| *value == 0) {
             return Err(ConfigError(format!("{name} must be greater than zero")));
@@ -251,27 +285,17 @@ impl Settings {
         if let Some(url) = &db.url {
             let url = url.expose_secret();
             if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
-                return Err(ConfigError(
-                    "DATABASE_URL must start with postgres:// or postgresql://".into(),
-                ));
+                return Err(ConfigError("DATABASE_URL must start with postgres:// or postgresql://".into()));
             }
         }
         if let Some(url) = &self.redis.url {
             let url = url.expose_secret();
             if !(url.starts_with("redis://") || url.starts_with("rediss://")) {
-                return Err(ConfigError(
-                    "REDIS_URL must start with redis:// or rediss://".into(),
-                ));
+                return Err(ConfigError("REDIS_URL must start with redis:// or rediss://".into()));
             }
         }
-        if self
-            .admin_token
-            .as_ref()
-            .is_some_and(|t| t.expose_secret().len() < 16)
-        {
-            return Err(ConfigError(
-                "ADMIN_TOKEN must be at least 16 characters".into(),
-            ));
+        if self.admin_token.as_ref().is_some_and(|t| t.expose_secret().len() < 16) {
+            return Err(ConfigError("ADMIN_TOKEN must be at least 16 characters".into()));
         }
         Ok(())
     }
@@ -295,21 +319,12 @@ impl DatabaseSettings {
 /// The seed's flat environment variables, each mapped onto its setting path. An empty value
 /// counts as unset, as it does in most deploy tooling.
 fn seed_variables() -> Env {
-    Env::raw()
-        .only(
-            &SEED_VARIABLES
-                .iter()
-                .map(|(var, _)| *var)
-                .collect::<Vec<_>>(),
-        )
-        .filter_map(|var| {
-            let value_is_set = std::env::var(var.as_str()).is_ok_and(|v| !v.is_empty());
-            let path = SEED_VARIABLES
-                .iter()
-                .find(|(name, _)| var.as_str().eq_ignore_ascii_case(name))
-                .map(|(_, path)| *path)?;
-            value_is_set.then(|| path.into())
-        })
+    Env::raw().only(&SEED_VARIABLES.iter().map(|(var, _)| *var).collect::<Vec<_>>()).filter_map(|var| {
+        let value_is_set = std::env::var(var.as_str()).is_ok_and(|v| !v.is_empty());
+        let path =
+            SEED_VARIABLES.iter().find(|(name, _)| var.as_str().eq_ignore_ascii_case(name)).map(|(_, path)| *path)?;
+        value_is_set.then(|| path.into())
+    })
 }
 
 /// A connection URL with its password replaced, safe for logs.
@@ -353,10 +368,7 @@ mod tests {
     #[test]
     fn the_environment_overrides_the_file_which_overrides_the_defaults() {
         Jail::expect_with(|jail| {
-            jail.create_file(
-                "vibing2.toml",
-                "[database]\nconnection_limit = 40\nstatement_timeout_ms = 5000\n",
-            )?;
+            jail.create_file("vibing2.toml", "[database]\nconnection_limit = 40\nstatement_timeout_ms = 5000\n")?;
             jail.set_env("DB_CONNECTION_LIMIT", "12");
             jail.set_env("VIBING2_SERVER__BODY_LIMIT_BYTES", "4096");
             jail.set_env("PORT", "8080");
@@ -403,18 +415,11 @@ mod tests {
     #[test]
     fn secrets_never_appear_in_debug_output() {
         Jail::expect_with(|jail| {
-            jail.set_env(
-                "DATABASE_URL",
-                "postgres://app:db-password-123@db.internal/vibing2",
-            );
+            jail.set_env("DATABASE_URL", "postgres://app:db-password-123@db.internal/vibing2");
             jail.set_env("REDIS_URL", "redis://:redis-password-456@cache.internal");
             jail.set_env("ADMIN_TOKEN", "admin-token-0123456789");
             let debug = format!("{:?}", Settings::load().unwrap());
-            for secret in [
-                "db-password-123",
-                "redis-password-456",
-                "admin-token-0123456789",
-            ] {
+            for secret in ["db-password-123", "redis-password-456", "admin-token-0123456789"] {
                 assert!(!debug.contains(secret), "{secret} leaked into {debug}");
             }
             Ok(())
@@ -423,10 +428,7 @@ mod tests {
 
     #[test]
     fn logged_urls_have_their_password_redacted() {
-        assert_eq!(
-            redact_url("postgres://app:secret@db:5432/v"),
-            "postgres://app:***@db:5432/v"
-        );
+        assert_eq!(redact_url("postgres://app:secret@db:5432/v"), "postgres://app:***@db:5432/v");
         assert_eq!(redact_url("postgres://app@db/v"), "postgres://app@db/v");
         assert_eq!(redact_url("not a url"), "<unparseable url>");
     }

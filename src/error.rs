@@ -26,6 +26,8 @@ pub enum Error {
     MethodNotAllowed,
     #[error("{0}")]
     Conflict(String),
+    #[error("{0}")]
+    PaymentRequired(String),
     #[error("request body is too large")]
     PayloadTooLarge,
     #[error("{0}")]
@@ -65,6 +67,7 @@ impl Error {
             Error::NotFound(_) => StatusCode::NOT_FOUND,
             Error::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Error::Conflict(_) => StatusCode::CONFLICT,
+            Error::PaymentRequired(_) => StatusCode::PAYMENT_REQUIRED,
             Error::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Error::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Error::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
@@ -82,6 +85,7 @@ impl Error {
             Error::NotFound(_) => "not_found",
             Error::MethodNotAllowed => "method_not_allowed",
             Error::Conflict(_) => "conflict",
+            Error::PaymentRequired(_) => "insufficient_tokens",
             Error::PayloadTooLarge => "payload_too_large",
             Error::UnsupportedMediaType(_) => "unsupported_media_type",
             Error::Unprocessable(_) => "unprocessable",
@@ -122,11 +126,7 @@ pub trait ResultExt<T> {
 impl<T> ResultExt<T> for std::result::Result<T, sqlx::Error> {
     fn on_unique_violation(self, constraint: &str, error: impl FnOnce() -> Error) -> Result<T> {
         self.map_err(|e| match &e {
-            sqlx::Error::Database(db)
-                if db.is_unique_violation() && db.constraint() == Some(constraint) =>
-            {
-                error()
-            }
+            sqlx::Error::Database(db) if db.is_unique_violation() && db.constraint() == Some(constraint) => error(),
             _ => Error::from(e),
         })
     }
@@ -144,17 +144,10 @@ impl IntoResponse for Error {
             tracing::error!(error = ?source, "internal error");
         }
         let status = self.status();
-        let body = ErrorResponse {
-            error: ErrorBody {
-                code: self.code(),
-                message: self.to_string(),
-            },
-        };
+        let body = ErrorResponse { error: ErrorBody { code: self.code(), message: self.to_string() } };
         let mut response = (status, Json(body)).into_response();
         if let Error::RateLimited { retry_after_secs } = self {
-            response
-                .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
         }
         response
     }

@@ -11,6 +11,7 @@ pub mod commands;
 pub mod config;
 pub mod db;
 pub mod error;
+pub mod jobs;
 pub mod telemetry;
 pub mod validate;
 

@@ -18,6 +18,7 @@ async fn main() -> ExitCode {
     let outcome = match cli.command {
         Command::Serve => vibing2::commands::serve(settings).await,
         Command::Migrate => vibing2::commands::migrate(settings).await,
+        Command::RefreshViews => vibing2::commands::refresh_views(settings).await,
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,

@@ -9,17 +9,10 @@ use crate::error::Error;
 pub fn text(field: &str, value: &str, min: usize, max: usize) -> Result<(), Error> {
     let length = value.trim().chars().count();
     if length < min || value.chars().count() > max {
-        return Err(Error::Unprocessable(format!(
-            "{field} must be {min} to {max} characters"
-        )));
+        return Err(Error::Unprocessable(format!("{field} must be {min} to {max} characters")));
     }
-    if value
-        .chars()
-        .any(|c| c.is_control() && c != '\n' && c != '\t' && c != '\r')
-    {
-        return Err(Error::Unprocessable(format!(
-            "{field} must not contain control characters"
-        )));
+    if value.chars().any(|c| c.is_control() && c != '\n' && c != '\t' && c != '\r') {
+        return Err(Error::Unprocessable(format!("{field} must not contain control characters")));
     }
     Ok(())
 }
@@ -35,9 +28,7 @@ pub fn email(value: &str) -> Result<String, Error> {
     if valid {
         Ok(email)
     } else {
-        Err(Error::Unprocessable(
-            "email is not a valid e-mail address".into(),
-        ))
+        Err(Error::Unprocessable("email is not a valid e-mail address".into()))
     }
 }
 
@@ -53,10 +44,7 @@ pub fn file_path(path: &str) -> Result<(), String> {
     if path.chars().any(|c| c.is_control() || c == '\\') {
         return Err("path must not contain control characters or backslashes".into());
     }
-    if path
-        .split('/')
-        .any(|segment| segment.is_empty() || segment == "." || segment == "..")
-    {
+    if path.split('/').any(|segment| segment.is_empty() || segment == "." || segment == "..") {
         return Err("path must be normalised: no empty, '.' or '..' segments".into());
     }
     Ok(())
@@ -64,10 +52,7 @@ pub fn file_path(path: &str) -> Result<(), String> {
 
 /// The language of a file, from its extension.
 pub fn language_of(path: &str) -> &'static str {
-    let extension = path
-        .rsplit_once('.')
-        .map(|(_, ext)| ext.to_ascii_lowercase())
-        .unwrap_or_default();
+    let extension = path.rsplit_once('.').map(|(_, ext)| ext.to_ascii_lowercase()).unwrap_or_default();
     match extension.as_str() {
         "html" | "htm" => "html",
         "css" => "css",
@@ -123,13 +108,7 @@ mod tests {
         ] {
             assert!(file_path(path).is_err(), "{path:?} should be refused");
         }
-        for path in [
-            "index.html",
-            "src/components/App.tsx",
-            ".env.example",
-            "a b/c-d_e.f",
-            "ünïcode/файл.js",
-        ] {
+        for path in ["index.html", "src/components/App.tsx", ".env.example", "a b/c-d_e.f", "ünïcode/файл.js"] {
             assert!(file_path(path).is_ok(), "{path:?} should pass");
         }
     }
@@ -144,14 +123,7 @@ mod tests {
     #[test]
     fn emails_are_lower_cased_and_checked() {
         assert_eq!(email("  Owner@Example.COM ").unwrap(), "owner@example.com");
-        for bad in [
-            "",
-            "no-at",
-            "two@@ats",
-            "@example.com",
-            "a@",
-            "sp ace@example.com",
-        ] {
+        for bad in ["", "no-at", "two@@ats", "@example.com", "a@", "sp ace@example.com"] {
             assert!(email(bad).is_err(), "{bad:?}");
         }
     }

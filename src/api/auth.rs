@@ -18,11 +18,7 @@ use crate::error::{Error, ErrorResponse, Result, ResultExt};
 use crate::validate;
 
 pub fn routes() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new()
-        .routes(routes!(signup))
-        .routes(routes!(login))
-        .routes(routes!(logout))
-        .routes(routes!(session))
+    OpenApiRouter::new().routes(routes!(signup)).routes(routes!(login)).routes(routes!(logout)).routes(routes!(session))
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -55,9 +51,7 @@ pub struct LoginResponse {
 fn check_password_rules(password: &str) -> Result<()> {
     let length = password.chars().count();
     if !(8..=128).contains(&length) {
-        return Err(Error::Unprocessable(
-            "password must be 8 to 128 characters".into(),
-        ));
+        return Err(Error::Unprocessable("password must be 8 to 128 characters".into()));
     }
     Ok(())
 }
@@ -66,25 +60,14 @@ fn check_password_rules(password: &str) -> Result<()> {
 #[utoipa::path(post, path = "/api/auth/signup", tag = "auth", request_body = SignupRequest,
     responses((status = 201, body = User), (status = 409, description = "e-mail taken", body = ErrorResponse),
               (status = 422, body = ErrorResponse)))]
-async fn signup(
-    State(state): State<AppState>,
-    Json(request): Json<SignupRequest>,
-) -> Result<(StatusCode, Json<User>)> {
+async fn signup(State(state): State<AppState>, Json(request): Json<SignupRequest>) -> Result<(StatusCode, Json<User>)> {
     validate::text("name", &request.name, 1, 100)?;
     let email = validate::email(&request.email)?;
     check_password_rules(&request.password)?;
     let hash = password::hash(request.password).await?;
-    let user = users::create(
-        &state.pool,
-        &token::new_id(),
-        request.name.trim(),
-        &email,
-        &hash,
-    )
-    .await
-    .on_unique_violation("User_email_key", || {
-        Error::Conflict("an account with this e-mail exists".into())
-    })?;
+    let user = users::create(&state.pool, &token::new_id(), request.name.trim(), &email, &hash)
+        .await
+        .on_unique_violation("User_email_key", || Error::Conflict("an account with this e-mail exists".into()))?;
     Ok((StatusCode::CREATED, Json(user)))
 }
 
@@ -124,16 +107,10 @@ async fn login(
     let ttl = Duration::days(i64::from(state.settings.auth.session_ttl_days));
     let expires_at = (Utc::now() + ttl).naive_utc();
     sessions::create(&state.pool, &token_hash, &user_id, expires_at).await?;
-    let user = users::by_id(&state.pool, &user_id)
-        .await?
-        .ok_or(Error::Unauthorized)?;
+    let user = users::by_id(&state.pool, &user_id).await?.ok_or(Error::Unauthorized)?;
 
     let cookie = session_cookie(&state, &session_token, ttl.num_seconds());
-    let body = LoginResponse {
-        token: session_token,
-        expires_at,
-        user,
-    };
+    let body = LoginResponse { token: session_token, expires_at, user };
     Ok(([(header::SET_COOKIE, cookie)], Json(body)).into_response())
 }
 
@@ -151,20 +128,11 @@ async fn logout(State(state): State<AppState>, user: AuthUser) -> Result<(Status
 #[utoipa::path(get, path = "/api/auth/session", tag = "auth", security(("session" = [])),
     responses((status = 200, body = User), (status = 401, body = ErrorResponse)))]
 async fn session(State(state): State<AppState>, user: AuthUser) -> Result<Json<User>> {
-    users::by_id(&state.pool, &user.id)
-        .await?
-        .map(Json)
-        .ok_or(Error::Unauthorized)
+    users::by_id(&state.pool, &user.id).await?.map(Json).ok_or(Error::Unauthorized)
 }
 
 fn session_cookie(state: &AppState, value: &str, max_age_secs: i64) -> HeaderValue {
-    let secure = if state.settings.auth.secure_cookie {
-        "; Secure"
-    } else {
-        ""
-    };
-    let cookie = format!(
-        "{SESSION_COOKIE}={value}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age_secs}{secure}"
-    );
+    let secure = if state.settings.auth.secure_cookie { "; Secure" } else { "" };
+    let cookie = format!("{SESSION_COOKIE}={value}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age_secs}{secure}");
     HeaderValue::from_str(&cookie).expect("session tokens are URL-safe")
 }

@@ -34,13 +34,9 @@ where
             Err(rejection) => return Err(json_rejection(rejection)),
         };
         if contains_nul(&value) {
-            return Err(Error::Unprocessable(
-                "strings must not contain NUL characters".into(),
-            ));
+            return Err(Error::Unprocessable("strings must not contain NUL characters".into()));
         }
-        serde_json::from_value(value)
-            .map(Json)
-            .map_err(|error| Error::Unprocessable(serde_message(&error.to_string())))
+        serde_json::from_value(value).map(Json).map_err(|error| Error::Unprocessable(serde_message(&error.to_string())))
     }
 }
 
@@ -54,18 +50,16 @@ fn contains_nul(value: &serde_json::Value) -> bool {
     match value {
         serde_json::Value::String(text) => text.contains('\0'),
         serde_json::Value::Array(items) => items.iter().any(contains_nul),
-        serde_json::Value::Object(fields) => fields
-            .iter()
-            .any(|(key, value)| key.contains('\0') || contains_nul(value)),
+        serde_json::Value::Object(fields) => {
+            fields.iter().any(|(key, value)| key.contains('\0') || contains_nul(value))
+        }
         _ => false,
     }
 }
 
 fn json_rejection(rejection: JsonRejection) -> Error {
     match rejection {
-        JsonRejection::JsonDataError(error) => {
-            Error::Unprocessable(serde_message(&error.body_text()))
-        }
+        JsonRejection::JsonDataError(error) => Error::Unprocessable(serde_message(&error.body_text())),
         JsonRejection::JsonSyntaxError(_) => Error::BadRequest("the body is not valid JSON".into()),
         JsonRejection::MissingJsonContentType(_) => {
             Error::UnsupportedMediaType("expected Content-Type: application/json".into())
@@ -98,12 +92,8 @@ where
 
 /// serde's message without axum's prefix, and without echoing long input back.
 fn serde_message(text: &str) -> String {
-    let message = text
-        .strip_prefix("Failed to deserialize the JSON body into the target type: ")
-        .unwrap_or(text);
-    let message = message
-        .strip_prefix("Failed to deserialize query string: ")
-        .unwrap_or(message);
+    let message = text.strip_prefix("Failed to deserialize the JSON body into the target type: ").unwrap_or(text);
+    let message = message.strip_prefix("Failed to deserialize query string: ").unwrap_or(message);
     message.chars().take(200).collect()
 }
 
@@ -132,10 +122,7 @@ impl MaybeUser {
 impl FromRequestParts<AppState> for MaybeUser {
     type Rejection = Error;
 
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &AppState,
-    ) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
         let Some(token) = presented_token(parts) else {
             return Ok(MaybeUser(None));
         };
@@ -150,14 +137,8 @@ impl FromRequestParts<AppState> for MaybeUser {
 impl FromRequestParts<AppState> for AuthUser {
     type Rejection = Error;
 
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &AppState,
-    ) -> Result<Self, Self::Rejection> {
-        MaybeUser::from_request_parts(parts, state)
-            .await?
-            .0
-            .ok_or(Error::Unauthorized)
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        MaybeUser::from_request_parts(parts, state).await?.0.ok_or(Error::Unauthorized)
     }
 }
 
@@ -188,10 +169,7 @@ pub struct ClientAddress(pub String);
 impl FromRequestParts<AppState> for ClientAddress {
     type Rejection = Error;
 
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &AppState,
-    ) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
         if state.settings.auth.trust_forwarded_for {
             let forwarded = parts
                 .headers
@@ -203,10 +181,7 @@ impl FromRequestParts<AppState> for ClientAddress {
                 return Ok(ClientAddress(address));
             }
         }
-        let peer = parts
-            .extensions
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|info| info.0.ip().to_string());
+        let peer = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|info| info.0.ip().to_string());
         Ok(ClientAddress(peer.unwrap_or_else(|| "unknown".into())))
     }
 }

@@ -17,10 +17,7 @@ use crate::error::{Error, ErrorResponse, Result};
 use crate::validate;
 
 /// File listings are metadata only, and a web app wants the whole tree: larger pages.
-pub const FILE_PAGE: PageSize = PageSize {
-    default: 100,
-    max: 1000,
-};
+pub const FILE_PAGE: PageSize = PageSize { default: 100, max: 1000 };
 
 /// The listing and the batch write. The single-file read has a wildcard path, registered in
 /// `api::routes` by hand.
@@ -49,20 +46,11 @@ pub enum FileOperation {
     },
 }
 
-pub async fn first_file_page(
-    state: &AppState,
-    project_id: &str,
-    limit: u32,
-) -> Result<Page<FileEntry>> {
+pub async fn first_file_page(state: &AppState, project_id: &str, limit: u32) -> Result<Page<FileEntry>> {
     file_page(state, project_id, "", i64::from(limit)).await
 }
 
-async fn file_page(
-    state: &AppState,
-    project_id: &str,
-    after_path: &str,
-    limit: i64,
-) -> Result<Page<FileEntry>> {
+async fn file_page(state: &AppState, project_id: &str, after_path: &str, limit: i64) -> Result<Page<FileEntry>> {
     let rows = files::list(&state.pool, project_id, after_path, limit + 1).await?;
     Ok(page_from(rows, limit, |file| file.path.clone()))
 }
@@ -79,12 +67,7 @@ async fn list_files(
     let facts = projects::facts(&state.pool, &id, caller.id()).await?;
     authorize(facts.as_ref(), caller.id(), Action::Read)?;
     let limit = FILE_PAGE.resolve(query.limit)?;
-    let after: String = query
-        .cursor
-        .as_deref()
-        .map(decode_cursor)
-        .transpose()?
-        .unwrap_or_default();
+    let after: String = query.cursor.as_deref().map(decode_cursor).transpose()?.unwrap_or_default();
     Ok(Json(file_page(&state, &id, &after, limit).await?))
 }
 
@@ -100,10 +83,7 @@ pub async fn read_file(
     validate::file_path(&path).map_err(Error::Unprocessable)?;
     let facts = projects::facts(&state.pool, &id, caller.id()).await?;
     authorize(facts.as_ref(), caller.id(), Action::Read)?;
-    files::get(&state.pool, &id, &path)
-        .await?
-        .map(Json)
-        .ok_or(Error::NotFound("file"))
+    files::get(&state.pool, &id, &path).await?.map(Json).ok_or(Error::NotFound("file"))
 }
 
 /// Applies up to `limits.batch_operations` upserts and deletes in one transaction with two
@@ -123,22 +103,16 @@ async fn write_files(
 ) -> Result<Json<BatchOutcome>> {
     let max_operations = state.settings.limits.batch_operations;
     if batch.operations.len() > max_operations {
-        return Err(Error::Unprocessable(format!(
-            "a batch holds at most {max_operations} operations"
-        )));
+        return Err(Error::Unprocessable(format!("a batch holds at most {max_operations} operations")));
     }
     let facts = projects::facts(&state.pool, &id, Some(&user.id)).await?;
     authorize(facts.as_ref(), Some(&user.id), Action::Write)?;
-    let max_file_bytes = state
-        .settings
-        .limits
-        .file_bytes(&facts.expect("authorized").owner_plan);
+    let max_file_bytes = state.settings.limits.file_bytes(&facts.expect("authorized").owner_plan);
 
     // Validating and hashing up to tens of megabytes is CPU work: off the async workers.
-    let (upserts, deletes) =
-        tokio::task::spawn_blocking(move || prepare(batch.operations, max_file_bytes))
-            .await
-            .map_err(anyhow::Error::from)??;
+    let (upserts, deletes) = tokio::task::spawn_blocking(move || prepare(batch.operations, max_file_bytes))
+        .await
+        .map_err(anyhow::Error::from)??;
 
     let mut tx = state.pool.begin().await?;
     let outcome = files::apply_batch(&mut tx, &id, &upserts, &deletes).await?;
@@ -150,49 +124,35 @@ async fn write_files(
 }
 
 /// Checks every operation and computes sizes and checksums. Errors name the operation.
-fn prepare(
-    operations: Vec<FileOperation>,
-    max_file_bytes: usize,
-) -> Result<(Vec<PreparedUpsert>, Vec<String>)> {
+fn prepare(operations: Vec<FileOperation>, max_file_bytes: usize) -> Result<(Vec<PreparedUpsert>, Vec<String>)> {
     let mut seen = std::collections::HashSet::new();
     let mut upserts = Vec::new();
     let mut deletes = Vec::new();
     for (index, operation) in operations.into_iter().enumerate() {
-        let invalid =
-            |problem: String| Error::Unprocessable(format!("operations[{index}]: {problem}"));
+        let invalid = |problem: String| Error::Unprocessable(format!("operations[{index}]: {problem}"));
         let path = match &operation {
             FileOperation::Upsert { path, .. } | FileOperation::Delete { path } => path.clone(),
         };
         validate::file_path(&path).map_err(invalid)?;
         if !seen.insert(path.clone()) {
-            return Err(invalid(format!(
-                "{path} appears more than once in the batch"
-            )));
+            return Err(invalid(format!("{path} appears more than once in the batch")));
         }
         match operation {
             FileOperation::Delete { path } => deletes.push(path),
-            FileOperation::Upsert {
-                path,
-                content,
-                language,
-            } => {
+            FileOperation::Upsert { path, content, language } => {
                 if content.len() > max_file_bytes {
-                    return Err(invalid(format!(
-                        "content is over the plan's {max_file_bytes}-byte limit"
-                    )));
+                    return Err(invalid(format!("content is over the plan's {max_file_bytes}-byte limit")));
                 }
                 let language = match language {
                     Some(language) => {
-                        validate::text("language", &language, 1, 30)
-                            .map_err(|e| invalid(e.to_string()))?;
+                        validate::text("language", &language, 1, 30).map_err(|e| invalid(e.to_string()))?;
                         language
                     }
                     None => validate::language_of(&path).to_owned(),
                 };
                 upserts.push(PreparedUpsert {
                     id: token::new_id(),
-                    size: i32::try_from(content.len())
-                        .map_err(|_| invalid("content is too large".into()))?,
+                    size: i32::try_from(content.len()).map_err(|_| invalid("content is too large".into()))?,
                     checksum: validate::checksum(&content),
                     path,
                     content,

@@ -14,13 +14,11 @@ use utoipa_axum::routes;
 
 use crate::api::extract::Query;
 use crate::app::AppState;
-use crate::db::{catalog, migrate};
+use crate::db::{catalog, maintenance, migrate};
 use crate::error::{Error, Result};
 
 pub fn routes() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new()
-        .routes(routes!(liveness))
-        .routes(routes!(database))
+    OpenApiRouter::new().routes(routes!(liveness)).routes(routes!(database))
 }
 
 #[derive(Serialize, ToSchema)]
@@ -103,6 +101,8 @@ struct Details {
     latest_schema_version: i64,
     tables: Vec<catalog::TableStats>,
     materialized_views: Vec<catalog::ViewRefresh>,
+    /// Each background job's last run, duration and outcome.
+    jobs: Vec<maintenance::JobRun>,
 }
 
 /// Readiness: 200 only when the database answers, 503 with the reason otherwise.
@@ -112,25 +112,15 @@ struct Details {
 /// Answers 200 only when the database answers `SELECT 1` within the health-check timeout;
 /// otherwise 503 with the reason. Redis being down degrades the cache, not the service, so it
 /// is reported but does not fail the check.
-async fn database(
-    State(state): State<AppState>,
-    Query(query): Query<DatabaseQuery>,
-) -> Result<Response> {
+async fn database(State(state): State<AppState>, Query(query): Query<DatabaseQuery>) -> Result<Response> {
     let timeout = state.settings.database.health_check_timeout();
     let started = Instant::now();
-    let ping = tokio::time::timeout(
-        timeout,
-        sqlx::query_scalar::<_, i32>("SELECT 1").fetch_one(&state.pool),
-    )
-    .await;
+    let ping = tokio::time::timeout(timeout, sqlx::query_scalar::<_, i32>("SELECT 1").fetch_one(&state.pool)).await;
     let response_time_ms = millis(started.elapsed());
     let failure = match ping {
         Ok(Ok(_)) => None,
         Ok(Err(error)) => Some(Error::from(error).to_string()),
-        Err(_) => Some(format!(
-            "the database did not answer within {} ms",
-            timeout.as_millis()
-        )),
+        Err(_) => Some(format!("the database did not answer within {} ms", timeout.as_millis())),
     };
 
     let details = match (&failure, query.detailed) {
@@ -138,25 +128,14 @@ async fn database(
         _ => None,
     };
     let body = DatabaseHealth {
-        status: if failure.is_none() {
-            "healthy"
-        } else {
-            "unhealthy"
-        },
-        database: DatabaseCheck {
-            status: if failure.is_none() { "up" } else { "down" },
-            response_time_ms,
-        },
+        status: if failure.is_none() { "healthy" } else { "unhealthy" },
+        database: DatabaseCheck { status: if failure.is_none() { "up" } else { "down" }, response_time_ms },
         reason: failure,
         pool: pool_stats(&state),
         cache: cache_status(&state).await,
         details,
     };
-    let status = if body.reason.is_none() {
-        StatusCode::OK
-    } else {
-        StatusCode::SERVICE_UNAVAILABLE
-    };
+    let status = if body.reason.is_none() { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     Ok((status, [(header::CACHE_CONTROL, "no-store")], Json(body)).into_response())
 }
 
@@ -167,6 +146,7 @@ async fn details(state: &AppState) -> Result<Details> {
         latest_schema_version: migrate::latest_version(),
         tables: catalog::table_stats(&state.pool).await?,
         materialized_views: catalog::view_refreshes(&state.pool).await?,
+        jobs: maintenance::job_runs(&state.pool).await?,
     })
 }
 
@@ -175,21 +155,12 @@ fn pool_stats(state: &AppState) -> PoolStats {
     let idle = state.pool.num_idle();
     let in_use = (size as usize).saturating_sub(idle);
     let max = state.settings.database.connection_limit;
-    PoolStats {
-        size,
-        idle,
-        in_use,
-        max,
-        utilization: in_use as f64 / f64::from(max),
-    }
+    PoolStats { size, idle, in_use, max, utilization: in_use as f64 / f64::from(max) }
 }
 
 async fn cache_status(state: &AppState) -> CacheStatus {
     let Some(client) = &state.redis else {
-        return CacheStatus {
-            shared_tier: "none",
-            redis: None,
-        };
+        return CacheStatus { shared_tier: "none", redis: None };
     };
     let timeout = Duration::from_millis(state.settings.redis.timeout_ms);
     let started = Instant::now();
@@ -198,17 +169,10 @@ async fn cache_status(state: &AppState) -> CacheStatus {
         redis::cmd("PING").query_async::<String>(&mut conn).await
     })
     .await;
-    let status = if matches!(ping, Ok(Ok(_))) {
-        "up"
-    } else {
-        "down"
-    };
+    let status = if matches!(ping, Ok(Ok(_))) { "up" } else { "down" };
     CacheStatus {
         shared_tier: "redis",
-        redis: Some(RedisCheck {
-            status,
-            response_time_ms: millis(started.elapsed()),
-        }),
+        redis: Some(RedisCheck { status, response_time_ms: millis(started.elapsed()) }),
     }
 }
 

@@ -17,10 +17,7 @@ use crate::db::projects;
 use crate::error::{Error, ErrorResponse, Result};
 use crate::validate;
 
-const MESSAGE_PAGE: PageSize = PageSize {
-    default: 50,
-    max: 100,
-};
+const MESSAGE_PAGE: PageSize = PageSize { default: 50, max: 100 };
 /// The longest message body accepted, in characters.
 const MAX_CONTENT_CHARS: usize = 200_000;
 
@@ -68,15 +65,7 @@ async fn append_message(
     let facts = projects::facts(&state.pool, &id, Some(&user.id)).await?;
     authorize(facts.as_ref(), Some(&user.id), Action::Write)?;
     let mut tx = state.pool.begin().await?;
-    let message = messages::append(
-        &mut tx,
-        &id,
-        &token::new_id(),
-        request.role,
-        &request.content,
-        tokens,
-    )
-    .await?;
+    let message = messages::append(&mut tx, &id, &token::new_id(), request.role, &request.content, tokens).await?;
     tx.commit().await?;
     Ok((StatusCode::CREATED, Json(message)))
 }

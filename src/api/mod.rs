@@ -4,12 +4,15 @@
 pub mod auth;
 pub mod collab;
 pub mod competitions;
+pub mod discovery;
 pub mod extract;
 pub mod files;
 pub mod health;
+pub mod likes;
 pub mod messages;
 pub mod pagination;
 pub mod projects;
+pub mod usage;
 
 use axum::extract::DefaultBodyLimit;
 use axum::routing::get;
@@ -58,11 +61,11 @@ pub fn routes(settings: &Settings) -> Router<AppState> {
         .merge(messages::routes())
         .merge(collab::routes())
         .merge(competitions::routes())
+        .merge(discovery::routes())
+        .merge(likes::routes())
+        .merge(usage::routes())
         .split_for_parts();
     router
         .route("/api/projects/{id}/files/{*path}", get(files::read_file))
-        .route(
-            "/api/openapi.json",
-            get(move || async move { Json(openapi) }),
-        )
+        .route("/api/openapi.json", get(move || async move { Json(openapi) }))
 }

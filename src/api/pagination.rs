@@ -35,10 +35,7 @@ pub struct PageSize {
 }
 
 impl PageSize {
-    pub const STANDARD: PageSize = PageSize {
-        default: 20,
-        max: 100,
-    };
+    pub const STANDARD: PageSize = PageSize { default: 20, max: 100 };
 
     /// The requested size, capped; 0 is refused.
     pub fn resolve(self, requested: Option<u32>) -> Result<i64, Error> {
@@ -64,22 +61,11 @@ pub fn decode_cursor<P: DeserializeOwned>(cursor: &str) -> Result<P, Error> {
 }
 
 /// Builds a page from `limit + 1` fetched rows: the extra row only says another page exists.
-pub fn page_from<T, P: Serialize>(
-    mut rows: Vec<T>,
-    limit: i64,
-    position: impl Fn(&T) -> P,
-) -> Page<T> {
+pub fn page_from<T, P: Serialize>(mut rows: Vec<T>, limit: i64, position: impl Fn(&T) -> P) -> Page<T> {
     let has_more = rows.len() as i64 > limit;
     rows.truncate(limit as usize);
-    let next_cursor = if has_more {
-        rows.last().map(|last| encode_cursor(&position(last)))
-    } else {
-        None
-    };
-    Page {
-        items: rows,
-        next_cursor,
-    }
+    let next_cursor = if has_more { rows.last().map(|last| encode_cursor(&position(last))) } else { None };
+    Page { items: rows, next_cursor }
 }
 
 #[cfg(test)]
@@ -97,10 +83,7 @@ mod tests {
 
     #[test]
     fn page_size_defaults_caps_and_refuses_zero() {
-        let size = PageSize {
-            default: 50,
-            max: 100,
-        };
+        let size = PageSize { default: 50, max: 100 };
         assert_eq!(size.resolve(None).unwrap(), 50);
         assert_eq!(size.resolve(Some(500)).unwrap(), 100);
         assert!(size.resolve(Some(0)).is_err());
@@ -110,10 +93,7 @@ mod tests {
     fn the_extra_row_decides_the_next_cursor() {
         let page = page_from(vec![1, 2, 3], 2, |n| *n);
         assert_eq!(page.items, [1, 2]);
-        assert_eq!(
-            decode_cursor::<i32>(page.next_cursor.as_deref().unwrap()).unwrap(),
-            2
-        );
+        assert_eq!(decode_cursor::<i32>(page.next_cursor.as_deref().unwrap()).unwrap(), 2);
         assert!(page_from(vec![1, 2], 2, |n| *n).next_cursor.is_none());
     }
 }

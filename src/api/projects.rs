@@ -25,6 +25,14 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(create_project, list_projects))
         .routes(routes!(get_project, update_project, delete_project))
         .routes(routes!(record_view))
+        .routes(routes!(fork_project))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ForkRequest {
+    /// Defaults to the source's name with " (fork)".
+    name: Option<String>,
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -55,9 +63,7 @@ pub struct UpdateProject {
 }
 
 /// Tells a field sent as `null` (`Some(None)`) from one not sent at all (`None`).
-fn present<'de, D: Deserializer<'de>>(
-    deserializer: D,
-) -> std::result::Result<Option<Option<String>>, D::Error> {
+fn present<'de, D: Deserializer<'de>>(deserializer: D) -> std::result::Result<Option<Option<String>>, D::Error> {
     Option::<String>::deserialize(deserializer).map(Some)
 }
 
@@ -90,22 +96,16 @@ fn check_project_type(project_type: &str) -> Result<()> {
 }
 fn check_agents(agents: &[String]) -> Result<()> {
     if agents.len() > 20 {
-        return Err(Error::Unprocessable(
-            "activeAgents holds at most 20 agents".into(),
-        ));
+        return Err(Error::Unprocessable("activeAgents holds at most 20 agents".into()));
     }
-    agents
-        .iter()
-        .try_for_each(|agent| validate::text("activeAgents[]", agent, 1, 100))
+    agents.iter().try_for_each(|agent| validate::text("activeAgents[]", agent, 1, 100))
 }
 fn check_preview_url(url: &str) -> Result<()> {
     validate::text("previewUrl", url, 1, 2048)?;
     if url.starts_with("https://") || url.starts_with("http://") {
         Ok(())
     } else {
-        Err(Error::Unprocessable(
-            "previewUrl must be an http(s) URL".into(),
-        ))
+        Err(Error::Unprocessable("previewUrl must be an http(s) URL".into()))
     }
 }
 
@@ -119,11 +119,7 @@ async fn create_project(
     Json(request): Json<CreateProject>,
 ) -> Result<(StatusCode, Json<Project>)> {
     check_name(&request.name)?;
-    request
-        .description
-        .as_deref()
-        .map(check_description)
-        .transpose()?;
+    request.description.as_deref().map(check_description).transpose()?;
     check_project_type(&request.project_type)?;
     let agents = request.active_agents.unwrap_or_default();
     check_agents(&agents)?;
@@ -148,12 +144,9 @@ async fn list_projects(
     Query(query): Query<PageQuery>,
 ) -> Result<Json<Page<ProjectSummary>>> {
     let limit = PageSize::STANDARD.resolve(query.limit)?;
-    let after: Option<(NaiveDateTime, String)> =
-        query.cursor.as_deref().map(decode_cursor).transpose()?;
+    let after: Option<(NaiveDateTime, String)> = query.cursor.as_deref().map(decode_cursor).transpose()?;
     let rows = projects::list_for_member(&state.pool, &user.id, after.as_ref(), limit + 1).await?;
-    Ok(Json(page_from(rows, limit, |p| {
-        (p.updated_at, p.id.clone())
-    })))
+    Ok(Json(page_from(rows, limit, |p| (p.updated_at, p.id.clone()))))
 }
 
 /// A project's metadata and the first page of its file listing.
@@ -166,16 +159,9 @@ async fn get_project(
 ) -> Result<Json<ProjectDetail>> {
     let facts = projects::facts(&state.pool, &id, caller.id()).await?;
     let access = authorize(facts.as_ref(), caller.id(), Action::Read)?;
-    let project = projects::get(&state.pool, &id)
-        .await?
-        .ok_or(Error::NotFound("project"))?;
+    let project = projects::get(&state.pool, &id).await?.ok_or(Error::NotFound("project"))?;
     let files = first_file_page(&state, &id, FILE_PAGE.default).await?;
-    Ok(Json(ProjectDetail {
-        project,
-        access,
-        files: files.items,
-        files_next_cursor: files.next_cursor,
-    }))
+    Ok(Json(ProjectDetail { project, access, files: files.items, files_next_cursor: files.next_cursor }))
 }
 
 /// Changes the allowed fields. Owner and ADMIN collaborators.
@@ -190,30 +176,10 @@ async fn update_project(
     Json(request): Json<UpdateProject>,
 ) -> Result<Json<Project>> {
     request.name.as_deref().map(check_name).transpose()?;
-    request
-        .description
-        .clone()
-        .flatten()
-        .as_deref()
-        .map(check_description)
-        .transpose()?;
-    request
-        .project_type
-        .as_deref()
-        .map(check_project_type)
-        .transpose()?;
-    request
-        .active_agents
-        .as_deref()
-        .map(check_agents)
-        .transpose()?;
-    request
-        .preview_url
-        .clone()
-        .flatten()
-        .as_deref()
-        .map(check_preview_url)
-        .transpose()?;
+    request.description.clone().flatten().as_deref().map(check_description).transpose()?;
+    request.project_type.as_deref().map(check_project_type).transpose()?;
+    request.active_agents.as_deref().map(check_agents).transpose()?;
+    request.preview_url.clone().flatten().as_deref().map(check_preview_url).transpose()?;
 
     let facts = projects::facts(&state.pool, &id, Some(&user.id)).await?;
     authorize(facts.as_ref(), Some(&user.id), Action::Manage)?;
@@ -225,21 +191,14 @@ async fn update_project(
         visibility: request.visibility,
         preview_url: request.preview_url,
     };
-    projects::update(&state.pool, &id, &patch)
-        .await?
-        .map(Json)
-        .ok_or(Error::NotFound("project"))
+    projects::update(&state.pool, &id, &patch).await?.map(Json).ok_or(Error::NotFound("project"))
 }
 
 /// Deletes the project and everything in it. Owner only.
 #[utoipa::path(delete, path = "/api/projects/{id}", tag = "projects", params(("id" = String, Path)),
     security(("session" = [])),
     responses((status = 204), (status = 403, body = ErrorResponse), (status = 404, body = ErrorResponse)))]
-async fn delete_project(
-    State(state): State<AppState>,
-    user: AuthUser,
-    Path(id): Path<String>,
-) -> Result<StatusCode> {
+async fn delete_project(State(state): State<AppState>, user: AuthUser, Path(id): Path<String>) -> Result<StatusCode> {
     let facts = projects::facts(&state.pool, &id, Some(&user.id)).await?;
     authorize(facts.as_ref(), Some(&user.id), Action::Delete)?;
     projects::delete(&state.pool, &id).await?;
@@ -256,8 +215,26 @@ async fn record_view(
 ) -> Result<Json<ViewCount>> {
     let facts = projects::facts(&state.pool, &id, caller.id()).await?;
     authorize(facts.as_ref(), caller.id(), Action::Read)?;
-    let view_count = projects::record_view(&state.pool, &id)
-        .await?
-        .ok_or(Error::NotFound("project"))?;
+    let view_count = projects::record_view(&state.pool, &id).await?.ok_or(Error::NotFound("project"))?;
     Ok(Json(ViewCount { view_count }))
+}
+
+/// Copies a project the caller can read (metadata and files, not messages) into a new
+/// PRIVATE project of theirs, in one statement, and counts the fork on the source.
+#[utoipa::path(post, path = "/api/projects/{id}/fork", tag = "projects", params(("id" = String, Path)),
+    request_body = ForkRequest, security(("session" = [])),
+    responses((status = 201, body = Project), (status = 401, body = ErrorResponse), (status = 404, body = ErrorResponse),
+              (status = 422, body = ErrorResponse)))]
+async fn fork_project(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Path(id): Path<String>,
+    Json(request): Json<ForkRequest>,
+) -> Result<(StatusCode, Json<Project>)> {
+    request.name.as_deref().map(check_name).transpose()?;
+    let facts = projects::facts(&state.pool, &id, Some(&user.id)).await?;
+    authorize(facts.as_ref(), Some(&user.id), Action::Read)?;
+    let name = request.name.as_deref().map(str::trim);
+    let fork = projects::fork(&state.pool, &id, &token::new_id(), &user.id, name).await?;
+    Ok((StatusCode::CREATED, Json(fork.ok_or(Error::NotFound("project"))?)))
 }

@@ -8,9 +8,7 @@ use utoipa::ToSchema;
 use crate::error::Error;
 
 /// A collaborator's role, stored as `VIEWER` / `EDITOR` / `ADMIN`.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, ToSchema, sqlx::Type,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, ToSchema, sqlx::Type)]
 #[serde(rename_all = "UPPERCASE")]
 #[sqlx(type_name = "text", rename_all = "UPPERCASE")]
 pub enum Role {
@@ -20,9 +18,7 @@ pub enum Role {
 }
 
 /// What the caller is to a project, weakest first.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, ToSchema, sqlx::Type,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, ToSchema, sqlx::Type)]
 #[serde(rename_all = "lowercase")]
 #[sqlx(type_name = "text", rename_all = "lowercase")]
 pub enum Access {
@@ -95,11 +91,7 @@ impl ProjectFacts {
 
 /// Checks `action` against the caller's access: 404 for a project the caller cannot see,
 /// 401 for an anonymous caller who could do more by signing in, 403 otherwise.
-pub fn authorize(
-    facts: Option<&ProjectFacts>,
-    caller: Option<&str>,
-    action: Action,
-) -> Result<Access, Error> {
+pub fn authorize(facts: Option<&ProjectFacts>, caller: Option<&str>, action: Action) -> Result<Access, Error> {
     let Some(access) = facts.and_then(|facts| facts.access(caller)) else {
         return Err(Error::NotFound("project"));
     };
@@ -108,9 +100,7 @@ pub fn authorize(
     } else if caller.is_none() {
         Err(Error::Unauthorized)
     } else {
-        Err(Error::Forbidden(
-            format!("this needs {:?} access to the project", action.needs()).to_lowercase(),
-        ))
+        Err(Error::Forbidden(format!("this needs {:?} access to the project", action.needs()).to_lowercase()))
     }
 }
 
@@ -119,12 +109,7 @@ mod tests {
     use super::*;
 
     fn facts(is_public: bool, caller_role: Option<Role>) -> ProjectFacts {
-        ProjectFacts {
-            owner_id: "owner".into(),
-            owner_plan: "FREE".into(),
-            is_public,
-            caller_role,
-        }
+        ProjectFacts { owner_id: "owner".into(), owner_plan: "FREE".into(), is_public, caller_role }
     }
 
     #[test]
@@ -147,34 +132,16 @@ mod tests {
     #[test]
     fn private_projects_do_not_exist_for_strangers() {
         let private = facts(false, None);
-        assert!(matches!(
-            authorize(Some(&private), Some("stranger"), Action::Read),
-            Err(Error::NotFound(_))
-        ));
-        assert!(matches!(
-            authorize(Some(&private), None, Action::Read),
-            Err(Error::NotFound(_))
-        ));
-        assert!(matches!(
-            authorize(None, Some("owner"), Action::Read),
-            Err(Error::NotFound(_))
-        ));
+        assert!(matches!(authorize(Some(&private), Some("stranger"), Action::Read), Err(Error::NotFound(_))));
+        assert!(matches!(authorize(Some(&private), None, Action::Read), Err(Error::NotFound(_))));
+        assert!(matches!(authorize(None, Some("owner"), Action::Read), Err(Error::NotFound(_))));
     }
 
     #[test]
     fn public_projects_are_read_only_for_everyone_else() {
         let public = facts(true, None);
-        assert_eq!(
-            authorize(Some(&public), None, Action::Read).unwrap(),
-            Access::Public
-        );
-        assert!(matches!(
-            authorize(Some(&public), None, Action::Write),
-            Err(Error::Unauthorized)
-        ));
-        assert!(matches!(
-            authorize(Some(&public), Some("stranger"), Action::Write),
-            Err(Error::Forbidden(_))
-        ));
+        assert_eq!(authorize(Some(&public), None, Action::Read).unwrap(), Access::Public);
+        assert!(matches!(authorize(Some(&public), None, Action::Write), Err(Error::Unauthorized)));
+        assert!(matches!(authorize(Some(&public), Some("stranger"), Action::Write), Err(Error::Forbidden(_))));
     }
 }

@@ -58,13 +58,7 @@ fn hash_blocking(password: &str) -> String {
 fn verify_blocking(password: &str, stored: Option<&str>) -> Verdict {
     match stored {
         Some(hash) if hash.starts_with("$argon2id$") => match PasswordHash::new(hash) {
-            Ok(parsed)
-                if Argon2::default()
-                    .verify_password(password.as_bytes(), &parsed)
-                    .is_ok() =>
-            {
-                Verdict::Valid
-            }
+            Ok(parsed) if Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok() => Verdict::Valid,
             _ => Verdict::Invalid,
         },
         Some(hash) if is_bcrypt(hash) => match bcrypt::verify(password, hash) {
@@ -80,14 +74,10 @@ fn verify_blocking(password: &str, stored: Option<&str>) -> Verdict {
 }
 
 fn is_bcrypt(hash: &str) -> bool {
-    ["$2a$", "$2b$", "$2y$"]
-        .iter()
-        .any(|prefix| hash.starts_with(prefix))
+    ["$2a$", "$2b$", "$2y$"].iter().any(|prefix| hash.starts_with(prefix))
 }
 
-async fn run_blocking<T: Send + 'static>(
-    work: impl FnOnce() -> T + Send + 'static,
-) -> anyhow::Result<T> {
+async fn run_blocking<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> anyhow::Result<T> {
     let _slot = HASHING_SLOTS.clone().acquire_owned().await?;
     Ok(tokio::task::spawn_blocking(work).await?)
 }
@@ -100,50 +90,28 @@ mod tests {
     async fn argon2id_round_trip() {
         let hash = hash("correct horse".into()).await.unwrap();
         assert!(hash.starts_with("$argon2id$"));
-        assert_eq!(
-            verify("correct horse".into(), Some(hash.clone()))
-                .await
-                .unwrap(),
-            Verdict::Valid
-        );
-        assert_eq!(
-            verify("wrong horse".into(), Some(hash)).await.unwrap(),
-            Verdict::Invalid
-        );
+        assert_eq!(verify("correct horse".into(), Some(hash.clone())).await.unwrap(), Verdict::Valid);
+        assert_eq!(verify("wrong horse".into(), Some(hash)).await.unwrap(), Verdict::Invalid);
     }
 
     #[tokio::test]
     async fn phase1_bcrypt_hashes_verify_and_ask_for_a_rehash() {
         for prefix in ["$2a$", "$2b$", "$2y$"] {
-            let hash = bcrypt::hash("phase1-owner-pass", 4)
-                .unwrap()
-                .replacen("$2b$", prefix, 1);
+            let hash = bcrypt::hash("phase1-owner-pass", 4).unwrap().replacen("$2b$", prefix, 1);
             assert_eq!(
-                verify("phase1-owner-pass".into(), Some(hash.clone()))
-                    .await
-                    .unwrap(),
+                verify("phase1-owner-pass".into(), Some(hash.clone())).await.unwrap(),
                 Verdict::ValidNeedsRehash,
                 "{prefix}"
             );
-            assert_eq!(
-                verify("nope".into(), Some(hash)).await.unwrap(),
-                Verdict::Invalid
-            );
+            assert_eq!(verify("nope".into(), Some(hash)).await.unwrap(), Verdict::Invalid);
         }
     }
 
     #[tokio::test]
     async fn a_stored_value_that_is_no_hash_never_verifies() {
         for stored in ["password_hash", "", "$argon2id$garbage", "$2b$garbage"] {
-            assert_eq!(
-                verify(stored.into(), Some(stored.into())).await.unwrap(),
-                Verdict::Invalid,
-                "{stored}"
-            );
+            assert_eq!(verify(stored.into(), Some(stored.into())).await.unwrap(), Verdict::Invalid, "{stored}");
         }
-        assert_eq!(
-            verify("anything".into(), None).await.unwrap(),
-            Verdict::Invalid
-        );
+        assert_eq!(verify("anything".into(), None).await.unwrap(), Verdict::Invalid);
     }
 }

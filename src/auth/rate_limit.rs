@@ -21,13 +21,8 @@ pub fn keys(email: &str, client: &str) -> [String; 2] {
 pub async fn check(pool: &PgPool, keys: &[String; 2]) -> Result<()> {
     let counts = login_failures::recent(pool, keys, WINDOW).await?;
     let blocked = counts.iter().filter(|count| count.failures >= MAX_FAILURES);
-    if let Some(retry_after_secs) = blocked
-        .map(|count| count.seconds_until_oldest_expires)
-        .max()
-    {
-        return Err(Error::RateLimited {
-            retry_after_secs: retry_after_secs.max(1) as u64,
-        });
+    if let Some(retry_after_secs) = blocked.map(|count| count.seconds_until_oldest_expires).max() {
+        return Err(Error::RateLimited { retry_after_secs: retry_after_secs.max(1) as u64 });
     }
     Ok(())
 }

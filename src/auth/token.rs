@@ -40,8 +40,6 @@ mod tests {
     fn ids_are_url_safe() {
         let id = new_id();
         assert_eq!(id.len(), 22);
-        assert!(id
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'));
+        assert!(id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'));
     }
 }

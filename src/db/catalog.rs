@@ -42,11 +42,7 @@ pub async fn table_stats(pool: &PgPool) -> sqlx::Result<Vec<TableStats>> {
         .into_iter()
         .map(|(name, kind, reltuples, total_bytes)| TableStats {
             name,
-            kind: if kind == "m" {
-                "materialized_view"
-            } else {
-                "table"
-            },
+            kind: if kind == "m" { "materialized_view" } else { "table" },
             row_estimate: (reltuples >= 0.0).then_some(reltuples as i64),
             total_bytes,
         })
@@ -65,13 +61,11 @@ pub async fn view_refreshes(pool: &PgPool) -> sqlx::Result<Vec<ViewRefresh>> {
     .await?;
     Ok(rows
         .into_iter()
-        .map(
-            |(name, populated, last_refresh_at, last_refresh_ms)| ViewRefresh {
-                name,
-                populated,
-                last_refresh_at,
-                last_refresh_ms,
-            },
-        )
+        .map(|(name, populated, last_refresh_at, last_refresh_ms)| ViewRefresh {
+            name,
+            populated,
+            last_refresh_at,
+            last_refresh_ms,
+        })
         .collect())
 }

@@ -38,23 +38,16 @@ impl EmbeddedCluster {
         // Two processes starting on one directory (two `serve`s, parallel test binaries) take
         // turns: the second one finds the cluster running and joins it.
         let lock_file = std::fs::File::create(dir.join("start.lock"))?;
-        let _start_lock =
-            tokio::task::spawn_blocking(move || Flock::lock(lock_file, FlockArg::LockExclusive))
-                .await?
-                .map_err(|(_, errno)| anyhow::anyhow!("cannot lock {}: {errno}", dir.display()))?;
+        let _start_lock = tokio::task::spawn_blocking(move || Flock::lock(lock_file, FlockArg::LockExclusive))
+            .await?
+            .map_err(|(_, errno)| anyhow::anyhow!("cannot lock {}: {errno}", dir.display()))?;
         let data_dir = dir.join("data");
         let run_as = unprivileged_user().await?;
         if let Some(user) = &run_as {
             chown_recursive(&dir, user).await?;
         }
 
-        let mut cluster = Self {
-            bin_dir,
-            data_dir,
-            port: 0,
-            run_as,
-            started_here: false,
-        };
+        let mut cluster = Self { bin_dir, data_dir, port: 0, run_as, started_here: false };
         if !cluster.data_dir.join("PG_VERSION").exists() {
             cluster.initdb().await?;
         }
@@ -64,10 +57,8 @@ impl EmbeddedCluster {
         } else {
             cluster.port = free_loopback_port()?;
             let log = dir.join("server.log");
-            let mut server_options = format!(
-                "-c port={} -c listen_addresses=127.0.0.1 -c unix_socket_directories=''",
-                cluster.port
-            );
+            let mut server_options =
+                format!("-c port={} -c listen_addresses=127.0.0.1 -c unix_socket_directories=''", cluster.port);
             for (name, value) in server_settings {
                 server_options.push_str(&format!(" -c {name}={value}"));
             }
@@ -101,13 +92,8 @@ impl EmbeddedCluster {
         if !self.started_here {
             return Ok(());
         }
-        let output = self
-            .pg_command("pg_ctl")
-            .arg("-D")
-            .arg(&self.data_dir)
-            .args(["-m", "fast", "-w", "stop"])
-            .output()
-            .await?;
+        let output =
+            self.pg_command("pg_ctl").arg("-D").arg(&self.data_dir).args(["-m", "fast", "-w", "stop"]).output().await?;
         ensure_success("pg_ctl stop", &output, None)?;
         tracing::info!("embedded PostgreSQL stopped");
         Ok(())
@@ -124,10 +110,7 @@ impl EmbeddedCluster {
             command.current_dir(parent);
         }
         if let Some(user) = &self.run_as {
-            command
-                .uid(user.uid.as_raw())
-                .gid(user.gid.as_raw())
-                .env("HOME", &user.dir);
+            command.uid(user.uid.as_raw()).gid(user.gid.as_raw()).env("HOME", &user.dir);
         }
         command
     }
@@ -138,14 +121,7 @@ impl EmbeddedCluster {
             .pg_command("initdb")
             .arg("-D")
             .arg(&self.data_dir)
-            .args([
-                "-U",
-                "postgres",
-                "--auth=trust",
-                "--encoding=UTF8",
-                "--locale=C",
-                "--no-instructions",
-            ])
+            .args(["-U", "postgres", "--auth=trust", "--encoding=UTF8", "--locale=C", "--no-instructions"])
             .output()
             .await?;
         ensure_success("initdb", &output, None)
@@ -153,44 +129,30 @@ impl EmbeddedCluster {
 
     /// The port of a postmaster already running on our data directory, from `postmaster.pid`.
     async fn running_port(&self) -> anyhow::Result<Option<u16>> {
-        let status = self
-            .pg_command("pg_ctl")
-            .arg("-D")
-            .arg(&self.data_dir)
-            .arg("status")
-            .output()
-            .await?;
+        let status = self.pg_command("pg_ctl").arg("-D").arg(&self.data_dir).arg("status").output().await?;
         if !status.status.success() {
             return Ok(None);
         }
         let pid_file = std::fs::read_to_string(self.data_dir.join("postmaster.pid"))?;
-        let port = pid_file
-            .lines()
-            .nth(3)
-            .and_then(|line| line.trim().parse().ok());
+        let port = pid_file.lines().nth(3).and_then(|line| line.trim().parse().ok());
         Ok(port)
     }
 
     async fn ensure_database(&self) -> anyhow::Result<()> {
         let mut conn = PgConnection::connect(&self.url_for("postgres")).await?;
-        let exists: bool =
-            sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
-                .bind(DATABASE_NAME)
-                .fetch_one(&mut conn)
-                .await?;
+        let exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
+            .bind(DATABASE_NAME)
+            .fetch_one(&mut conn)
+            .await?;
         if !exists {
-            sqlx::query(&format!("CREATE DATABASE {DATABASE_NAME}"))
-                .execute(&mut conn)
-                .await?;
+            sqlx::query(&format!("CREATE DATABASE {DATABASE_NAME}")).execute(&mut conn).await?;
         }
         Ok(())
     }
 }
 
 fn search_path() -> Vec<PathBuf> {
-    std::env::var_os("PATH")
-        .map(|path| std::env::split_paths(&path).collect())
-        .unwrap_or_default()
+    std::env::var_os("PATH").map(|path| std::env::split_paths(&path).collect()).unwrap_or_default()
 }
 
 /// `initdb` and `pg_ctl`, from the first directory of `path` that has both, or else from the
@@ -233,31 +195,18 @@ async fn unprivileged_user() -> anyhow::Result<Option<User>> {
         }
     }
     let output = Command::new("useradd")
-        .args([
-            "--system",
-            "--user-group",
-            "--no-create-home",
-            "--shell",
-            "/usr/sbin/nologin",
-        ])
+        .args(["--system", "--user-group", "--no-create-home", "--shell", "/usr/sbin/nologin"])
         .arg(FALLBACK_SYSTEM_USER)
         .output()
         .await
         .context("cannot run useradd to create the embedded cluster's system user")?;
     ensure_success("useradd", &output, None)?;
-    User::from_name(FALLBACK_SYSTEM_USER)?
-        .map(Some)
-        .context("useradd succeeded but the system user is missing")
+    User::from_name(FALLBACK_SYSTEM_USER)?.map(Some).context("useradd succeeded but the system user is missing")
 }
 
 async fn chown_recursive(dir: &Path, user: &User) -> anyhow::Result<()> {
     let owner = format!("{}:{}", user.uid, Gid::from_raw(user.gid.as_raw()));
-    let output = Command::new("chown")
-        .arg("-R")
-        .arg(owner)
-        .arg(dir)
-        .output()
-        .await?;
+    let output = Command::new("chown").arg("-R").arg(owner).arg(dir).output().await?;
     ensure_success("chown", &output, None)
 }
 

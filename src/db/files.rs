@@ -63,19 +63,10 @@ pub async fn list(
     after_path: &str,
     limit: i64,
 ) -> sqlx::Result<Vec<FileEntry>> {
-    sqlx::query_as(LIST_SQL)
-        .bind(project_id)
-        .bind(after_path)
-        .bind(limit)
-        .fetch_all(db)
-        .await
+    sqlx::query_as(LIST_SQL).bind(project_id).bind(after_path).bind(limit).fetch_all(db).await
 }
 
-pub async fn get(
-    db: impl PgExecutor<'_>,
-    project_id: &str,
-    path: &str,
-) -> sqlx::Result<Option<FileContent>> {
+pub async fn get(db: impl PgExecutor<'_>, project_id: &str, path: &str) -> sqlx::Result<Option<FileContent>> {
     sqlx::query_as(
         r#"SELECT "path", "language", "size", "checksum", "content", "updatedAt" FROM "ProjectFile"
            WHERE "projectId" = $1 AND "path" = $2"#,

@@ -10,11 +10,7 @@ pub struct KeyCount {
     pub seconds_until_oldest_expires: i64,
 }
 
-pub async fn recent(
-    db: impl PgExecutor<'_>,
-    keys: &[String],
-    window: Duration,
-) -> sqlx::Result<Vec<KeyCount>> {
+pub async fn recent(db: impl PgExecutor<'_>, keys: &[String], window: Duration) -> sqlx::Result<Vec<KeyCount>> {
     let rows: Vec<(i64, f64)> = sqlx::query_as(
         r#"SELECT count(*), EXTRACT(EPOCH FROM min("at") + make_interval(secs => $2)
                                      - (now() AT TIME ZONE 'UTC'))::float8
@@ -28,19 +24,12 @@ pub async fn recent(
     .await?;
     Ok(rows
         .into_iter()
-        .map(|(failures, seconds)| KeyCount {
-            failures,
-            seconds_until_oldest_expires: seconds.ceil() as i64,
-        })
+        .map(|(failures, seconds)| KeyCount { failures, seconds_until_oldest_expires: seconds.ceil() as i64 })
         .collect())
 }
 
 /// Records one failure under every key, and forgets failures older than the window.
-pub async fn record(
-    db: impl PgExecutor<'_>,
-    keys: &[String],
-    window: Duration,
-) -> sqlx::Result<()> {
+pub async fn record(db: impl PgExecutor<'_>, keys: &[String], window: Duration) -> sqlx::Result<()> {
     sqlx::query(
         r#"WITH expired AS (
                DELETE FROM "LoginFailure"
@@ -56,9 +45,6 @@ pub async fn record(
 }
 
 pub async fn clear(db: impl PgExecutor<'_>, key: &str) -> sqlx::Result<()> {
-    sqlx::query(r#"DELETE FROM "LoginFailure" WHERE "key" = $1"#)
-        .bind(key)
-        .execute(db)
-        .await?;
+    sqlx::query(r#"DELETE FROM "LoginFailure" WHERE "key" = $1"#).bind(key).execute(db).await?;
     Ok(())
 }

@@ -79,10 +79,7 @@ pub async fn page(
         Direction::Newer => i64::MIN,
     };
     let sql = page_sql(role.is_some(), direction);
-    let query = sqlx::query_as(&sql)
-        .bind(project_id)
-        .bind(after_cursor.unwrap_or(start))
-        .bind(limit);
+    let query = sqlx::query_as(&sql).bind(project_id).bind(after_cursor.unwrap_or(start)).bind(limit);
     match role {
         Some(role) => query.bind(role).fetch_all(db).await,
         None => query.fetch_all(db).await,
@@ -98,11 +95,7 @@ pub fn page_sql(role_filter: bool, direction: Direction) -> String {
         Direction::Older => ("<", "DESC"),
         Direction::Newer => (">", "ASC"),
     };
-    let role = if role_filter {
-        r#" AND "role" = $4"#
-    } else {
-        ""
-    };
+    let role = if role_filter { r#" AND "role" = $4"# } else { "" };
     format!(
         r#"SELECT "id", "role", "content", "tokens", "cursor", "createdAt" FROM "Message"
            WHERE "projectId" = $1{role} AND "cursor" {comparison} $2

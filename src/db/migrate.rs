@@ -23,26 +23,11 @@ pub struct Migration {
 }
 
 pub static MIGRATIONS: &[Migration] = &[
-    Migration {
-        version: 1,
-        name: "phase2_baseline",
-        sql: include_str!("../../migrations/0001_phase2_baseline.sql"),
-    },
-    Migration {
-        version: 2,
-        name: "optimized_schema",
-        sql: include_str!("../../migrations/0002_optimized_schema.sql"),
-    },
-    Migration {
-        version: 3,
-        name: "indexes",
-        sql: include_str!("../../migrations/0003_indexes.sql"),
-    },
-    Migration {
-        version: 4,
-        name: "login_failures",
-        sql: include_str!("../../migrations/0004_login_failures.sql"),
-    },
+    Migration { version: 1, name: "phase2_baseline", sql: include_str!("../../migrations/0001_phase2_baseline.sql") },
+    Migration { version: 2, name: "optimized_schema", sql: include_str!("../../migrations/0002_optimized_schema.sql") },
+    Migration { version: 3, name: "indexes", sql: include_str!("../../migrations/0003_indexes.sql") },
+    Migration { version: 4, name: "login_failures", sql: include_str!("../../migrations/0004_login_failures.sql") },
+    Migration { version: 5, name: "job_runs", sql: include_str!("../../migrations/0005_job_runs.sql") },
 ];
 
 impl Migration {
@@ -59,11 +44,7 @@ impl Migration {
         self.sql
             .split(";\n")
             .map(|chunk| {
-                chunk
-                    .lines()
-                    .filter(|line| !line.trim_start().starts_with("--"))
-                    .collect::<Vec<_>>()
-                    .join("\n")
+                chunk.lines().filter(|line| !line.trim_start().starts_with("--")).collect::<Vec<_>>().join("\n")
             })
             .filter(|statement| !statement.trim().is_empty())
     }
@@ -96,15 +77,9 @@ impl Report {
 /// Brings the database to the latest schema. Safe to run again: a database that is current is
 /// left untouched.
 pub async fn run(conn: &mut PgConnection) -> anyhow::Result<Report> {
-    sqlx::query("SELECT pg_advisory_lock($1)")
-        .bind(MIGRATION_LOCK_KEY)
-        .execute(&mut *conn)
-        .await?;
+    sqlx::query("SELECT pg_advisory_lock($1)").bind(MIGRATION_LOCK_KEY).execute(&mut *conn).await?;
     let result = run_locked(conn).await;
-    sqlx::query("SELECT pg_advisory_unlock($1)")
-        .bind(MIGRATION_LOCK_KEY)
-        .execute(&mut *conn)
-        .await?;
+    sqlx::query("SELECT pg_advisory_unlock($1)").bind(MIGRATION_LOCK_KEY).execute(&mut *conn).await?;
     result
 }
 
@@ -121,11 +96,10 @@ async fn run_locked(conn: &mut PgConnection) -> anyhow::Result<Report> {
     )
     .await?;
 
-    let applied: Vec<(i64, String)> = sqlx::query_as(
-        r#"SELECT "version", "checksum" FROM "_vibing2_migrations" ORDER BY "version""#,
-    )
-    .fetch_all(&mut *conn)
-    .await?;
+    let applied: Vec<(i64, String)> =
+        sqlx::query_as(r#"SELECT "version", "checksum" FROM "_vibing2_migrations" ORDER BY "version""#)
+            .fetch_all(&mut *conn)
+            .await?;
     for (version, checksum) in &applied {
         match MIGRATIONS.iter().find(|m| m.version == *version) {
             Some(migration) if migration.checksum() == *checksum => {}
@@ -142,56 +116,30 @@ async fn run_locked(conn: &mut PgConnection) -> anyhow::Result<Report> {
         tracing::info!("adopted an existing Phase-2 (Prisma) schema as migration 1");
     }
 
-    let done: Vec<i64> = sqlx::query_scalar(r#"SELECT "version" FROM "_vibing2_migrations""#)
-        .fetch_all(&mut *conn)
-        .await?;
+    let done: Vec<i64> =
+        sqlx::query_scalar(r#"SELECT "version" FROM "_vibing2_migrations""#).fetch_all(&mut *conn).await?;
     for migration in MIGRATIONS.iter().filter(|m| !done.contains(&m.version)) {
         let started = Instant::now();
         if migration.transactional() {
             let mut tx = conn.begin().await?;
             tx.execute(sqlx::raw_sql(migration.sql))
                 .await
-                .with_context(|| {
-                    format!(
-                        "migration {} ({}) failed",
-                        migration.version, migration.name
-                    )
-                })?;
+                .with_context(|| format!("migration {} ({}) failed", migration.version, migration.name))?;
             let elapsed = started.elapsed().as_secs_f64() * 1000.0;
             record(&mut tx, migration, "applied", elapsed).await?;
             tx.commit().await?;
         } else {
             drop_invalid_indexes(conn).await?;
             for statement in migration.statements() {
-                conn.execute(sqlx::raw_sql(&statement))
-                    .await
-                    .with_context(|| {
-                        format!(
-                            "migration {} ({}) failed at: {}",
-                            migration.version,
-                            migration.name,
-                            statement.trim()
-                        )
-                    })?;
+                conn.execute(sqlx::raw_sql(&statement)).await.with_context(|| {
+                    format!("migration {} ({}) failed at: {}", migration.version, migration.name, statement.trim())
+                })?;
             }
-            record(
-                conn,
-                migration,
-                "applied",
-                started.elapsed().as_secs_f64() * 1000.0,
-            )
-            .await?;
+            record(conn, migration, "applied", started.elapsed().as_secs_f64() * 1000.0).await?;
         }
         let elapsed = started.elapsed().as_secs_f64() * 1000.0;
-        tracing::info!(
-            version = migration.version,
-            name = migration.name,
-            elapsed_ms = elapsed,
-            "migration applied"
-        );
-        report
-            .applied
-            .push((migration.version, migration.name, elapsed));
+        tracing::info!(version = migration.version, name = migration.name, elapsed_ms = elapsed, "migration applied");
+        report.applied.push((migration.version, migration.name, elapsed));
     }
 
     report.issues = sqlx::query(
@@ -215,27 +163,18 @@ async fn run_locked(conn: &mut PgConnection) -> anyhow::Result<Report> {
 /// The newest migration applied to the database, if any.
 pub async fn current_version(conn: &mut PgConnection) -> sqlx::Result<Option<i64>> {
     let ledger_exists: bool =
-        sqlx::query_scalar(r#"SELECT to_regclass('"_vibing2_migrations"') IS NOT NULL"#)
-            .fetch_one(&mut *conn)
-            .await?;
+        sqlx::query_scalar(r#"SELECT to_regclass('"_vibing2_migrations"') IS NOT NULL"#).fetch_one(&mut *conn).await?;
     if !ledger_exists {
         return Ok(None);
     }
-    sqlx::query_scalar(r#"SELECT max("version") FROM "_vibing2_migrations""#)
-        .fetch_one(conn)
-        .await
+    sqlx::query_scalar(r#"SELECT max("version") FROM "_vibing2_migrations""#).fetch_one(conn).await
 }
 
 pub fn latest_version() -> i64 {
     MIGRATIONS.last().map_or(0, |m| m.version)
 }
 
-async fn record(
-    conn: &mut PgConnection,
-    migration: &Migration,
-    mode: &str,
-    duration_ms: f64,
-) -> sqlx::Result<()> {
+async fn record(conn: &mut PgConnection, migration: &Migration, mode: &str, duration_ms: f64) -> sqlx::Result<()> {
     sqlx::query(
         r#"INSERT INTO "_vibing2_migrations" ("version", "name", "checksum", "mode", "durationMs")
            VALUES ($1, $2, $3, $4, $5)"#,
@@ -295,10 +234,7 @@ async fn drop_invalid_indexes(conn: &mut PgConnection) -> anyhow::Result<()> {
     .await?;
     for index in invalid {
         tracing::warn!(%index, "dropping an invalid index left by an interrupted build");
-        conn.execute(sqlx::raw_sql(&format!(
-            "DROP INDEX CONCURRENTLY IF EXISTS {index}"
-        )))
-        .await?;
+        conn.execute(sqlx::raw_sql(&format!("DROP INDEX CONCURRENTLY IF EXISTS {index}"))).await?;
     }
     Ok(())
 }

@@ -4,14 +4,18 @@
 pub mod catalog;
 pub mod collab;
 pub mod competitions;
+pub mod discovery;
 pub mod embedded;
 pub mod files;
+pub mod likes;
 pub mod login_failures;
+pub mod maintenance;
 pub mod messages;
 pub mod migrate;
 pub mod projects;
 pub mod sessions;
 pub mod timestamp;
+pub mod usage;
 pub mod users;
 
 use std::str::FromStr;
@@ -38,10 +42,7 @@ pub async fn connect(settings: &DatabaseSettings, url: &SecretString) -> anyhow:
     tokio::time::timeout(settings.connect_timeout(), pool.acquire())
         .await
         .with_context(|| {
-            format!(
-                "no connection to {redacted} within DB_CONNECT_TIMEOUT ({} s)",
-                settings.connect_timeout_secs
-            )
+            format!("no connection to {redacted} within DB_CONNECT_TIMEOUT ({} s)", settings.connect_timeout_secs)
         })?
         .with_context(|| format!("cannot connect to {redacted}"))?;
     tracing::info!(database = %redacted, max_connections = settings.connection_limit, "database pool ready");
@@ -49,32 +50,15 @@ pub async fn connect(settings: &DatabaseSettings, url: &SecretString) -> anyhow:
 }
 
 /// The options each pooled connection is opened with.
-pub fn connect_options(
-    settings: &DatabaseSettings,
-    url: &SecretString,
-) -> anyhow::Result<PgConnectOptions> {
+pub fn connect_options(settings: &DatabaseSettings, url: &SecretString) -> anyhow::Result<PgConnectOptions> {
     let options = PgConnectOptions::from_str(url.expose_secret())
-        .with_context(|| {
-            format!(
-                "DATABASE_URL is not a valid URL: {}",
-                redact_url(url.expose_secret())
-            )
-        })?
+        .with_context(|| format!("DATABASE_URL is not a valid URL: {}", redact_url(url.expose_secret())))?
         .application_name("vibing2")
         .options([
-            (
-                "statement_timeout",
-                settings.statement_timeout_ms.to_string(),
-            ),
-            (
-                "idle_in_transaction_session_timeout",
-                settings.idle_in_transaction_timeout_ms.to_string(),
-            ),
+            ("statement_timeout", settings.statement_timeout_ms.to_string()),
+            ("idle_in_transaction_session_timeout", settings.idle_in_transaction_timeout_ms.to_string()),
             ("TimeZone", "UTC".to_owned()),
         ])
-        .log_slow_statements(
-            tracing::log::LevelFilter::Warn,
-            std::time::Duration::from_secs(1),
-        );
+        .log_slow_statements(tracing::log::LevelFilter::Warn, std::time::Duration::from_secs(1));
     Ok(options)
 }

@@ -107,12 +107,7 @@ const PROJECT_SELECT: &str = r#"
     p."previewUrl", p."likeCount", p."forkCount", p."viewCount", p."isFeatured",
     p."createdAt", p."updatedAt", u."id" AS "ownerId", u."name" AS "ownerName", u."image" AS "ownerImage""#;
 
-pub async fn create(
-    db: impl PgExecutor<'_>,
-    id: &str,
-    owner_id: &str,
-    new: &NewProject<'_>,
-) -> sqlx::Result<Project> {
+pub async fn create(db: impl PgExecutor<'_>, id: &str, owner_id: &str, new: &NewProject<'_>) -> sqlx::Result<Project> {
     sqlx::query_as(&format!(
         r#"WITH p AS (
                INSERT INTO "Project" ("id", "name", "description", "projectType", "visibility", "activeAgents", "userId")
@@ -141,11 +136,7 @@ pub async fn get(db: impl PgExecutor<'_>, id: &str) -> sqlx::Result<Option<Proje
 }
 
 /// What access depends on, read fresh for every request (never cached).
-pub async fn facts(
-    db: impl PgExecutor<'_>,
-    id: &str,
-    caller: Option<&str>,
-) -> sqlx::Result<Option<ProjectFacts>> {
+pub async fn facts(db: impl PgExecutor<'_>, id: &str, caller: Option<&str>) -> sqlx::Result<Option<ProjectFacts>> {
     let row: Option<(String, String, bool, Option<Role>)> = sqlx::query_as(
         r#"SELECT p."userId", u."plan", p."visibility" = 'PUBLIC', c."role"
            FROM "Project" p
@@ -157,21 +148,15 @@ pub async fn facts(
     .bind(caller)
     .fetch_optional(db)
     .await?;
-    Ok(row.map(
-        |(owner_id, owner_plan, is_public, caller_role)| ProjectFacts {
-            owner_id,
-            owner_plan,
-            is_public,
-            caller_role,
-        },
-    ))
+    Ok(row.map(|(owner_id, owner_plan, is_public, caller_role)| ProjectFacts {
+        owner_id,
+        owner_plan,
+        is_public,
+        caller_role,
+    }))
 }
 
-pub async fn update(
-    db: impl PgExecutor<'_>,
-    id: &str,
-    patch: &ProjectPatch,
-) -> sqlx::Result<Option<Project>> {
+pub async fn update(db: impl PgExecutor<'_>, id: &str, patch: &ProjectPatch) -> sqlx::Result<Option<Project>> {
     sqlx::query_as(&format!(
         r#"WITH p AS (
                UPDATE "Project" SET
@@ -201,11 +186,42 @@ pub async fn update(
 
 /// Deletes the project; files, messages, members, invites and likes go with it.
 pub async fn delete(db: impl PgExecutor<'_>, id: &str) -> sqlx::Result<bool> {
-    let result = sqlx::query(r#"DELETE FROM "Project" WHERE "id" = $1"#)
-        .bind(id)
-        .execute(db)
-        .await?;
+    let result = sqlx::query(r#"DELETE FROM "Project" WHERE "id" = $1"#).bind(id).execute(db).await?;
     Ok(result.rows_affected() > 0)
+}
+
+/// Copies a project into a new PRIVATE project of `owner_id`: metadata and every file, not
+/// messages, and counts the fork on the source. One statement, so all of it or nothing.
+pub async fn fork(
+    db: impl PgExecutor<'_>,
+    source_id: &str,
+    new_id: &str,
+    owner_id: &str,
+    name: Option<&str>,
+) -> sqlx::Result<Option<Project>> {
+    sqlx::query_as(&format!(
+        r#"WITH p AS (
+               INSERT INTO "Project" ("id", "name", "description", "projectType", "activeAgents", "visibility", "userId")
+               SELECT $2, COALESCE($4, left("name", 193) || ' (fork)'), "description", "projectType",
+                      "activeAgents", 'PRIVATE', $3
+               FROM "Project" WHERE "id" = $1
+               RETURNING *
+           ), copied AS (
+               INSERT INTO "ProjectFile" ("id", "projectId", "path", "content", "language", "size", "checksum")
+               SELECT gen_random_uuid()::text, p."id", f."path", f."content", f."language", f."size", f."checksum"
+               FROM "ProjectFile" f, p WHERE f."projectId" = $1
+           ), counted AS (
+               UPDATE "Project" SET "forkCount" = "forkCount" + 1
+               WHERE "id" = $1 AND EXISTS (SELECT 1 FROM p)
+           )
+           SELECT {PROJECT_SELECT} FROM p JOIN "User" u ON u."id" = p."userId""#
+    ))
+    .bind(source_id)
+    .bind(new_id)
+    .bind(owner_id)
+    .bind(name)
+    .fetch_optional(db)
+    .await
 }
 
 /// Marks the project as changed now (files or messages were written).
@@ -254,18 +270,6 @@ pub async fn list_for_member(
     after: Option<&ListPosition>,
     limit: i64,
 ) -> sqlx::Result<Vec<ProjectSummary>> {
-    // No position means "before the end of time": one statement shape for every page.
-    let far_future =
-        chrono::NaiveDate::from_ymd_opt(9999, 12, 31).and_then(|d| d.and_hms_opt(0, 0, 0));
-    let (updated_at, id) = match after {
-        Some((updated_at, id)) => (*updated_at, id.as_str()),
-        None => (far_future.expect("a valid date"), ""),
-    };
-    sqlx::query_as(LIST_FOR_MEMBER_SQL)
-        .bind(user_id)
-        .bind(updated_at)
-        .bind(id)
-        .bind(limit)
-        .fetch_all(db)
-        .await
+    let (updated_at, id) = after.map_or((crate::db::timestamp::end_of_time(), ""), |(t, id)| (*t, id.as_str()));
+    sqlx::query_as(LIST_FOR_MEMBER_SQL).bind(user_id).bind(updated_at).bind(id).bind(limit).fetch_all(db).await
 }

@@ -30,9 +30,6 @@ pub async fn user_id(db: impl PgExecutor<'_>, token_hash: &str) -> sqlx::Result<
 }
 
 pub async fn delete(db: impl PgExecutor<'_>, token_hash: &str) -> sqlx::Result<bool> {
-    let result = sqlx::query(r#"DELETE FROM "Session" WHERE "tokenHash" = $1"#)
-        .bind(token_hash)
-        .execute(db)
-        .await?;
+    let result = sqlx::query(r#"DELETE FROM "Session" WHERE "tokenHash" = $1"#).bind(token_hash).execute(db).await?;
     Ok(result.rows_affected() > 0)
 }

@@ -29,8 +29,7 @@ pub struct Credentials {
     pub password: String,
 }
 
-const USER_COLUMNS: &str =
-    r#""id", "name", "email", "image", "plan", "tokenBalance", "contextUsed", "createdAt""#;
+const USER_COLUMNS: &str = r#""id", "name", "email", "image", "plan", "tokenBalance", "contextUsed", "createdAt""#;
 
 /// Inserts a user on plan FREE with the default balance. A taken e-mail is a unique violation
 /// on `User_email_key`, for the caller to map.
@@ -54,23 +53,14 @@ pub async fn create(
 }
 
 pub async fn by_id(db: impl PgExecutor<'_>, id: &str) -> sqlx::Result<Option<User>> {
-    sqlx::query_as(&format!(
-        r#"SELECT {USER_COLUMNS} FROM "User" WHERE "id" = $1"#
-    ))
-    .bind(id)
-    .fetch_optional(db)
-    .await
+    sqlx::query_as(&format!(r#"SELECT {USER_COLUMNS} FROM "User" WHERE "id" = $1"#)).bind(id).fetch_optional(db).await
 }
 
-pub async fn credentials_by_email(
-    db: impl PgExecutor<'_>,
-    email: &str,
-) -> sqlx::Result<Option<Credentials>> {
-    let row: Option<(String, String)> =
-        sqlx::query_as(r#"SELECT "id", "password" FROM "User" WHERE "email" = $1"#)
-            .bind(email)
-            .fetch_optional(db)
-            .await?;
+pub async fn credentials_by_email(db: impl PgExecutor<'_>, email: &str) -> sqlx::Result<Option<Credentials>> {
+    let row: Option<(String, String)> = sqlx::query_as(r#"SELECT "id", "password" FROM "User" WHERE "email" = $1"#)
+        .bind(email)
+        .fetch_optional(db)
+        .await?;
     Ok(row.map(|(id, password)| Credentials { id, password }))
 }
 

@@ -12,26 +12,21 @@ use crate::support::TestApp;
 async fn signup_normalises_the_email_and_starts_on_the_free_plan() {
     let app = TestApp::new().await;
     let body = json!({"name": "Ada", "email": "  Ada@Example.COM ", "password": "lovelace-1815"});
-    let response = app
-        .call(Method::POST, "/api/auth/signup", None, Some(body))
-        .await;
+    let response = app.call(Method::POST, "/api/auth/signup", None, Some(body)).await;
     assert_eq!(response.status, StatusCode::CREATED, "{}", response.json);
     assert_eq!(response.json["email"], "ada@example.com");
     assert_eq!(response.json["plan"], "FREE");
     assert_eq!(response.json["tokenBalance"], 10000);
     assert!(response.json.get("password").is_none(), "never the hash");
 
-    let stored: String =
-        sqlx::query_scalar(r#"SELECT "password" FROM "User" WHERE "email" = 'ada@example.com'"#)
-            .fetch_one(&app.pool)
-            .await
-            .unwrap();
+    let stored: String = sqlx::query_scalar(r#"SELECT "password" FROM "User" WHERE "email" = 'ada@example.com'"#)
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
     assert!(stored.starts_with("$argon2id$"), "{stored}");
 
     let again = json!({"name": "Ada", "email": "ADA@example.com", "password": "another-password"});
-    let duplicate = app
-        .call(Method::POST, "/api/auth/signup", None, Some(again))
-        .await;
+    let duplicate = app.call(Method::POST, "/api/auth/signup", None, Some(again)).await;
     assert_eq!(duplicate.status, StatusCode::CONFLICT);
     assert_eq!(duplicate.error_code(), "conflict");
 }
@@ -49,41 +44,26 @@ async fn login_returns_a_bearer_token_and_an_httponly_cookie_stored_only_as_a_ha
     assert!(login.json["user"].get("password").is_none());
 
     let cookie = login.headers[header::SET_COOKIE].to_str().unwrap();
-    assert!(
-        cookie.starts_with(&format!("vibing2_session={token};")),
-        "{cookie}"
-    );
+    assert!(cookie.starts_with(&format!("vibing2_session={token};")), "{cookie}");
     for attribute in ["HttpOnly", "SameSite=Lax", "Path=/", "Max-Age=2592000"] {
-        assert!(
-            cookie.contains(attribute),
-            "{attribute} missing from {cookie}"
-        );
+        assert!(cookie.contains(attribute), "{attribute} missing from {cookie}");
     }
 
-    let hashes: Vec<String> =
-        sqlx::query_scalar(r#"SELECT "tokenHash" FROM "Session" WHERE "userId" = $1"#)
-            .bind(&user.id)
-            .fetch_all(&app.pool)
-            .await
-            .unwrap();
+    let hashes: Vec<String> = sqlx::query_scalar(r#"SELECT "tokenHash" FROM "Session" WHERE "userId" = $1"#)
+        .bind(&user.id)
+        .fetch_all(&app.pool)
+        .await
+        .unwrap();
     assert!(hashes.contains(&hex::encode(Sha256::digest(token.as_bytes()))));
-    assert!(
-        !hashes.iter().any(|hash| hash == token),
-        "the token itself is never stored"
-    );
+    assert!(!hashes.iter().any(|hash| hash == token), "the token itself is never stored");
 
     // The cookie works as well as the header.
     let request = axum::http::Request::builder()
         .uri("/api/auth/session")
-        .header(
-            header::COOKIE,
-            format!("theme=dark; vibing2_session={token}"),
-        )
+        .header(header::COOKIE, format!("theme=dark; vibing2_session={token}"))
         .body(axum::body::Body::empty())
         .unwrap();
-    let response = tower::ServiceExt::oneshot(app.router.clone(), request)
-        .await
-        .unwrap();
+    let response = tower::ServiceExt::oneshot(app.router.clone(), request).await.unwrap();
     assert_eq!(response.status(), StatusCode::OK);
 }
 
@@ -92,9 +72,7 @@ async fn session_logout_and_expiry() {
     let app = TestApp::new().await;
     let user = app.user("Linus").await;
 
-    let session = app
-        .call(Method::GET, "/api/auth/session", Some(&user.token), None)
-        .await;
+    let session = app.call(Method::GET, "/api/auth/session", Some(&user.token), None).await;
     assert_eq!(session.status, StatusCode::OK);
     assert_eq!(session.json["email"], "linus@example.com");
     assert!(session.json.get("password").is_none());
@@ -103,42 +81,25 @@ async fn session_logout_and_expiry() {
     assert_eq!(anonymous.status, StatusCode::UNAUTHORIZED);
     assert_eq!(anonymous.error_code(), "unauthorized");
 
-    let logout = app
-        .call(Method::POST, "/api/auth/logout", Some(&user.token), None)
-        .await;
+    let logout = app.call(Method::POST, "/api/auth/logout", Some(&user.token), None).await;
     assert_eq!(logout.status, StatusCode::NO_CONTENT);
-    assert!(logout.headers[header::SET_COOKIE]
-        .to_str()
-        .unwrap()
-        .contains("Max-Age=0"));
-    let revoked = app
-        .call(Method::GET, "/api/auth/session", Some(&user.token), None)
-        .await;
+    assert!(logout.headers[header::SET_COOKIE].to_str().unwrap().contains("Max-Age=0"));
+    let revoked = app.call(Method::GET, "/api/auth/session", Some(&user.token), None).await;
     assert_eq!(revoked.status, StatusCode::UNAUTHORIZED);
 
     // An expired session is refused even though its row still exists.
-    let second = app.login(&user.email, &user.password).await.json["token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    sqlx::query(r#"UPDATE "Session" SET "expires" = now() AT TIME ZONE 'UTC' - interval '1 second' WHERE "userId" = $1"#)
-        .bind(&user.id)
-        .execute(&app.pool)
-        .await
-        .unwrap();
-    let expired = app
-        .call(Method::GET, "/api/auth/session", Some(&second), None)
-        .await;
+    let second = app.login(&user.email, &user.password).await.json["token"].as_str().unwrap().to_owned();
+    sqlx::query(
+        r#"UPDATE "Session" SET "expires" = now() AT TIME ZONE 'UTC' - interval '1 second' WHERE "userId" = $1"#,
+    )
+    .bind(&user.id)
+    .execute(&app.pool)
+    .await
+    .unwrap();
+    let expired = app.call(Method::GET, "/api/auth/session", Some(&second), None).await;
     assert_eq!(expired.status, StatusCode::UNAUTHORIZED);
 
-    let forged = app
-        .call(
-            Method::GET,
-            "/api/auth/session",
-            Some("not-a-session"),
-            None,
-        )
-        .await;
+    let forged = app.call(Method::GET, "/api/auth/session", Some("not-a-session"), None).await;
     assert_eq!(forged.status, StatusCode::UNAUTHORIZED);
 }
 
@@ -146,11 +107,13 @@ async fn session_logout_and_expiry() {
 async fn a_phase1_bcrypt_hash_logs_in_once_and_is_rehashed_to_argon2id() {
     let app = TestApp::new().await;
     let bcrypt_hash = bcrypt::hash("phase1-owner-pass", 10).unwrap();
-    sqlx::query(r#"INSERT INTO "User" ("id", "name", "email", "password") VALUES ('phase1', 'Owner', 'owner@example.com', $1)"#)
-        .bind(&bcrypt_hash)
-        .execute(&app.pool)
-        .await
-        .unwrap();
+    sqlx::query(
+        r#"INSERT INTO "User" ("id", "name", "email", "password") VALUES ('phase1', 'Owner', 'owner@example.com', $1)"#,
+    )
+    .bind(&bcrypt_hash)
+    .execute(&app.pool)
+    .await
+    .unwrap();
 
     let wrong = app.login("owner@example.com", "not-the-password").await;
     assert_eq!(wrong.status, StatusCode::UNAUTHORIZED);
@@ -160,11 +123,7 @@ async fn a_phase1_bcrypt_hash_logs_in_once_and_is_rehashed_to_argon2id() {
             .await
             .unwrap()
     };
-    assert_eq!(
-        stored().await,
-        bcrypt_hash,
-        "a failed login changes nothing"
-    );
+    assert_eq!(stored().await, bcrypt_hash, "a failed login changes nothing");
 
     let login = app.login("owner@example.com", "phase1-owner-pass").await;
     assert_eq!(login.status, StatusCode::OK, "{}", login.json);
@@ -172,20 +131,18 @@ async fn a_phase1_bcrypt_hash_logs_in_once_and_is_rehashed_to_argon2id() {
     assert!(rehashed.starts_with("$argon2id$"), "{rehashed}");
 
     let again = app.login("owner@example.com", "phase1-owner-pass").await;
-    assert_eq!(
-        again.status,
-        StatusCode::OK,
-        "the new argon2id hash verifies"
-    );
+    assert_eq!(again.status, StatusCode::OK, "the new argon2id hash verifies");
 }
 
 #[tokio::test]
 async fn a_stored_value_that_is_no_hash_can_never_log_in() {
     let app = TestApp::new().await;
-    sqlx::query(r#"INSERT INTO "User" ("id", "email", "password") VALUES ('placeholder', 'user@example.com', 'password_hash')"#)
-        .execute(&app.pool)
-        .await
-        .unwrap();
+    sqlx::query(
+        r#"INSERT INTO "User" ("id", "email", "password") VALUES ('placeholder', 'user@example.com', 'password_hash')"#,
+    )
+    .execute(&app.pool)
+    .await
+    .unwrap();
     for attempt in ["password_hash", "", "password"] {
         let response = app.login("user@example.com", attempt).await;
         assert_eq!(response.status, StatusCode::UNAUTHORIZED, "{attempt:?}");
@@ -197,34 +154,17 @@ async fn five_failures_per_email_lock_login_for_fifteen_minutes() {
     let app = TestApp::new().await;
     let user = app.user("Target").await;
     for _ in 0..5 {
-        assert_eq!(
-            app.login(&user.email, "wrong-password").await.status,
-            StatusCode::UNAUTHORIZED
-        );
+        assert_eq!(app.login(&user.email, "wrong-password").await.status, StatusCode::UNAUTHORIZED);
     }
     let blocked = app.login(&user.email, &user.password).await;
-    assert_eq!(
-        blocked.status,
-        StatusCode::TOO_MANY_REQUESTS,
-        "even the right password waits"
-    );
+    assert_eq!(blocked.status, StatusCode::TOO_MANY_REQUESTS, "even the right password waits");
     assert_eq!(blocked.error_code(), "rate_limited");
-    let retry_after: u64 = blocked.headers[header::RETRY_AFTER]
-        .to_str()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let retry_after: u64 = blocked.headers[header::RETRY_AFTER].to_str().unwrap().parse().unwrap();
     assert!((1..=900).contains(&retry_after), "{retry_after}");
 
     // Once the failures are older than the window, login works again.
-    sqlx::query(r#"UPDATE "LoginFailure" SET "at" = "at" - interval '16 minutes'"#)
-        .execute(&app.pool)
-        .await
-        .unwrap();
-    assert_eq!(
-        app.login(&user.email, &user.password).await.status,
-        StatusCode::OK
-    );
+    sqlx::query(r#"UPDATE "LoginFailure" SET "at" = "at" - interval '16 minutes'"#).execute(&app.pool).await.unwrap();
+    assert_eq!(app.login(&user.email, &user.password).await.status, StatusCode::OK);
 }
 
 #[tokio::test]
@@ -233,9 +173,7 @@ async fn failures_from_one_address_across_emails_are_limited_too() {
     let user = app.user("Victim").await;
     // All in-process requests share one client address ("unknown" without a socket).
     for n in 0..5 {
-        let response = app
-            .login(&format!("nobody{n}@example.com"), "guess-guess")
-            .await;
+        let response = app.login(&format!("nobody{n}@example.com"), "guess-guess").await;
         assert_eq!(response.status, StatusCode::UNAUTHORIZED);
     }
     let blocked = app.login(&user.email, &user.password).await;
@@ -252,29 +190,17 @@ async fn an_unknown_email_costs_as_much_as_a_wrong_password() {
     let mut unknown = Vec::new();
     for round in 0..4 {
         // Stay under the rate limit: clear failures between rounds.
-        sqlx::query(r#"DELETE FROM "LoginFailure""#)
-            .execute(&app.pool)
-            .await
-            .unwrap();
+        sqlx::query(r#"DELETE FROM "LoginFailure""#).execute(&app.pool).await.unwrap();
         let started = Instant::now();
-        assert_eq!(
-            app.login(&user.email, "wrong-password").await.status,
-            StatusCode::UNAUTHORIZED
-        );
+        assert_eq!(app.login(&user.email, "wrong-password").await.status, StatusCode::UNAUTHORIZED);
         known.push(started.elapsed());
         let started = Instant::now();
         let missing = format!("missing{round}@example.com");
-        assert_eq!(
-            app.login(&missing, "wrong-password").await.status,
-            StatusCode::UNAUTHORIZED
-        );
+        assert_eq!(app.login(&missing, "wrong-password").await.status, StatusCode::UNAUTHORIZED);
         unknown.push(started.elapsed());
     }
     known.sort();
     unknown.sort();
     let (known, unknown): (Duration, Duration) = (known[1], unknown[1]);
-    assert!(
-        unknown * 2 >= known && known * 2 >= unknown,
-        "unknown e-mail {unknown:?} vs wrong password {known:?}"
-    );
+    assert!(unknown * 2 >= known && known * 2 >= unknown, "unknown e-mail {unknown:?} vs wrong password {known:?}");
 }

@@ -28,18 +28,8 @@ async fn probe_router(app: &TestApp) -> Router {
     app::with_layers(Router::new().route("/probe", post(probe)), state)
 }
 
-async fn post_probe(
-    router: &Router,
-    content_type: &str,
-    body: impl Into<Vec<u8>>,
-) -> crate::support::TestResponse {
-    send(
-        router,
-        Method::POST,
-        "/probe",
-        Some((content_type, body.into())),
-    )
-    .await
+async fn post_probe(router: &Router, content_type: &str, body: impl Into<Vec<u8>>) -> crate::support::TestResponse {
+    send(router, Method::POST, "/probe", Some((content_type, body.into()))).await
 }
 
 #[tokio::test]
@@ -64,51 +54,16 @@ async fn bad_json_bodies_get_4xx_in_the_json_shape() {
     assert_eq!(ok.status, StatusCode::NO_CONTENT);
 
     let cases: [(&str, &[u8], StatusCode, &str); 6] = [
-        (
-            json,
-            br#"{"name":"a","#,
-            StatusCode::BAD_REQUEST,
-            "bad_request",
-        ),
-        (
-            json,
-            br#"{"name":"a","count":"one"}"#,
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "unprocessable",
-        ),
-        (
-            json,
-            br#"{"name":"a","count":1,"admin":true}"#,
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "unprocessable",
-        ),
-        (
-            json,
-            b"{\"name\":\"\xff\xfe\",\"count\":1}",
-            StatusCode::BAD_REQUEST,
-            "bad_request",
-        ),
-        (
-            "text/plain",
-            br#"{"name":"a","count":1}"#,
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported_media_type",
-        ),
-        (
-            json,
-            &[b' '; 4096],
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "payload_too_large",
-        ),
+        (json, br#"{"name":"a","#, StatusCode::BAD_REQUEST, "bad_request"),
+        (json, br#"{"name":"a","count":"one"}"#, StatusCode::UNPROCESSABLE_ENTITY, "unprocessable"),
+        (json, br#"{"name":"a","count":1,"admin":true}"#, StatusCode::UNPROCESSABLE_ENTITY, "unprocessable"),
+        (json, b"{\"name\":\"\xff\xfe\",\"count\":1}", StatusCode::BAD_REQUEST, "bad_request"),
+        ("text/plain", br#"{"name":"a","count":1}"#, StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type"),
+        (json, &[b' '; 4096], StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
     ];
     for (content_type, body, status, code) in cases {
         let response = post_probe(&router, content_type, body.to_vec()).await;
-        assert_eq!(
-            response.status,
-            status,
-            "body {:?}",
-            String::from_utf8_lossy(body)
-        );
+        assert_eq!(response.status, status, "body {:?}", String::from_utf8_lossy(body));
         assert_eq!(response.error_code(), code);
     }
 }

@@ -18,45 +18,23 @@ async fn a_batch_reports_created_updated_unchanged_and_deleted() {
         {"op": "upsert", "path": "src/app.ts", "content": "export {}"},
         {"op": "upsert", "path": "notes/readme", "content": "x", "language": "markdown"},
     ]});
-    let response = app
-        .call(Method::PUT, &uri, Some(&owner.token), Some(first))
-        .await;
+    let response = app.call(Method::PUT, &uri, Some(&owner.token), Some(first)).await;
     assert_eq!(response.status, StatusCode::OK, "{}", response.json);
-    let mut created: Vec<&str> = response.json["created"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|v| v.as_str().unwrap())
-        .collect();
+    let mut created: Vec<&str> =
+        response.json["created"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
     created.sort();
     assert_eq!(created, ["index.html", "notes/readme", "src/app.ts"]);
 
     let listing = app.call(Method::GET, &uri, Some(&owner.token), None).await;
     let items = listing.json["items"].as_array().unwrap();
     assert_eq!(items.len(), 3);
-    assert!(
-        items.iter().all(|file| file.get("content").is_none()),
-        "listings carry no content"
-    );
+    assert!(items.iter().all(|file| file.get("content").is_none()), "listings carry no content");
     let index = items.iter().find(|f| f["path"] == "index.html").unwrap();
     assert_eq!(index["language"], "html", "inferred from the extension");
-    assert_eq!(
-        index["size"],
-        "<h1>héllo</h1>".len(),
-        "bytes, not characters"
-    );
-    assert_eq!(
-        index["checksum"],
-        hex::encode(Sha256::digest("<h1>héllo</h1>".as_bytes()))
-    );
-    assert_eq!(
-        items.iter().find(|f| f["path"] == "src/app.ts").unwrap()["language"],
-        "typescript"
-    );
-    assert_eq!(
-        items.iter().find(|f| f["path"] == "notes/readme").unwrap()["language"],
-        "markdown"
-    );
+    assert_eq!(index["size"], "<h1>héllo</h1>".len(), "bytes, not characters");
+    assert_eq!(index["checksum"], hex::encode(Sha256::digest("<h1>héllo</h1>".as_bytes())));
+    assert_eq!(items.iter().find(|f| f["path"] == "src/app.ts").unwrap()["language"], "typescript");
+    assert_eq!(items.iter().find(|f| f["path"] == "notes/readme").unwrap()["language"], "markdown");
 
     let stamp = |path: &'static str| {
         let pool = app.pool.clone();
@@ -81,51 +59,20 @@ async fn a_batch_reports_created_updated_unchanged_and_deleted() {
         {"op": "delete", "path": "never/existed.txt"},
         {"op": "upsert", "path": "new.css", "content": "body{}"},
     ]});
-    let response = app
-        .call(Method::PUT, &uri, Some(&owner.token), Some(second))
-        .await;
+    let response = app.call(Method::PUT, &uri, Some(&owner.token), Some(second)).await;
     assert_eq!(response.status, StatusCode::OK, "{}", response.json);
     assert_eq!(response.json["created"], json!(["new.css"]));
     assert_eq!(response.json["updated"], json!(["index.html"]));
     assert_eq!(response.json["unchanged"], json!(["src/app.ts"]));
-    assert_eq!(
-        response.json["deleted"],
-        json!(["notes/readme"]),
-        "only files that existed"
-    );
-    assert_eq!(
-        stamp("src/app.ts").await,
-        before,
-        "an unchanged file is not rewritten"
-    );
+    assert_eq!(response.json["deleted"], json!(["notes/readme"]), "only files that existed");
+    assert_eq!(stamp("src/app.ts").await, before, "an unchanged file is not rewritten");
 
-    let file = app
-        .call(
-            Method::GET,
-            &format!("{uri}/index.html"),
-            Some(&owner.token),
-            None,
-        )
-        .await;
+    let file = app.call(Method::GET, &format!("{uri}/index.html"), Some(&owner.token), None).await;
     assert_eq!(file.status, StatusCode::OK);
     assert_eq!(file.json["content"], "<h1>changed</h1>");
-    let nested = app
-        .call(
-            Method::GET,
-            &format!("{uri}/src/app.ts"),
-            Some(&owner.token),
-            None,
-        )
-        .await;
+    let nested = app.call(Method::GET, &format!("{uri}/src/app.ts"), Some(&owner.token), None).await;
     assert_eq!(nested.json["content"], "export {}", "paths with slashes");
-    let missing = app
-        .call(
-            Method::GET,
-            &format!("{uri}/nope.js"),
-            Some(&owner.token),
-            None,
-        )
-        .await;
+    let missing = app.call(Method::GET, &format!("{uri}/nope.js"), Some(&owner.token), None).await;
     assert_eq!(missing.status, StatusCode::NOT_FOUND);
     assert_eq!(missing.error_code(), "not_found");
 }
@@ -137,26 +84,16 @@ async fn one_bad_operation_rejects_the_whole_batch_and_writes_nothing() {
     let id = app.project(&owner, "PRIVATE").await;
     let uri = format!("/api/projects/{id}/files");
     let seed = json!({"operations": [{"op": "upsert", "path": "keep.txt", "content": "original"}]});
-    app.call(Method::PUT, &uri, Some(&owner.token), Some(seed))
-        .await;
+    app.call(Method::PUT, &uri, Some(&owner.token), Some(seed)).await;
 
     let batch = json!({"operations": [
         {"op": "upsert", "path": "keep.txt", "content": "overwritten?"},
         {"op": "upsert", "path": "fine.txt", "content": "fine"},
         {"op": "upsert", "path": "../escape.txt", "content": "bad"},
     ]});
-    let response = app
-        .call(Method::PUT, &uri, Some(&owner.token), Some(batch))
-        .await;
+    let response = app.call(Method::PUT, &uri, Some(&owner.token), Some(batch)).await;
     assert_eq!(response.status, StatusCode::UNPROCESSABLE_ENTITY);
-    assert!(
-        response.json["error"]["message"]
-            .as_str()
-            .unwrap()
-            .starts_with("operations[2]:"),
-        "{}",
-        response.json
-    );
+    assert!(response.json["error"]["message"].as_str().unwrap().starts_with("operations[2]:"), "{}", response.json);
 
     let files: Vec<(String, String)> =
         sqlx::query_as(r#"SELECT "path", "content" FROM "ProjectFile" WHERE "projectId" = $1"#)
@@ -176,29 +113,16 @@ async fn file_size_is_capped_by_the_owners_plan() {
     let big = "x".repeat(60 * 1024);
     let batch = json!({"operations": [{"op": "upsert", "path": "big.txt", "content": big}]});
 
-    let free = app
-        .call(Method::PUT, &uri, Some(&owner.token), Some(batch.clone()))
-        .await;
-    assert_eq!(
-        free.status,
-        StatusCode::UNPROCESSABLE_ENTITY,
-        "FREE allows 50 KB"
-    );
+    let free = app.call(Method::PUT, &uri, Some(&owner.token), Some(batch.clone())).await;
+    assert_eq!(free.status, StatusCode::UNPROCESSABLE_ENTITY, "FREE allows 50 KB");
 
     sqlx::query(r#"UPDATE "User" SET "plan" = 'PRO' WHERE "id" = $1"#)
         .bind(&owner.id)
         .execute(&app.pool)
         .await
         .unwrap();
-    let pro = app
-        .call(Method::PUT, &uri, Some(&owner.token), Some(batch))
-        .await;
-    assert_eq!(
-        pro.status,
-        StatusCode::OK,
-        "PRO allows 100 KB: {}",
-        pro.json
-    );
+    let pro = app.call(Method::PUT, &uri, Some(&owner.token), Some(batch)).await;
+    assert_eq!(pro.status, StatusCode::OK, "PRO allows 100 KB: {}", pro.json);
 }
 
 /// 100 files in one request: one transaction of set-based statements, not one per file.

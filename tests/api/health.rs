@@ -41,27 +41,14 @@ async fn detailed_health_adds_schema_version_tables_and_view_refreshes() {
     let response = app.get("/api/health/database?detailed=true").await;
     assert_eq!(response.status, StatusCode::OK, "{}", response.json);
     let details = &response.json["details"];
-    assert_eq!(
-        details["schemaVersion"],
-        vibing2::db::migrate::latest_version()
-    );
-    assert_eq!(
-        details["latestSchemaVersion"],
-        vibing2::db::migrate::latest_version()
-    );
+    assert_eq!(details["schemaVersion"], vibing2::db::migrate::latest_version());
+    assert_eq!(details["latestSchemaVersion"], vibing2::db::migrate::latest_version());
     let tables = details["tables"].as_array().unwrap();
-    let user = tables
-        .iter()
-        .find(|t| t["name"] == "User")
-        .expect("User table listed");
+    let user = tables.iter().find(|t| t["name"] == "User").expect("User table listed");
     assert_eq!(user["kind"], "table");
     assert!(user["totalBytes"].as_i64().unwrap() > 0);
-    let views: Vec<&str> = details["materializedViews"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|v| v["name"].as_str().unwrap())
-        .collect();
+    let views: Vec<&str> =
+        details["materializedViews"].as_array().unwrap().iter().map(|v| v["name"].as_str().unwrap()).collect();
     assert_eq!(views, ["project_stats", "user_token_summary"]);
     for view in details["materializedViews"].as_array().unwrap() {
         assert_eq!(view["populated"], true);
@@ -72,39 +59,20 @@ async fn detailed_health_adds_schema_version_tables_and_view_refreshes() {
 #[tokio::test]
 async fn database_down_answers_503_with_the_reason() {
     // A port nothing listens on: every acquire fails quickly.
-    let closed_port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let closed_port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let url = format!("postgres://postgres@127.0.0.1:{closed_port}/nothing");
-    let settings = Settings::from_pairs([
-        ("database.url", url.clone()),
-        ("database.pool_timeout_secs", "1".into()),
-    ])
-    .unwrap();
-    let pool = PgPoolOptions::new()
-        .acquire_timeout(std::time::Duration::from_secs(1))
-        .connect_lazy(&url)
-        .unwrap();
+    let settings =
+        Settings::from_pairs([("database.url", url.clone()), ("database.pool_timeout_secs", "1".into())]).unwrap();
+    let pool = PgPoolOptions::new().acquire_timeout(std::time::Duration::from_secs(1)).connect_lazy(&url).unwrap();
     let router = app::router(AppState::new(pool, settings).unwrap());
-    let response = send(
-        &router,
-        axum::http::Method::GET,
-        "/api/health/database",
-        None,
-    )
-    .await;
+    let response = send(&router, axum::http::Method::GET, "/api/health/database", None).await;
     assert_eq!(response.status, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(response.headers[header::CACHE_CONTROL], "no-store");
     assert_eq!(response.json["status"], "unhealthy");
     assert_eq!(response.json["database"]["status"], "down");
     let reason = response.json["reason"].as_str().unwrap();
     assert!(reason.contains("database"), "{reason}");
-    assert!(
-        !reason.contains("Connection refused"),
-        "no internal error text: {reason}"
-    );
+    assert!(!reason.contains("Connection refused"), "no internal error text: {reason}");
 }
 
 #[tokio::test]

@@ -53,18 +53,11 @@ fn is_redundant(shorter: &IndexShape, longer: &IndexShape) -> bool {
 async fn the_migrated_catalog_has_no_redundant_index() {
     let db = TestDb::migrated().await;
     let shapes = index_shapes(&db).await;
-    assert!(
-        shapes.len() > 30,
-        "expected the full index set, found {}",
-        shapes.len()
-    );
+    assert!(shapes.len() > 30, "expected the full index set, found {}", shapes.len());
     let redundant: Vec<String> = shapes
         .iter()
         .flat_map(|a| {
-            shapes
-                .iter()
-                .filter(move |b| is_redundant(a, b))
-                .map(move |b| format!("{} ⊆ {}", a.name, b.name))
+            shapes.iter().filter(move |b| is_redundant(a, b)).map(move |b| format!("{} ⊆ {}", a.name, b.name))
         })
         .collect();
     assert!(redundant.is_empty(), "redundant indexes: {redundant:?}");
@@ -87,25 +80,15 @@ fn the_redundancy_rule_catches_prefixes_and_direction_twins_but_not_unique_keys(
     let unique_user = shape("unique_user", &[2], true, None);
     let public_user = shape("public_user", &[2], false, Some("visibility = 'PUBLIC'"));
     assert!(is_redundant(&user, &user_updated), "a prefix is redundant");
-    assert!(
-        is_redundant(&user_updated_desc_twin, &user_updated),
-        "a direction twin is redundant"
-    );
-    assert!(
-        !is_redundant(&unique_user, &user_updated),
-        "a unique key is not"
-    );
-    assert!(
-        !is_redundant(&public_user, &user_updated),
-        "a different predicate is not"
-    );
+    assert!(is_redundant(&user_updated_desc_twin, &user_updated), "a direction twin is redundant");
+    assert!(!is_redundant(&unique_user, &user_updated), "a unique key is not");
+    assert!(!is_redundant(&public_user, &user_updated), "a different predicate is not");
     assert!(!is_redundant(&user_updated, &user), "a longer index is not");
 }
 
 #[tokio::test]
 async fn every_index_in_the_catalog_is_in_the_ledger() {
-    let ledger =
-        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/indexes.md")).unwrap();
+    let ledger = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/indexes.md")).unwrap();
     let db = TestDb::migrated().await;
     let missing: Vec<String> = index_shapes(&db)
         .await
@@ -113,8 +96,5 @@ async fn every_index_in_the_catalog_is_in_the_ledger() {
         .map(|shape| shape.name)
         .filter(|name| !name.starts_with('_') && !ledger.contains(&format!("`{name}`")))
         .collect();
-    assert!(
-        missing.is_empty(),
-        "indexes missing from docs/indexes.md: {missing:?}"
-    );
+    assert!(missing.is_empty(), "indexes missing from docs/indexes.md: {missing:?}");
 }

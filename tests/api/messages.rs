@@ -11,9 +11,7 @@ use crate::support::{TestApp, TestUser};
 async fn append(app: &TestApp, user: &TestUser, project: &str, role: &str, content: &str) -> Value {
     let uri = format!("/api/projects/{project}/messages");
     let body = json!({"role": role, "content": content, "tokens": 3});
-    let response = app
-        .call(Method::POST, &uri, Some(&user.token), Some(body))
-        .await;
+    let response = app.call(Method::POST, &uri, Some(&user.token), Some(body)).await;
     assert_eq!(response.status, StatusCode::CREATED, "{}", response.json);
     response.json
 }
@@ -26,13 +24,8 @@ async fn read_all(app: &TestApp, user: &TestUser, project: &str, query: &str) ->
         let uri = format!("/api/projects/{project}/messages?{query}{cursor}");
         let page = app.call(Method::GET, &uri, Some(&user.token), None).await;
         assert_eq!(page.status, StatusCode::OK, "{}", page.json);
-        contents.extend(
-            page.json["items"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|m| m["content"].as_str().unwrap().to_owned()),
-        );
+        contents
+            .extend(page.json["items"].as_array().unwrap().iter().map(|m| m["content"].as_str().unwrap().to_owned()));
         match page.json["nextCursor"].as_str() {
             Some(next) => cursor = format!("&cursor={next}"),
             None => return contents,
@@ -52,42 +45,18 @@ async fn pages_go_back_or_forward_and_filter_by_role() {
         assert_eq!(message["tokens"], 3);
     }
     let older = read_all(&app, &owner, &project, "limit=3").await;
-    assert_eq!(
-        older,
-        ["m6", "m5", "m4", "m3", "m2", "m1", "m0"],
-        "default: newest first"
-    );
+    assert_eq!(older, ["m6", "m5", "m4", "m3", "m2", "m1", "m0"], "default: newest first");
     let newer = read_all(&app, &owner, &project, "limit=2&direction=newer").await;
     assert_eq!(newer, ["m0", "m1", "m2", "m3", "m4", "m5", "m6"]);
     let users = read_all(&app, &owner, &project, "limit=2&role=user").await;
     assert_eq!(users, ["m6", "m4", "m2", "m0"]);
 
-    let default_page = app
-        .call(
-            Method::GET,
-            &format!("/api/projects/{project}/messages"),
-            Some(&owner.token),
-            None,
-        )
-        .await;
-    assert_eq!(
-        default_page.json["items"].as_array().unwrap().len(),
-        7,
-        "default limit 50"
-    );
-    let capped = app
-        .call(
-            Method::GET,
-            &format!("/api/projects/{project}/messages?limit=5000"),
-            Some(&owner.token),
-            None,
-        )
-        .await;
-    assert_eq!(
-        capped.status,
-        StatusCode::OK,
-        "an oversized limit is capped, not refused"
-    );
+    let default_page =
+        app.call(Method::GET, &format!("/api/projects/{project}/messages"), Some(&owner.token), None).await;
+    assert_eq!(default_page.json["items"].as_array().unwrap().len(), 7, "default limit 50");
+    let capped =
+        app.call(Method::GET, &format!("/api/projects/{project}/messages?limit=5000"), Some(&owner.token), None).await;
+    assert_eq!(capped.status, StatusCode::OK, "an oversized limit is capped, not refused");
 }
 
 /// A reader pages forward while writers append: every message it reads is read once, in
@@ -106,14 +75,7 @@ async fn pages_are_stable_under_concurrent_appends() {
         let (app, owner, project) = (app.clone(), owner.clone(), project.clone());
         writers.spawn(async move {
             for n in 0..25 {
-                append(
-                    &app,
-                    &owner,
-                    &project,
-                    "assistant",
-                    &format!("w{writer}-{n:03}"),
-                )
-                .await;
+                append(&app, &owner, &project, "assistant", &format!("w{writer}-{n:03}")).await;
             }
         });
     }
@@ -126,12 +88,8 @@ async fn pages_are_stable_under_concurrent_appends() {
     loop {
         let uri = format!("/api/projects/{project}/messages?direction=newer&limit=7{cursor}");
         let page = app.call(Method::GET, &uri, Some(&owner.token), None).await;
-        let items: Vec<String> = page.json["items"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|m| m["content"].as_str().unwrap().to_owned())
-            .collect();
+        let items: Vec<String> =
+            page.json["items"].as_array().unwrap().iter().map(|m| m["content"].as_str().unwrap().to_owned()).collect();
         if let Some(next) = page.json["nextCursor"].as_str() {
             read.extend(items);
             cursor = format!("&cursor={next}");
@@ -144,30 +102,16 @@ async fn pages_are_stable_under_concurrent_appends() {
         while writers.join_next().await.is_some() {}
         writers_done = true;
         let again = app.call(Method::GET, &uri, Some(&owner.token), None).await;
-        let prefix: Vec<&str> = again.json["items"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|m| m["content"].as_str().unwrap())
-            .collect();
-        assert_eq!(
-            prefix[..items.len()],
-            items,
-            "a page re-read from its cursor starts the same"
-        );
+        let prefix: Vec<&str> =
+            again.json["items"].as_array().unwrap().iter().map(|m| m["content"].as_str().unwrap()).collect();
+        assert_eq!(prefix[..items.len()], items, "a page re-read from its cursor starts the same");
     }
     let unique: HashSet<&String> = read.iter().collect();
     assert_eq!(unique.len(), read.len(), "no message twice");
     assert_eq!(read.len(), 130, "no gaps: 30 seeded + 100 appended");
     assert_eq!(&read[..3], ["seed000", "seed001", "seed002"]);
     for writer in 0..4 {
-        let own: Vec<&String> = read
-            .iter()
-            .filter(|m| m.starts_with(&format!("w{writer}-")))
-            .collect();
-        assert!(
-            own.windows(2).all(|w| w[0] < w[1]),
-            "each writer's messages in order"
-        );
+        let own: Vec<&String> = read.iter().filter(|m| m.starts_with(&format!("w{writer}-"))).collect();
+        assert!(own.windows(2).all(|w| w[0] < w[1]), "each writer's messages in order");
     }
 }

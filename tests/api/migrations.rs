@@ -49,37 +49,24 @@ async fn catalog_snapshot(conn: &mut PgConnection) -> Vec<String> {
 async fn row_counts(conn: &mut PgConnection) -> BTreeMap<String, i64> {
     let mut counts = BTreeMap::new();
     for table in &SEED_TABLES[..10] {
-        let count: i64 = sqlx::query_scalar(&format!(r#"SELECT count(*) FROM "{table}""#))
-            .fetch_one(&mut *conn)
-            .await
-            .unwrap();
+        let count: i64 =
+            sqlx::query_scalar(&format!(r#"SELECT count(*) FROM "{table}""#)).fetch_one(&mut *conn).await.unwrap();
         counts.insert((*table).to_owned(), count);
     }
     counts
 }
 
 fn applied_versions(report: &migrate::Report) -> Vec<i64> {
-    report
-        .applied
-        .iter()
-        .map(|(version, _, _)| *version)
-        .collect()
+    report.applied.iter().map(|(version, _, _)| *version).collect()
 }
 
 fn all_versions() -> Vec<i64> {
-    MIGRATIONS
-        .iter()
-        .map(|migration| migration.version)
-        .collect()
+    MIGRATIONS.iter().map(|migration| migration.version).collect()
 }
 
 async fn load_phase2_database(conn: &mut PgConnection) {
-    conn.execute(sqlx::raw_sql(MIGRATIONS[0].sql))
-        .await
-        .expect("Prisma-era DDL");
-    conn.execute(sqlx::raw_sql(LEGACY_ROWS))
-        .await
-        .expect("legacy rows");
+    conn.execute(sqlx::raw_sql(MIGRATIONS[0].sql)).await.expect("Prisma-era DDL");
+    conn.execute(sqlx::raw_sql(LEGACY_ROWS)).await.expect("legacy rows");
 }
 
 #[tokio::test]
@@ -91,19 +78,12 @@ async fn a_fresh_database_gets_the_full_schema_and_a_rerun_is_a_noop() {
     assert_eq!(applied_versions(&report), all_versions());
     assert!(report.issues.is_empty());
 
-    let tables: Vec<String> =
-        sqlx::query_scalar("SELECT tablename::text FROM pg_tables WHERE schemaname = 'public'")
-            .fetch_all(&mut conn)
-            .await
-            .unwrap();
-    for table in SEED_TABLES
-        .iter()
-        .chain(&["ProjectLike", "ViewRefresh", "MigrationIssue"])
-    {
-        assert!(
-            tables.iter().any(|t| t == table),
-            "table {table} missing from {tables:?}"
-        );
+    let tables: Vec<String> = sqlx::query_scalar("SELECT tablename::text FROM pg_tables WHERE schemaname = 'public'")
+        .fetch_all(&mut conn)
+        .await
+        .unwrap();
+    for table in SEED_TABLES.iter().chain(&["ProjectLike", "ViewRefresh", "MigrationIssue"]) {
+        assert!(tables.iter().any(|t| t == table), "table {table} missing from {tables:?}");
     }
     for view in ["user_token_summary", "project_stats"] {
         let unique: bool = sqlx::query_scalar(
@@ -114,23 +94,15 @@ async fn a_fresh_database_gets_the_full_schema_and_a_rerun_is_a_noop() {
         .fetch_one(&mut conn)
         .await
         .unwrap();
-        assert!(
-            unique,
-            "{view} needs a unique index for REFRESH CONCURRENTLY"
-        );
-        conn.execute(format!("REFRESH MATERIALIZED VIEW CONCURRENTLY {view}").as_str())
-            .await
-            .unwrap();
+        assert!(unique, "{view} needs a unique index for REFRESH CONCURRENTLY");
+        conn.execute(format!("REFRESH MATERIALIZED VIEW CONCURRENTLY {view}").as_str()).await.unwrap();
     }
 
     let before = catalog_snapshot(&mut conn).await;
     let again = migrate::run(&mut conn).await.unwrap();
     assert!(again.is_noop(), "{again:?}");
     assert_eq!(catalog_snapshot(&mut conn).await, before);
-    assert_eq!(
-        migrate::current_version(&mut conn).await.unwrap(),
-        Some(migrate::latest_version())
-    );
+    assert_eq!(migrate::current_version(&mut conn).await.unwrap(), Some(migrate::latest_version()));
 }
 
 #[tokio::test]
@@ -155,10 +127,7 @@ async fn check_constraints_keep_data_sane() {
     ];
     for statement in violations {
         let error = conn.execute(statement).await.expect_err(statement);
-        let code = error
-            .as_database_error()
-            .and_then(|e| e.code())
-            .map(|c| c.into_owned());
+        let code = error.as_database_error().and_then(|e| e.code()).map(|c| c.into_owned());
         assert_eq!(code.as_deref(), Some("23514"), "{statement}: {error}");
     }
 }
@@ -182,66 +151,39 @@ async fn a_phase2_database_is_upgraded_in_place_keeping_every_row() {
     assert_eq!(after, expected);
 
     // Users: e-mail lower-cased, password kept as it was (login decides what it is worth).
-    let owner = sqlx::query(r#"SELECT "email", "password", "plan", "tokenBalance" FROM "User" WHERE "id" = 'cmgkpc5w000042g48cmr3rs93'"#)
-        .fetch_one(&mut conn)
-        .await
-        .unwrap();
+    let owner = sqlx::query(
+        r#"SELECT "email", "password", "plan", "tokenBalance" FROM "User" WHERE "id" = 'cmgkpc5w000042g48cmr3rs93'"#,
+    )
+    .fetch_one(&mut conn)
+    .await
+    .unwrap();
     assert_eq!(owner.get::<String, _>("email"), "owner@example.com");
     assert!(owner.get::<String, _>("password").starts_with("$2b$10$"));
-    assert_eq!(
-        (
-            owner.get::<String, _>("plan"),
-            owner.get::<i32, _>("tokenBalance")
-        ),
-        ("PRO".into(), 4200)
-    );
+    assert_eq!((owner.get::<String, _>("plan"), owner.get::<i32, _>("tokenBalance")), ("PRO".into(), 4200));
 
     // Projects: counters folded, activeAgents decoded (including the double encoding), the
     // non-JSON value kept aside in MigrationIssue rather than dropped.
-    let projects: BTreeMap<String, (serde_json::Value, i32, i32, Option<String>)> = sqlx::query_as(
-        r#"SELECT "id", "activeAgents", "likeCount", "forkCount", "currentCode" FROM "Project""#,
-    )
-    .fetch_all(&mut conn)
-    .await
-    .unwrap()
-    .into_iter()
-    .map(
-        |(id, agents, likes, forks, code): (
-            String,
-            serde_json::Value,
-            i32,
-            i32,
-            Option<String>,
-        )| { (id, (agents, likes, forks, code)) },
-    )
-    .collect();
+    let projects: BTreeMap<String, (serde_json::Value, i32, i32, Option<String>)> =
+        sqlx::query_as(r#"SELECT "id", "activeAgents", "likeCount", "forkCount", "currentCode" FROM "Project""#)
+            .fetch_all(&mut conn)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|(id, agents, likes, forks, code): (String, serde_json::Value, i32, i32, Option<String>)| {
+                (id, (agents, likes, forks, code))
+            })
+            .collect();
     let agents = json!(["frontend-developer", "ui-ux-designer", "code-reviewer"]);
-    assert_eq!(
-        projects["cmgkos3rk00012g48kdd8q4o1"],
-        (agents.clone(), 0, 0, None)
-    );
-    assert_eq!(
-        projects["cmgnf9dib001h2gcd5bha33ob"],
-        (agents, 7, 2, Some("<p>has files already</p>".into()))
-    );
-    assert_eq!(
-        projects["cmlegacynotjson0000000001"],
-        (json!([]), 3, 0, None)
-    );
+    assert_eq!(projects["cmgkos3rk00012g48kdd8q4o1"], (agents.clone(), 0, 0, None));
+    assert_eq!(projects["cmgnf9dib001h2gcd5bha33ob"], (agents, 7, 2, Some("<p>has files already</p>".into())));
+    assert_eq!(projects["cmlegacynotjson0000000001"], (json!([]), 3, 0, None));
     assert_eq!(report.issues.len(), 1);
     let issue = &report.issues[0];
     assert_eq!(
-        (
-            issue.table.as_str(),
-            issue.row_id.as_str(),
-            issue.column.as_str()
-        ),
+        (issue.table.as_str(), issue.row_id.as_str(), issue.column.as_str()),
         ("Project", "cmlegacynotjson0000000001", "activeAgents")
     );
-    assert_eq!(
-        issue.original_value.as_deref(),
-        Some("frontend-developer, code-reviewer")
-    );
+    assert_eq!(issue.original_value.as_deref(), Some("frontend-developer, code-reviewer"));
 
     // currentCode of the file-less project became index.html.
     let (content, size, checksum): (String, i32, String) = sqlx::query_as(
@@ -262,28 +204,16 @@ async fn a_phase2_database_is_upgraded_in_place_keeping_every_row() {
             .await
             .unwrap();
     let content = r#"console.log("héllo")"#;
-    assert_eq!(
-        size as usize,
-        content.len(),
-        "size counts bytes, not characters"
-    );
+    assert_eq!(size as usize, content.len(), "size counts bytes, not characters");
     assert_eq!(checksum, hex::encode(Sha256::digest(content.as_bytes())));
 
     // Sessions: only a hash of the token remains, and it is the hash of the old token.
-    let hash: String = sqlx::query_scalar(r#"SELECT "tokenHash" FROM "Session""#)
-        .fetch_one(&mut conn)
-        .await
-        .unwrap();
-    assert_eq!(
-        hash,
-        hex::encode(Sha256::digest(b"plain-session-token-from-nextauth"))
-    );
+    let hash: String = sqlx::query_scalar(r#"SELECT "tokenHash" FROM "Session""#).fetch_one(&mut conn).await.unwrap();
+    assert_eq!(hash, hex::encode(Sha256::digest(b"plain-session-token-from-nextauth")));
 
     // Messages: cursors follow creation order, ties broken by id; new ones continue after.
-    let order: Vec<String> = sqlx::query_scalar(r#"SELECT "id" FROM "Message" ORDER BY "cursor""#)
-        .fetch_all(&mut conn)
-        .await
-        .unwrap();
+    let order: Vec<String> =
+        sqlx::query_scalar(r#"SELECT "id" FROM "Message" ORDER BY "cursor""#).fetch_all(&mut conn).await.unwrap();
     assert_eq!(
         order,
         [
@@ -303,26 +233,26 @@ async fn a_phase2_database_is_upgraded_in_place_keeping_every_row() {
     assert_eq!(next, 5);
 
     // Usage kept its figures and got the new columns' defaults.
-    let usage: (i32, f64, String, String) =
-        sqlx::query_as(r#"SELECT "tokensUsed", "contextUsed", "model", "cost"::text FROM "TokenUsage" WHERE "id" = 'usage-2'"#)
-            .fetch_one(&mut conn)
-            .await
-            .unwrap();
+    let usage: (i32, f64, String, String) = sqlx::query_as(
+        r#"SELECT "tokensUsed", "contextUsed", "model", "cost"::text FROM "TokenUsage" WHERE "id" = 'usage-2'"#,
+    )
+    .fetch_one(&mut conn)
+    .await
+    .unwrap();
     assert_eq!(usage, (800, 1.25, "unknown".into(), "0.000000".into()));
 
     // The views are populated from the legacy rows.
-    let stats: (i64, i64) =
-        sqlx::query_as(r#"SELECT "messageCount", "fileCount" FROM project_stats WHERE "projectId" = 'cmgnf9dib001h2gcd5bha33ob'"#)
-            .fetch_one(&mut conn)
-            .await
-            .unwrap();
+    let stats: (i64, i64) = sqlx::query_as(
+        r#"SELECT "messageCount", "fileCount" FROM project_stats WHERE "projectId" = 'cmgnf9dib001h2gcd5bha33ob'"#,
+    )
+    .fetch_one(&mut conn)
+    .await
+    .unwrap();
     assert_eq!(stats, (2, 2));
 
     // Prisma's bookkeeping is left alone, and a second run changes nothing.
-    let prisma: i64 = sqlx::query_scalar(r#"SELECT count(*) FROM "_prisma_migrations""#)
-        .fetch_one(&mut conn)
-        .await
-        .unwrap();
+    let prisma: i64 =
+        sqlx::query_scalar(r#"SELECT count(*) FROM "_prisma_migrations""#).fetch_one(&mut conn).await.unwrap();
     assert_eq!(prisma, 1);
     let snapshot = catalog_snapshot(&mut conn).await;
     assert!(migrate::run(&mut conn).await.unwrap().is_noop());
@@ -339,47 +269,27 @@ async fn an_upgraded_phase2_database_has_the_same_schema_as_a_fresh_one() {
     let mut upgraded_conn = upgraded.connect().await;
     load_phase2_database(&mut upgraded_conn).await;
     migrate::run(&mut upgraded_conn).await.unwrap();
-    upgraded_conn
-        .execute(r#"DROP TABLE "_prisma_migrations""#)
-        .await
-        .unwrap();
+    upgraded_conn.execute(r#"DROP TABLE "_prisma_migrations""#).await.unwrap();
 
-    assert_eq!(
-        catalog_snapshot(&mut upgraded_conn).await,
-        catalog_snapshot(&mut fresh_conn).await
-    );
+    assert_eq!(catalog_snapshot(&mut upgraded_conn).await, catalog_snapshot(&mut fresh_conn).await);
 }
 
 #[tokio::test]
 async fn a_database_with_only_some_phase2_tables_is_refused() {
     let db = TestDb::empty().await;
     let mut conn = db.connect().await;
-    conn.execute(r#"CREATE TABLE "User" ("id" TEXT PRIMARY KEY)"#)
-        .await
-        .unwrap();
+    conn.execute(r#"CREATE TABLE "User" ("id" TEXT PRIMARY KEY)"#).await.unwrap();
     let error = migrate::run(&mut conn).await.unwrap_err();
-    assert!(
-        error
-            .to_string()
-            .contains("only some of the Phase-2 tables"),
-        "{error}"
-    );
+    assert!(error.to_string().contains("only some of the Phase-2 tables"), "{error}");
 }
 
 #[tokio::test]
 async fn an_edited_migration_is_detected() {
     let db = TestDb::migrated().await;
     let mut conn = db.connect().await;
-    conn.execute(r#"UPDATE "_vibing2_migrations" SET "checksum" = 'tampered' WHERE "version" = 2"#)
-        .await
-        .unwrap();
+    conn.execute(r#"UPDATE "_vibing2_migrations" SET "checksum" = 'tampered' WHERE "version" = 2"#).await.unwrap();
     let error = migrate::run(&mut conn).await.unwrap_err();
-    assert!(
-        error
-            .to_string()
-            .contains("was edited after it was applied"),
-        "{error}"
-    );
+    assert!(error.to_string().contains("was edited after it was applied"), "{error}");
 }
 
 #[tokio::test]
@@ -395,14 +305,7 @@ async fn an_interrupted_index_build_is_repaired_by_the_next_run() {
     .await
     .unwrap();
     let report = migrate::run(&mut conn).await.unwrap();
-    assert_eq!(
-        report
-            .applied
-            .iter()
-            .map(|(v, _, _)| *v)
-            .collect::<Vec<_>>(),
-        [3]
-    );
+    assert_eq!(report.applied.iter().map(|(v, _, _)| *v).collect::<Vec<_>>(), [3]);
     let valid: bool = sqlx::query_scalar(
         r#"SELECT indisvalid FROM pg_index WHERE indexrelid = '"Project_public_likeCount_idx"'::regclass"#,
     )

@@ -43,10 +43,7 @@ async fn the_document_covers_every_route_and_nothing_else() {
         })
         .collect();
     documented.sort();
-    let mut expected: Vec<(String, String)> = ROUTES
-        .iter()
-        .map(|(m, p)| (m.to_string(), p.to_string()))
-        .collect();
+    let mut expected: Vec<(String, String)> = ROUTES.iter().map(|(m, p)| (m.to_string(), p.to_string())).collect();
     expected.sort();
     assert_eq!(documented, expected);
 
@@ -58,23 +55,14 @@ async fn the_document_covers_every_route_and_nothing_else() {
 async fn every_documented_route_is_served() {
     let app = TestApp::new().await;
     for (method, path) in ROUTES {
-        let uri = path
-            .replace("{id}", "no-such-project")
-            .replace("{path}", "index.html");
+        let uri = path.replace("{id}", "no-such-project").replace("{path}", "index.html");
         let method = Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
         let response = app.call(method.clone(), &uri, None, None).await;
-        assert_ne!(
-            response.status,
-            StatusCode::METHOD_NOT_ALLOWED,
-            "{method} {uri}"
-        );
+        assert_ne!(response.status, StatusCode::METHOD_NOT_ALLOWED, "{method} {uri}");
         if response.status == StatusCode::NOT_FOUND {
             assert_ne!(response.error_code(), "", "{method} {uri}");
             assert!(
-                !response.json["error"]["message"]
-                    .as_str()
-                    .unwrap()
-                    .contains("route"),
+                !response.json["error"]["message"].as_str().unwrap().contains("route"),
                 "{method} {uri} is not routed"
             );
         }

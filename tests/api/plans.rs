@@ -67,23 +67,15 @@ fn index_names(plan: &Value, names: &mut Vec<String>) {
 /// The indexes the plan of `sql` (with `binds`) uses, custom and generic.
 async fn plan_indexes(conn: &mut PgConnection, sql: &str, binds: &[&str]) -> [Vec<String>; 2] {
     let mut result = [Vec::new(), Vec::new()];
-    for (slot, mode) in ["force_custom_plan", "force_generic_plan"]
-        .iter()
-        .enumerate()
-    {
-        conn.execute(format!("SET plan_cache_mode = {mode}").as_str())
-            .await
-            .unwrap();
+    for (slot, mode) in ["force_custom_plan", "force_generic_plan"].iter().enumerate() {
+        conn.execute(format!("SET plan_cache_mode = {mode}").as_str()).await.unwrap();
         // Binds go in as text; the casts in the statement give each parameter its type.
         let explain = format!("EXPLAIN (FORMAT JSON) {sql}");
         let mut query = sqlx::query_scalar::<_, Value>(&explain);
         for bind in binds {
             query = query.bind(*bind);
         }
-        let plan = query
-            .fetch_one(&mut *conn)
-            .await
-            .unwrap_or_else(|e| panic!("EXPLAIN failed: {e}\n{sql}"));
+        let plan = query.fetch_one(&mut *conn).await.unwrap_or_else(|e| panic!("EXPLAIN failed: {e}\n{sql}"));
         index_names(&plan, &mut result[slot]);
     }
     result
@@ -109,64 +101,32 @@ async fn headline_queries_use_their_ledger_indexes() {
     // The member's project list: own projects, shared projects, counts for the page only.
     let list = plan_indexes(
         &mut conn,
-        &projects::LIST_FOR_MEMBER_SQL
-            .replace("$2", "$2::timestamp")
-            .replace("$4", "$4::int8"),
+        &projects::LIST_FOR_MEMBER_SQL.replace("$2", "$2::timestamp").replace("$4", "$4::int8"),
         &["u1", "9999-12-31 00:00:00", "", "21"],
     )
     .await;
     assert_uses(&list, "Project_userId_updatedAt_idx", "project list");
-    assert_uses(
-        &list,
-        "ProjectCollaborator_userId_projectId_idx",
-        "project list",
-    );
+    assert_uses(&list, "ProjectCollaborator_userId_projectId_idx", "project list");
     // Counting one project's messages is an index-only scan on either (projectId, ...) index.
     assert_uses_one_of(
         &list,
-        &[
-            "Message_projectId_cursor_key",
-            "Message_projectId_role_cursor_idx",
-        ],
+        &["Message_projectId_cursor_key", "Message_projectId_role_cursor_idx"],
         "project list message counts",
     );
-    assert_uses(
-        &list,
-        "ProjectFile_projectId_path_key",
-        "project list file counts",
-    );
+    assert_uses(&list, "ProjectFile_projectId_path_key", "project list file counts");
 
     // The file listing.
-    let listing = plan_indexes(
-        &mut conn,
-        &files::LIST_SQL.replace("$3", "$3::int8"),
-        &["p1", "", "101"],
-    )
-    .await;
+    let listing = plan_indexes(&mut conn, &files::LIST_SQL.replace("$3", "$3::int8"), &["p1", "", "101"]).await;
     assert_uses(&listing, "ProjectFile_projectId_path_key", "file listing");
 
     // A deep message page of the heavy project, and the same with a role filter.
-    let page = page_sql(false, Direction::Older)
-        .replace("$2", "$2::int8")
-        .replace("$3", "$3::int8");
+    let page = page_sql(false, Direction::Older).replace("$2", "$2::int8").replace("$3", "$3::int8");
     let plans = plan_indexes(&mut conn, &page, &["p1", "15000", "51"]).await;
     assert_uses(&plans, "Message_projectId_cursor_key", "message page");
-    let newer = page_sql(false, Direction::Newer)
-        .replace("$2", "$2::int8")
-        .replace("$3", "$3::int8");
+    let newer = page_sql(false, Direction::Newer).replace("$2", "$2::int8").replace("$3", "$3::int8");
     let plans = plan_indexes(&mut conn, &newer, &["p1", "15000", "51"]).await;
-    assert_uses(
-        &plans,
-        "Message_projectId_cursor_key",
-        "message page, newer",
-    );
-    let by_role = page_sql(true, Direction::Older)
-        .replace("$2", "$2::int8")
-        .replace("$3", "$3::int8");
+    assert_uses(&plans, "Message_projectId_cursor_key", "message page, newer");
+    let by_role = page_sql(true, Direction::Older).replace("$2", "$2::int8").replace("$3", "$3::int8");
     let plans = plan_indexes(&mut conn, &by_role, &["p1", "15000", "51", "system"]).await;
-    assert_uses(
-        &plans,
-        "Message_projectId_role_cursor_idx",
-        "message page by role",
-    );
+    assert_uses(&plans, "Message_projectId_role_cursor_idx", "message page by role");
 }

@@ -20,33 +20,17 @@ async fn every_pooled_connection_carries_the_configured_timeouts() {
         .fetch_one(&app.pool)
         .await
         .unwrap();
-        assert_eq!(
-            (statement.as_str(), idle_in_tx.as_str(), zone.as_str()),
-            ("1234ms", "4321ms", "UTC")
-        );
+        assert_eq!((statement.as_str(), idle_in_tx.as_str(), zone.as_str()), ("1234ms", "4321ms", "UTC"));
     }
 }
 
 #[tokio::test]
 async fn a_query_past_statement_timeout_is_cancelled() {
     let app = TestApp::with_settings(&[("database.statement_timeout_ms", "200")]).await;
-    let error = sqlx::query("SELECT pg_sleep(5)")
-        .execute(&app.pool)
-        .await
-        .unwrap_err();
-    let code = error
-        .as_database_error()
-        .and_then(|e| e.code())
-        .map(|c| c.into_owned());
-    assert_eq!(
-        code.as_deref(),
-        Some("57014"),
-        "cancelled by statement_timeout: {error}"
-    );
-    assert!(matches!(
-        vibing2::Error::from(error),
-        vibing2::Error::DatabaseTimeout
-    ));
+    let error = sqlx::query("SELECT pg_sleep(5)").execute(&app.pool).await.unwrap_err();
+    let code = error.as_database_error().and_then(|e| e.code()).map(|c| c.into_owned());
+    assert_eq!(code.as_deref(), Some("57014"), "cancelled by statement_timeout: {error}");
+    assert!(matches!(vibing2::Error::from(error), vibing2::Error::DatabaseTimeout));
 }
 
 /// A request whose query waits past statement_timeout (here: on a lock another session holds)
@@ -56,24 +40,13 @@ async fn the_api_answers_a_timed_out_query_with_503() {
     let app = TestApp::with_settings(&[("database.statement_timeout_ms", "300")]).await;
     let mut blocker = app.db.connect().await;
     let mut tx = blocker.begin().await.unwrap();
-    tx.execute(r#"LOCK TABLE "_vibing2_migrations" IN ACCESS EXCLUSIVE MODE"#)
-        .await
-        .unwrap();
+    tx.execute(r#"LOCK TABLE "_vibing2_migrations" IN ACCESS EXCLUSIVE MODE"#).await.unwrap();
 
     let response = app.get("/api/health/database?detailed=true").await;
-    assert_eq!(
-        response.status,
-        StatusCode::SERVICE_UNAVAILABLE,
-        "{}",
-        response.json
-    );
+    assert_eq!(response.status, StatusCode::SERVICE_UNAVAILABLE, "{}", response.json);
     assert_eq!(response.error_code(), "database_timeout");
     tx.rollback().await.unwrap();
 
     let after = app.get("/api/health/database?detailed=true").await;
-    assert_eq!(
-        after.status,
-        StatusCode::OK,
-        "the pool recovers once the lock is gone"
-    );
+    assert_eq!(after.status, StatusCode::OK, "the pool recovers once the lock is gone");
 }

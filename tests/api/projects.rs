@@ -15,29 +15,13 @@ async fn create_read_update_and_delete_a_project() {
     let owner = app.user("Owner").await;
     let body = json!({"name": "Todo app", "description": "tasks", "projectType": "website",
                       "activeAgents": ["frontend-developer"]});
-    let created = app
-        .call(
-            Method::POST,
-            "/api/projects",
-            Some(&owner.token),
-            Some(body),
-        )
-        .await;
+    let created = app.call(Method::POST, "/api/projects", Some(&owner.token), Some(body)).await;
     assert_eq!(created.status, StatusCode::CREATED, "{}", created.json);
     let id = created.json["id"].as_str().unwrap();
     assert_eq!(created.json["visibility"], "PRIVATE", "private by default");
     assert_eq!(created.json["activeAgents"], json!(["frontend-developer"]));
-    assert_eq!(
-        created.json["owner"],
-        json!({"id": owner.id, "name": "Owner", "image": null})
-    );
-    assert_eq!(
-        (
-            created.json["likeCount"].as_i64(),
-            created.json["viewCount"].as_i64()
-        ),
-        (Some(0), Some(0))
-    );
+    assert_eq!(created.json["owner"], json!({"id": owner.id, "name": "Owner", "image": null}));
+    assert_eq!((created.json["likeCount"].as_i64(), created.json["viewCount"].as_i64()), (Some(0), Some(0)));
 
     let uri = format!("/api/projects/{id}");
     let read = app.call(Method::GET, &uri, Some(&owner.token), None).await;
@@ -48,38 +32,19 @@ async fn create_read_update_and_delete_a_project() {
 
     let patch = json!({"name": "Todo app 2", "description": null, "visibility": "PUBLIC",
                        "previewUrl": "https://preview.example.com/x"});
-    let updated = app
-        .call(Method::PATCH, &uri, Some(&owner.token), Some(patch))
-        .await;
+    let updated = app.call(Method::PATCH, &uri, Some(&owner.token), Some(patch)).await;
     assert_eq!(updated.status, StatusCode::OK, "{}", updated.json);
     assert_eq!(updated.json["name"], "Todo app 2");
     assert_eq!(updated.json["description"], Value::Null, "null clears");
-    assert_eq!(
-        updated.json["projectType"], "website",
-        "absent fields are kept"
-    );
+    assert_eq!(updated.json["projectType"], "website", "absent fields are kept");
     assert_eq!(updated.json["visibility"], "PUBLIC");
 
-    let not_allowed = app
-        .call(
-            Method::PATCH,
-            &uri,
-            Some(&owner.token),
-            Some(json!({"likeCount": 99})),
-        )
-        .await;
+    let not_allowed = app.call(Method::PATCH, &uri, Some(&owner.token), Some(json!({"likeCount": 99}))).await;
     assert_eq!(not_allowed.status, StatusCode::UNPROCESSABLE_ENTITY);
 
-    let deleted = app
-        .call(Method::DELETE, &uri, Some(&owner.token), None)
-        .await;
+    let deleted = app.call(Method::DELETE, &uri, Some(&owner.token), None).await;
     assert_eq!(deleted.status, StatusCode::NO_CONTENT);
-    assert_eq!(
-        app.call(Method::GET, &uri, Some(&owner.token), None)
-            .await
-            .status,
-        StatusCode::NOT_FOUND
-    );
+    assert_eq!(app.call(Method::GET, &uri, Some(&owner.token), None).await.status, StatusCode::NOT_FOUND);
 }
 
 #[tokio::test]
@@ -87,31 +52,13 @@ async fn deleting_a_project_cascades_to_its_files_and_messages() {
     let app = TestApp::new().await;
     let owner = app.user("Owner").await;
     let id = app.project(&owner, "PRIVATE").await;
-    let files =
-        json!({"operations": [{"op": "upsert", "path": "index.html", "content": "<p>x</p>"}]});
+    let files = json!({"operations": [{"op": "upsert", "path": "index.html", "content": "<p>x</p>"}]});
     let uri = format!("/api/projects/{id}");
-    app.call(
-        Method::PUT,
-        &format!("{uri}/files"),
-        Some(&owner.token),
-        Some(files),
-    )
-    .await;
+    app.call(Method::PUT, &format!("{uri}/files"), Some(&owner.token), Some(files)).await;
     let message = json!({"role": "user", "content": "hi"});
-    app.call(
-        Method::POST,
-        &format!("{uri}/messages"),
-        Some(&owner.token),
-        Some(message),
-    )
-    .await;
+    app.call(Method::POST, &format!("{uri}/messages"), Some(&owner.token), Some(message)).await;
 
-    assert_eq!(
-        app.call(Method::DELETE, &uri, Some(&owner.token), None)
-            .await
-            .status,
-        StatusCode::NO_CONTENT
-    );
+    assert_eq!(app.call(Method::DELETE, &uri, Some(&owner.token), None).await.status, StatusCode::NO_CONTENT);
     let (files, messages): (i64, i64) = sqlx::query_as(
         r#"SELECT (SELECT count(*) FROM "ProjectFile" WHERE "projectId" = $1),
                   (SELECT count(*) FROM "Message" WHERE "projectId" = $1)"#,
@@ -186,10 +133,7 @@ async fn the_project_list_merges_own_and_shared_projects_with_exact_counts_and_k
         let page = app.call(Method::GET, &uri, Some(&owner.token), None).await;
         assert_eq!(page.status, StatusCode::OK, "{}", page.json);
         for item in page.json["items"].as_array().unwrap() {
-            assert!(
-                item.get("content").is_none() && item.get("files").is_none(),
-                "no contents in lists"
-            );
+            assert!(item.get("content").is_none() && item.get("files").is_none(), "no contents in lists");
             seen.push(item.clone());
         }
         match page.json["nextCursor"].as_str() {
@@ -201,19 +145,10 @@ async fn the_project_list_merges_own_and_shared_projects_with_exact_counts_and_k
     assert_eq!(seen[0]["id"], shared.as_str(), "the newest first");
     assert_eq!(seen[0]["access"], "editor");
     assert_eq!(seen[1]["access"], "owner");
-    let times: Vec<&str> = seen
-        .iter()
-        .map(|p| p["updatedAt"].as_str().unwrap())
-        .collect();
-    assert!(
-        times.windows(2).all(|w| w[0] >= w[1]),
-        "ordered by updatedAt DESC"
-    );
+    let times: Vec<&str> = seen.iter().map(|p| p["updatedAt"].as_str().unwrap()).collect();
+    assert!(times.windows(2).all(|w| w[0] >= w[1]), "ordered by updatedAt DESC");
     let p7 = seen.iter().find(|p| p["id"] == "p7").unwrap();
-    assert_eq!(
-        (p7["messageCount"].as_i64(), p7["fileCount"].as_i64()),
-        (Some(2), Some(1))
-    );
+    assert_eq!((p7["messageCount"].as_i64(), p7["fileCount"].as_i64()), (Some(2), Some(1)));
 }
 
 /// Counts the statements sqlx sends (its `sqlx::query` events) while `work` runs on this
@@ -221,11 +156,7 @@ async fn the_project_list_merges_own_and_shared_projects_with_exact_counts_and_k
 pub async fn count_statements<F: std::future::Future>(work: F) -> (usize, F::Output) {
     struct Counter(Arc<AtomicUsize>);
     impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Counter {
-        fn on_event(
-            &self,
-            event: &tracing::Event<'_>,
-            _: tracing_subscriber::layer::Context<'_, S>,
-        ) {
+        fn on_event(&self, event: &tracing::Event<'_>, _: tracing_subscriber::layer::Context<'_, S>) {
             if event.metadata().target() == "sqlx::query" {
                 self.0.fetch_add(1, Ordering::SeqCst);
             }
@@ -245,26 +176,12 @@ async fn the_project_list_costs_the_same_round_trips_for_1_and_100_entries() {
     let owner = app.user("Owner").await;
     seed_projects(&app, &owner, 120, 3).await;
 
-    let (one, small) = count_statements(app.call(
-        Method::GET,
-        "/api/projects?limit=1",
-        Some(&owner.token),
-        None,
-    ))
-    .await;
-    let (hundred, large) = count_statements(app.call(
-        Method::GET,
-        "/api/projects?limit=100",
-        Some(&owner.token),
-        None,
-    ))
-    .await;
+    let (one, small) = count_statements(app.call(Method::GET, "/api/projects?limit=1", Some(&owner.token), None)).await;
+    let (hundred, large) =
+        count_statements(app.call(Method::GET, "/api/projects?limit=100", Some(&owner.token), None)).await;
     assert_eq!(small.json["items"].as_array().unwrap().len(), 1);
     assert_eq!(large.json["items"].as_array().unwrap().len(), 100);
     assert!(one > 0, "the counter sees sqlx's statements");
-    assert_eq!(
-        one, hundred,
-        "no N+1: {one} statements for 1 entry, {hundred} for 100"
-    );
+    assert_eq!(one, hundred, "no N+1: {one} statements for 1 entry, {hundred} for 100");
     assert_eq!(one, 2, "the session lookup and the list statement");
 }

@@ -9,11 +9,7 @@ use nix::unistd::Pid;
 #[tokio::test]
 async fn serve_on_the_embedded_default_answers_health_and_stops_the_cluster_on_sigterm() {
     let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_vibing2"))
         .arg("serve")
         .env_remove("DATABASE_URL")
@@ -32,28 +28,17 @@ async fn serve_on_the_embedded_default_answers_health_and_stops_the_cluster_on_s
     let response = loop {
         match client.get(&url).send().await {
             Ok(response) => break response,
-            Err(_) if Instant::now() < deadline => {
-                tokio::time::sleep(Duration::from_millis(100)).await
-            }
+            Err(_) if Instant::now() < deadline => tokio::time::sleep(Duration::from_millis(100)).await,
             Err(error) => panic!("the service never answered: {error}"),
         }
     };
     assert_eq!(response.status(), 200);
     let body: serde_json::Value = response.json().await.unwrap();
     assert_eq!(body["status"], "healthy");
-    assert!(
-        dir.path().join("data/postmaster.pid").exists(),
-        "the cluster is running"
-    );
+    assert!(dir.path().join("data/postmaster.pid").exists(), "the cluster is running");
 
     kill(Pid::from_raw(child.id().unwrap() as i32), Signal::SIGTERM).unwrap();
-    let status = tokio::time::timeout(Duration::from_secs(30), child.wait())
-        .await
-        .unwrap()
-        .unwrap();
+    let status = tokio::time::timeout(Duration::from_secs(30), child.wait()).await.unwrap().unwrap();
     assert!(status.success(), "clean exit on SIGTERM: {status}");
-    assert!(
-        !dir.path().join("data/postmaster.pid").exists(),
-        "the cluster was stopped"
-    );
+    assert!(!dir.path().join("data/postmaster.pid").exists(), "the cluster was stopped");
 }

@@ -28,22 +28,13 @@ pub async fn server_url() -> String {
     SERVER_URL
         .get_or_init(|| async {
             if let Ok(url) = std::env::var("TEST_DATABASE_URL") {
-                return url
-                    .trim_end_matches('/')
-                    .rsplit_once('/')
-                    .map_or(url.clone(), |(base, _)| base.to_owned());
+                return url.trim_end_matches('/').rsplit_once('/').map_or(url.clone(), |(base, _)| base.to_owned());
             }
             // The embedded default, with durability off: test data is disposable. It keeps
             // running after the tests, so the next run starts at once.
             let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/test-postgres");
-            let settings = [
-                ("fsync", "off"),
-                ("synchronous_commit", "off"),
-                ("full_page_writes", "off"),
-            ];
-            let cluster = EmbeddedCluster::start(&dir, &settings)
-                .await
-                .expect("embedded test cluster");
+            let settings = [("fsync", "off"), ("synchronous_commit", "off"), ("full_page_writes", "off")];
+            let cluster = EmbeddedCluster::start(&dir, &settings).await.expect("embedded test cluster");
             let url = format!("postgres://postgres@127.0.0.1:{}", cluster.port());
             std::mem::forget(cluster);
             url
@@ -53,9 +44,7 @@ pub async fn server_url() -> String {
 }
 
 pub async fn admin_connection() -> PgConnection {
-    PgConnection::connect(&format!("{}/postgres", server_url().await))
-        .await
-        .expect("admin connection")
+    PgConnection::connect(&format!("{}/postgres", server_url().await)).await.expect("admin connection")
 }
 
 static NEXT_DATABASE: AtomicU64 = AtomicU64::new(0);
@@ -79,20 +68,11 @@ impl TestDb {
     }
 
     async fn create(template: Option<&str>) -> Self {
-        let name = format!(
-            "v2t_{}_{}_{}",
-            std::process::id(),
-            NEXT_DATABASE.fetch_add(1, Ordering::Relaxed),
-            rand_suffix()
-        );
+        let name =
+            format!("v2t_{}_{}_{}", std::process::id(), NEXT_DATABASE.fetch_add(1, Ordering::Relaxed), rand_suffix());
         let mut admin = admin_connection().await;
-        let clause = template
-            .map(|t| format!(" TEMPLATE {t}"))
-            .unwrap_or_default();
-        admin
-            .execute(format!("CREATE DATABASE {name}{clause}").as_str())
-            .await
-            .expect("create test database");
+        let clause = template.map(|t| format!(" TEMPLATE {t}")).unwrap_or_default();
+        admin.execute(format!("CREATE DATABASE {name}{clause}").as_str()).await.expect("create test database");
         let url = format!("{}/{name}", server_url().await);
         Self { name, url }
     }
@@ -102,16 +82,12 @@ impl TestDb {
     }
 
     pub async fn connect(&self) -> PgConnection {
-        PgConnection::connect(&self.url)
-            .await
-            .expect("test database connection")
+        PgConnection::connect(&self.url).await.expect("test database connection")
     }
 
     /// A pool built exactly as the service builds it, from these settings.
     pub async fn pool(&self, settings: &Settings) -> PgPool {
-        db::connect(&settings.database, &self.secret_url())
-            .await
-            .expect("pool")
+        db::connect(&settings.database, &self.secret_url()).await.expect("pool")
     }
 
     /// Settings pointing at this database, with the given overrides.
@@ -127,15 +103,10 @@ impl Drop for TestDb {
         let name = self.name.clone();
         // Drop runs inside the test's runtime, which cannot be blocked on: use a thread.
         let handle = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
             runtime.block_on(async {
                 let mut admin = admin_connection().await;
-                let _ = admin
-                    .execute(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)").as_str())
-                    .await;
+                let _ = admin.execute(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)").as_str()).await;
             });
         });
         let _ = handle.join();
@@ -160,44 +131,22 @@ async fn template() -> String {
     let name = format!("v2tpl_{}", &hex::encode(digest.finalize())[..16]);
 
     let mut admin = admin_connection().await;
-    sqlx::query("SELECT pg_advisory_lock($1)")
-        .bind(TEMPLATE_LOCK_KEY)
-        .execute(&mut admin)
+    sqlx::query("SELECT pg_advisory_lock($1)").bind(TEMPLATE_LOCK_KEY).execute(&mut admin).await.unwrap();
+    let exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
+        .bind(&name)
+        .fetch_one(&mut admin)
         .await
         .unwrap();
-    let exists: bool =
-        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
-            .bind(&name)
-            .fetch_one(&mut admin)
-            .await
-            .unwrap();
     if !exists {
         let building = format!("{name}_building");
-        admin
-            .execute(format!("DROP DATABASE IF EXISTS {building} WITH (FORCE)").as_str())
-            .await
-            .unwrap();
-        admin
-            .execute(format!("CREATE DATABASE {building}").as_str())
-            .await
-            .unwrap();
-        let mut conn = PgConnection::connect(&format!("{}/{building}", server_url().await))
-            .await
-            .unwrap();
-        migrate::run(&mut conn)
-            .await
-            .expect("migrating the template");
+        admin.execute(format!("DROP DATABASE IF EXISTS {building} WITH (FORCE)").as_str()).await.unwrap();
+        admin.execute(format!("CREATE DATABASE {building}").as_str()).await.unwrap();
+        let mut conn = PgConnection::connect(&format!("{}/{building}", server_url().await)).await.unwrap();
+        migrate::run(&mut conn).await.expect("migrating the template");
         conn.close().await.unwrap();
-        admin
-            .execute(format!("ALTER DATABASE {building} RENAME TO {name}").as_str())
-            .await
-            .unwrap();
+        admin.execute(format!("ALTER DATABASE {building} RENAME TO {name}").as_str()).await.unwrap();
     }
-    sqlx::query("SELECT pg_advisory_unlock($1)")
-        .bind(TEMPLATE_LOCK_KEY)
-        .execute(&mut admin)
-        .await
-        .unwrap();
+    sqlx::query("SELECT pg_advisory_unlock($1)").bind(TEMPLATE_LOCK_KEY).execute(&mut admin).await.unwrap();
     name
 }
 
@@ -225,23 +174,12 @@ impl TestApp {
         self.request(Method::GET, uri, None).await
     }
 
-    pub async fn request(
-        &self,
-        method: Method,
-        uri: &str,
-        body: Option<(&str, Vec<u8>)>,
-    ) -> TestResponse {
+    pub async fn request(&self, method: Method, uri: &str, body: Option<(&str, Vec<u8>)>) -> TestResponse {
         send(&self.router, method, uri, body).await
     }
 
     /// A request as `token`'s holder (or anonymous), with an optional JSON body.
-    pub async fn call(
-        &self,
-        method: Method,
-        uri: &str,
-        token: Option<&str>,
-        body: Option<Value>,
-    ) -> TestResponse {
+    pub async fn call(&self, method: Method, uri: &str, token: Option<&str>, body: Option<Value>) -> TestResponse {
         let mut request = Request::builder().method(method).uri(uri);
         if let Some(token) = token {
             request = request.header(header::AUTHORIZATION, format!("Bearer {token}"));
@@ -253,14 +191,7 @@ impl TestApp {
             }
             None => Body::empty(),
         };
-        into_test_response(
-            self.router
-                .clone()
-                .oneshot(request.body(body).unwrap())
-                .await
-                .unwrap(),
-        )
-        .await
+        into_test_response(self.router.clone().oneshot(request.body(body).unwrap()).await.unwrap()).await
     }
 
     /// Signs a new user up and logs them in.
@@ -268,9 +199,7 @@ impl TestApp {
         let email = format!("{}@example.com", name.to_lowercase());
         let password = format!("{name}-password");
         let body = serde_json::json!({"name": name, "email": email, "password": password});
-        let signup = self
-            .call(Method::POST, "/api/auth/signup", None, Some(body))
-            .await;
+        let signup = self.call(Method::POST, "/api/auth/signup", None, Some(body)).await;
         assert_eq!(signup.status, StatusCode::CREATED, "{}", signup.json);
         let login = self.login(&email, &password).await;
         assert_eq!(login.status, StatusCode::OK, "{}", login.json);
@@ -284,21 +213,13 @@ impl TestApp {
 
     pub async fn login(&self, email: &str, password: &str) -> TestResponse {
         let body = serde_json::json!({"email": email, "password": password});
-        self.call(Method::POST, "/api/auth/login", None, Some(body))
-            .await
+        self.call(Method::POST, "/api/auth/login", None, Some(body)).await
     }
 
     /// Creates a project owned by `owner` and returns its id.
     pub async fn project(&self, owner: &TestUser, visibility: &str) -> String {
         let body = serde_json::json!({"name": "A project", "projectType": "website", "visibility": visibility});
-        let response = self
-            .call(
-                Method::POST,
-                "/api/projects",
-                Some(&owner.token),
-                Some(body),
-            )
-            .await;
+        let response = self.call(Method::POST, "/api/projects", Some(&owner.token), Some(body)).await;
         assert_eq!(response.status, StatusCode::CREATED, "{}", response.json);
         response.json["id"].as_str().unwrap().to_owned()
     }
@@ -335,24 +256,13 @@ impl TestResponse {
     /// Asserts the project's error shape and returns its code.
     pub fn error_code(&self) -> &str {
         let error = &self.json["error"];
-        assert!(
-            error["message"].is_string(),
-            "no error message in {}",
-            self.json
-        );
-        error["code"]
-            .as_str()
-            .unwrap_or_else(|| panic!("not the JSON error shape: {}", self.json))
+        assert!(error["message"].is_string(), "no error message in {}", self.json);
+        error["code"].as_str().unwrap_or_else(|| panic!("not the JSON error shape: {}", self.json))
     }
 }
 
 /// Sends one request through a router; `body` is (content type, bytes).
-pub async fn send(
-    router: &Router,
-    method: Method,
-    uri: &str,
-    body: Option<(&str, Vec<u8>)>,
-) -> TestResponse {
+pub async fn send(router: &Router, method: Method, uri: &str, body: Option<(&str, Vec<u8>)>) -> TestResponse {
     let mut request = Request::builder().method(method).uri(uri);
     let body = match body {
         Some((content_type, bytes)) => {
@@ -361,14 +271,7 @@ pub async fn send(
         }
         None => Body::empty(),
     };
-    into_test_response(
-        router
-            .clone()
-            .oneshot(request.body(body).unwrap())
-            .await
-            .unwrap(),
-    )
-    .await
+    into_test_response(router.clone().oneshot(request.body(body).unwrap()).await.unwrap()).await
 }
 
 async fn into_test_response(response: axum::response::Response) -> TestResponse {
@@ -378,12 +281,7 @@ async fn into_test_response(response: axum::response::Response) -> TestResponse 
     let json = if bytes.is_empty() {
         Value::Null
     } else {
-        serde_json::from_slice(&bytes)
-            .unwrap_or_else(|_| panic!("not JSON: {}", String::from_utf8_lossy(&bytes)))
+        serde_json::from_slice(&bytes).unwrap_or_else(|_| panic!("not JSON: {}", String::from_utf8_lossy(&bytes)))
     };
-    TestResponse {
-        status,
-        headers,
-        json,
-    }
+    TestResponse { status, headers, json }
 }

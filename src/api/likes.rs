@@ -1,0 +1,46 @@
+//! Likes: `PUT` likes a project, `DELETE` unlikes it; both idempotent.
+
+use axum::extract::{Path, State};
+use serde::Serialize;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::api::extract::{AuthUser, Json};
+use crate::app::AppState;
+use crate::auth::access::{authorize, Action};
+use crate::db::{likes, projects};
+use crate::error::{ErrorResponse, Result};
+
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(like, unlike))
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct LikeState {
+    liked: bool,
+    like_count: i32,
+}
+
+/// Likes a project the caller can read. Liking again changes nothing.
+#[utoipa::path(put, path = "/api/projects/{id}/like", tag = "likes", params(("id" = String, Path)),
+    security(("session" = [])),
+    responses((status = 200, body = LikeState), (status = 401, body = ErrorResponse), (status = 404, body = ErrorResponse)))]
+async fn like(State(state): State<AppState>, user: AuthUser, Path(id): Path<String>) -> Result<Json<LikeState>> {
+    let facts = projects::facts(&state.pool, &id, Some(&user.id)).await?;
+    authorize(facts.as_ref(), Some(&user.id), Action::Read)?;
+    let like_count = likes::like(&state.pool, &id, &user.id).await?;
+    Ok(Json(LikeState { liked: true, like_count }))
+}
+
+/// Removes the caller's like. Unliking again changes nothing.
+#[utoipa::path(delete, path = "/api/projects/{id}/like", tag = "likes", params(("id" = String, Path)),
+    security(("session" = [])),
+    responses((status = 200, body = LikeState), (status = 401, body = ErrorResponse), (status = 404, body = ErrorResponse)))]
+async fn unlike(State(state): State<AppState>, user: AuthUser, Path(id): Path<String>) -> Result<Json<LikeState>> {
+    let facts = projects::facts(&state.pool, &id, Some(&user.id)).await?;
+    authorize(facts.as_ref(), Some(&user.id), Action::Read)?;
+    let like_count = likes::unlike(&state.pool, &id, &user.id).await?;
+    Ok(Json(LikeState { liked: false, like_count }))
+}

@@ -1,0 +1,180 @@
+//! Public discovery: PUBLIC projects by one of five sorts, optionally filtered by type and by
+//! a substring search over name and description. Keyset-paginated with the `id` tie-breaker,
+//! so a deep page costs what the first does.
+
+use chrono::NaiveDateTime;
+use serde::{Deserialize, Serialize};
+use sqlx::PgExecutor;
+use utoipa::ToSchema;
+
+use crate::db::projects::Creator;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Sort {
+    /// likeCount
+    Popular,
+    /// forkCount
+    Forks,
+    /// viewCount
+    Trending,
+    /// createdAt
+    Recent,
+    /// isFeatured, then updatedAt
+    Featured,
+    /// similarity to the search term (only with `search`)
+    Relevance,
+}
+
+/// Where a page ends, in the terms of its sort. Serialized into the opaque cursor.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Position {
+    Count(i64, String),
+    Time(NaiveDateTime, String),
+    Featured(bool, NaiveDateTime, String),
+    Score(f32, String),
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, sqlx::FromRow, ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[sqlx(rename_all = "camelCase")]
+pub struct DiscoveryEntry {
+    pub id: String,
+    pub name: String,
+    /// The first 200 characters of the description.
+    pub preview: Option<String>,
+    pub project_type: String,
+    pub preview_url: Option<String>,
+    pub like_count: i32,
+    pub fork_count: i32,
+    pub view_count: i32,
+    pub is_featured: bool,
+    /// Search relevance (0..1); only with `search`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub score: Option<f32>,
+    #[sqlx(flatten)]
+    pub creator: Creator,
+    #[serde(with = "crate::db::timestamp")]
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: NaiveDateTime,
+    #[serde(with = "crate::db::timestamp")]
+    #[schema(value_type = String, format = DateTime)]
+    pub updated_at: NaiveDateTime,
+}
+
+impl Position {
+    /// Whether a cursor's position belongs to `sort`: a cursor from another sort is refused
+    /// rather than bound to the wrong columns.
+    pub fn fits(&self, sort: Sort) -> bool {
+        matches!(
+            (self, sort),
+            (Position::Count(..), Sort::Popular | Sort::Forks | Sort::Trending)
+                | (Position::Time(..), Sort::Recent)
+                | (Position::Featured(..), Sort::Featured)
+                | (Position::Score(..), Sort::Relevance)
+        )
+    }
+}
+
+impl DiscoveryEntry {
+    /// This entry's position under `sort`, for the next page's cursor.
+    pub fn position(&self, sort: Sort) -> Position {
+        let id = self.id.clone();
+        match sort {
+            Sort::Popular => Position::Count(self.like_count.into(), id),
+            Sort::Forks => Position::Count(self.fork_count.into(), id),
+            Sort::Trending => Position::Count(self.view_count.into(), id),
+            Sort::Recent => Position::Time(self.created_at, id),
+            Sort::Featured => Position::Featured(self.is_featured, self.updated_at, id),
+            Sort::Relevance => Position::Score(self.score.unwrap_or(0.0), id),
+        }
+    }
+}
+
+pub struct DiscoveryQuery<'a> {
+    pub sort: Sort,
+    pub project_type: Option<&'a str>,
+    /// The raw search term; LIKE wildcards in it are escaped here.
+    pub search: Option<&'a str>,
+    pub after: Option<Position>,
+    pub limit: i64,
+}
+
+/// The sort key of a sort: its columns (all DESC, then `id` DESC).
+fn sort_key(sort: Sort) -> &'static [&'static str] {
+    match sort {
+        Sort::Popular => &[r#"p."likeCount""#],
+        Sort::Forks => &[r#"p."forkCount""#],
+        Sort::Trending => &[r#"p."viewCount""#],
+        Sort::Recent => &[r#"p."createdAt""#],
+        Sort::Featured => &[r#"p."isFeatured""#, r#"p."updatedAt""#],
+        Sort::Relevance => &["score"],
+    }
+}
+
+/// The statement for one combination of sort, type filter and search. Parameters: `$1`
+/// limit, `$2` search pattern (`%term%`), `$3` raw term, `$4` type, then the position's
+/// values from `$5` on. Each combination is a static statement, so the planner sees the
+/// partial index that matches it, under custom and generic plans alike.
+pub fn discovery_sql(sort: Sort, with_type: bool, with_search: bool, with_position: bool) -> String {
+    let key = sort_key(sort);
+    let score = if with_search {
+        r#"GREATEST(similarity(p."name", $3), similarity(coalesce(p."description", ''), $3))"#
+    } else {
+        "NULL::real"
+    };
+    let mut filters = vec![r#"p."visibility" = 'PUBLIC'"#.to_owned()];
+    if with_search {
+        filters.push(r#"(p."name" ILIKE $2 OR p."description" ILIKE $2)"#.into());
+    }
+    if with_type {
+        filters.push(r#"p."projectType" = $4"#.into());
+    }
+    if with_position {
+        let columns: Vec<String> = key.iter().map(|c| c.to_string()).chain([r#"p."id""#.to_owned()]).collect();
+        let values: Vec<String> = (0..columns.len()).map(|i| format!("${}", i + 5)).collect();
+        filters.push(format!("({}) < ({})", columns.join(", "), values.join(", ")));
+    }
+    let order: Vec<String> = key.iter().map(|c| format!("{c} DESC")).chain([r#"p."id" DESC"#.to_owned()]).collect();
+    // Relevance orders by the computed score, so it is wrapped in a subquery.
+    let (select_score, from) = if sort == Sort::Relevance {
+        ("score".to_owned(), format!(r#"(SELECT p.*, {score} AS score FROM "Project" p) p"#))
+    } else {
+        (format!("{score} AS score"), r#""Project" p"#.to_owned())
+    };
+    let filters = filters.join(" AND ");
+    format!(
+        r#"SELECT p."id", p."name", left(p."description", 200) AS "preview", p."projectType", p."previewUrl",
+                  p."likeCount", p."forkCount", p."viewCount", p."isFeatured", {select_score},
+                  u."id" AS "ownerId", u."name" AS "ownerName", u."image" AS "ownerImage",
+                  p."createdAt", p."updatedAt"
+           FROM {from} JOIN "User" u ON u."id" = p."userId"
+           WHERE {filters}
+           ORDER BY {order} LIMIT $1"#,
+        order = order.join(", ")
+    )
+}
+
+/// Escapes `%`, `_` and `\` so the term matches literally inside `%...%`.
+pub fn like_pattern(term: &str) -> String {
+    let escaped = term.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
+    format!("%{escaped}%")
+}
+
+pub async fn discover(db: impl PgExecutor<'_>, query: &DiscoveryQuery<'_>) -> sqlx::Result<Vec<DiscoveryEntry>> {
+    let sql = discovery_sql(query.sort, query.project_type.is_some(), query.search.is_some(), query.after.is_some());
+    let mut statement = sqlx::query_as(&sql)
+        .bind(query.limit)
+        .bind(query.search.map(like_pattern))
+        .bind(query.search)
+        .bind(query.project_type);
+    statement = match &query.after {
+        None => statement,
+        Some(Position::Count(count, id)) => statement.bind(*count as i32).bind(id),
+        Some(Position::Time(time, id)) => statement.bind(*time).bind(id),
+        Some(Position::Featured(featured, time, id)) => statement.bind(*featured).bind(*time).bind(id),
+        Some(Position::Score(score, id)) => statement.bind(*score).bind(id),
+    };
+    statement.fetch_all(db).await
+}

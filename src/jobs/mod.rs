@@ -1,0 +1,162 @@
+//! The background jobs that run inside `serve`: view refreshes, cleanups and ANALYZE.
+//!
+//! Safe with several instances: a job runs inside a transaction that first takes a
+//! PostgreSQL advisory lock (`pg_try_advisory_xact_lock`) and then checks `JobRun` for a
+//! success within the job's interval. Whoever holds the lock runs it; everyone else skips.
+
+use std::time::{Duration, Instant};
+
+use sqlx::{Connection, PgPool};
+use tokio::sync::watch;
+
+use crate::auth::rate_limit;
+use crate::config::JobSettings;
+use crate::db::maintenance;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Job {
+    RefreshProjectStats,
+    RefreshUserTokenSummary,
+    CleanupExpired,
+    Analyze,
+}
+
+impl Job {
+    pub const ALL: [Job; 4] =
+        [Job::RefreshProjectStats, Job::RefreshUserTokenSummary, Job::CleanupExpired, Job::Analyze];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Job::RefreshProjectStats => "refresh_project_stats",
+            Job::RefreshUserTokenSummary => "refresh_user_token_summary",
+            Job::CleanupExpired => "cleanup_expired",
+            Job::Analyze => "analyze",
+        }
+    }
+
+    fn interval(self, settings: &JobSettings) -> Duration {
+        Duration::from_secs(match self {
+            Job::RefreshProjectStats => settings.refresh_project_stats_secs,
+            Job::RefreshUserTokenSummary => settings.refresh_user_token_summary_secs,
+            Job::CleanupExpired => settings.cleanup_secs,
+            Job::Analyze => settings.analyze_secs,
+        })
+    }
+
+    /// The advisory lock key: a fixed prefix and the job's index.
+    fn lock_key(self) -> i64 {
+        0x7669_6269_6e67_0100 + Job::ALL.iter().position(|job| *job == self).unwrap_or(0) as i64
+    }
+
+    /// Does the work inside the job's transaction; returns a one-line summary.
+    async fn execute(self, tx: &mut sqlx::PgConnection) -> sqlx::Result<String> {
+        match self {
+            Job::RefreshProjectStats | Job::RefreshUserTokenSummary => {
+                let view = if self == Job::RefreshProjectStats { "project_stats" } else { "user_token_summary" };
+                let elapsed = maintenance::refresh_view(tx, view).await?;
+                Ok(format!("refreshed {view} in {elapsed:.0} ms"))
+            }
+            Job::CleanupExpired => {
+                let removed = maintenance::cleanup_expired(tx, rate_limit::WINDOW.as_secs_f64()).await?;
+                Ok(format!(
+                    "deleted {} sessions, {} verification tokens, {} login failures",
+                    removed.sessions, removed.verification_tokens, removed.login_failures
+                ))
+            }
+            Job::Analyze => maintenance::analyze(tx).await.map(|()| "analyzed".to_owned()),
+        }
+    }
+}
+
+/// What one attempt at a job came to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Attempt {
+    Ran,
+    Failed,
+    /// Another instance holds the job, or it ran within its interval.
+    Skipped,
+}
+
+#[derive(Clone)]
+pub struct Scheduler {
+    pool: PgPool,
+    settings: JobSettings,
+}
+
+impl Scheduler {
+    pub fn new(pool: PgPool, settings: JobSettings) -> Self {
+        Self { pool, settings }
+    }
+
+    /// Runs every due job once, in order.
+    pub async fn tick(&self) -> Vec<(Job, Attempt)> {
+        let mut attempts = Vec::new();
+        for job in Job::ALL {
+            let attempt = self.run_if_due(job).await.unwrap_or_else(|error| {
+                tracing::warn!(job = job.name(), %error, "could not attempt the job");
+                Attempt::Failed
+            });
+            attempts.push((job, attempt));
+        }
+        attempts
+    }
+
+    /// Ticks every `jobs.tick_secs` until `shutdown` changes.
+    pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
+        let mut ticker = tokio::time::interval(Duration::from_secs(self.settings.tick_secs));
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = ticker.tick() => { self.tick().await; }
+                _ = shutdown.changed() => return,
+            }
+        }
+    }
+
+    #[tracing::instrument(skip_all, fields(job = job.name()))]
+    async fn run_if_due(&self, job: Job) -> sqlx::Result<Attempt> {
+        let mut conn = self.pool.acquire().await?;
+        let mut tx = conn.begin().await?;
+        // A refresh or ANALYZE on a large database may outlast any request's timeout.
+        sqlx::query("SET LOCAL statement_timeout = 0").execute(&mut *tx).await?;
+        let locked: bool =
+            sqlx::query_scalar("SELECT pg_try_advisory_xact_lock($1)").bind(job.lock_key()).fetch_one(&mut *tx).await?;
+        let interval = job.interval(&self.settings).as_secs_f64();
+        if !locked || !maintenance::is_due(&mut *tx, job.name(), interval).await? {
+            return Ok(Attempt::Skipped);
+        }
+        let started = Instant::now();
+        match job.execute(&mut tx).await {
+            Ok(summary) => {
+                let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
+                maintenance::record_run(&mut *tx, job.name(), elapsed_ms, Ok(summary.clone())).await?;
+                tx.commit().await?;
+                tracing::info!(elapsed_ms, "{summary}");
+                Ok(Attempt::Ran)
+            }
+            Err(error) => {
+                tx.rollback().await?;
+                let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
+                tracing::error!(%error, "job failed");
+                // The health output shows the outcome; the cause stays in the service log.
+                let detail = "failed; the service log has the cause".to_owned();
+                maintenance::record_run(&mut *conn, job.name(), elapsed_ms, Err(detail)).await?;
+                Ok(Attempt::Failed)
+            }
+        }
+    }
+}
+
+/// `vibing2 refresh-views`: refreshes every materialized view once, each in its own
+/// transaction, whatever the schedule says.
+pub async fn refresh_views_now(pool: &PgPool) -> anyhow::Result<Vec<(&'static str, f64)>> {
+    let mut refreshed = Vec::new();
+    for view in maintenance::VIEWS {
+        let mut tx = pool.begin().await?;
+        sqlx::query("SET LOCAL statement_timeout = 0").execute(&mut *tx).await?;
+        let elapsed = maintenance::refresh_view(&mut tx, view).await?;
+        tx.commit().await?;
+        refreshed.push((view, elapsed));
+    }
+    Ok(refreshed)
+}
