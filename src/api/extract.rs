@@ -117,6 +117,12 @@ impl MaybeUser {
     pub fn id(&self) -> Option<&str> {
         self.0.as_ref().map(|user| user.id.as_str())
     }
+
+    /// The signed-in caller, or 401. Project-scoped routes call it after `authorize`, so a
+    /// private project answers 404 to anonymous callers as it does to everyone else.
+    pub fn require(&self) -> Result<&AuthUser, Error> {
+        self.0.as_ref().ok_or(Error::Unauthorized)
+    }
 }
 
 impl FromRequestParts<AppState> for MaybeUser {

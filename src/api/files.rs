@@ -6,7 +6,7 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::api::extract::{AuthUser, Json, MaybeUser, Query};
+use crate::api::extract::{Json, MaybeUser, Query};
 use crate::api::pagination::{decode_cursor, page_from, Page, PageQuery, PageSize};
 use crate::app::AppState;
 use crate::auth::access::{authorize, Action};
@@ -97,7 +97,7 @@ pub async fn read_file(
               (status = 422, body = ErrorResponse)))]
 async fn write_files(
     State(state): State<AppState>,
-    user: AuthUser,
+    caller: MaybeUser,
     Path(id): Path<String>,
     Json(batch): Json<FileBatch>,
 ) -> Result<Json<BatchOutcome>> {
@@ -105,8 +105,8 @@ async fn write_files(
     if batch.operations.len() > max_operations {
         return Err(Error::Unprocessable(format!("a batch holds at most {max_operations} operations")));
     }
-    let facts = projects::facts(&state.pool, &id, Some(&user.id)).await?;
-    authorize(facts.as_ref(), Some(&user.id), Action::Write)?;
+    let facts = projects::facts(&state.pool, &id, caller.id()).await?;
+    authorize(facts.as_ref(), caller.id(), Action::Write)?;
     let max_file_bytes = state.settings.limits.file_bytes(&facts.expect("authorized").owner_plan);
 
     // Validating and hashing up to tens of megabytes is CPU work: off the async workers.

@@ -6,7 +6,7 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::api::extract::{AuthUser, Json};
+use crate::api::extract::{Json, MaybeUser};
 use crate::app::AppState;
 use crate::auth::access::{authorize, Action};
 use crate::db::{likes, projects};
@@ -27,9 +27,10 @@ pub struct LikeState {
 #[utoipa::path(put, path = "/api/projects/{id}/like", tag = "likes", params(("id" = String, Path)),
     security(("session" = [])),
     responses((status = 200, body = LikeState), (status = 401, body = ErrorResponse), (status = 404, body = ErrorResponse)))]
-async fn like(State(state): State<AppState>, user: AuthUser, Path(id): Path<String>) -> Result<Json<LikeState>> {
-    let facts = projects::facts(&state.pool, &id, Some(&user.id)).await?;
-    authorize(facts.as_ref(), Some(&user.id), Action::Read)?;
+async fn like(State(state): State<AppState>, caller: MaybeUser, Path(id): Path<String>) -> Result<Json<LikeState>> {
+    let facts = projects::facts(&state.pool, &id, caller.id()).await?;
+    authorize(facts.as_ref(), caller.id(), Action::Read)?;
+    let user = caller.require()?;
     let like_count = likes::like(&state.pool, &id, &user.id).await?;
     Ok(Json(LikeState { liked: true, like_count }))
 }
@@ -38,9 +39,10 @@ async fn like(State(state): State<AppState>, user: AuthUser, Path(id): Path<Stri
 #[utoipa::path(delete, path = "/api/projects/{id}/like", tag = "likes", params(("id" = String, Path)),
     security(("session" = [])),
     responses((status = 200, body = LikeState), (status = 401, body = ErrorResponse), (status = 404, body = ErrorResponse)))]
-async fn unlike(State(state): State<AppState>, user: AuthUser, Path(id): Path<String>) -> Result<Json<LikeState>> {
-    let facts = projects::facts(&state.pool, &id, Some(&user.id)).await?;
-    authorize(facts.as_ref(), Some(&user.id), Action::Read)?;
+async fn unlike(State(state): State<AppState>, caller: MaybeUser, Path(id): Path<String>) -> Result<Json<LikeState>> {
+    let facts = projects::facts(&state.pool, &id, caller.id()).await?;
+    authorize(facts.as_ref(), caller.id(), Action::Read)?;
+    let user = caller.require()?;
     let like_count = likes::unlike(&state.pool, &id, &user.id).await?;
     Ok(Json(LikeState { liked: false, like_count }))
 }

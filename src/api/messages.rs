@@ -7,7 +7,7 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::api::extract::{AuthUser, Json, MaybeUser, Query};
+use crate::api::extract::{Json, MaybeUser, Query};
 use crate::api::pagination::{decode_cursor, page_from, Page, PageSize};
 use crate::app::AppState;
 use crate::auth::access::{authorize, Action};
@@ -53,7 +53,7 @@ pub struct MessageQuery {
               (status = 422, body = ErrorResponse)))]
 async fn append_message(
     State(state): State<AppState>,
-    user: AuthUser,
+    caller: MaybeUser,
     Path(id): Path<String>,
     Json(request): Json<NewMessage>,
 ) -> Result<(StatusCode, Json<Message>)> {
@@ -62,8 +62,8 @@ async fn append_message(
     if tokens < 0 {
         return Err(Error::Unprocessable("tokens must not be negative".into()));
     }
-    let facts = projects::facts(&state.pool, &id, Some(&user.id)).await?;
-    authorize(facts.as_ref(), Some(&user.id), Action::Write)?;
+    let facts = projects::facts(&state.pool, &id, caller.id()).await?;
+    authorize(facts.as_ref(), caller.id(), Action::Write)?;
     let mut tx = state.pool.begin().await?;
     let message = messages::append(&mut tx, &id, &token::new_id(), request.role, &request.content, tokens).await?;
     tx.commit().await?;

@@ -171,7 +171,7 @@ async fn get_project(
               (status = 422, body = ErrorResponse)))]
 async fn update_project(
     State(state): State<AppState>,
-    user: AuthUser,
+    caller: MaybeUser,
     Path(id): Path<String>,
     Json(request): Json<UpdateProject>,
 ) -> Result<Json<Project>> {
@@ -181,8 +181,8 @@ async fn update_project(
     request.active_agents.as_deref().map(check_agents).transpose()?;
     request.preview_url.clone().flatten().as_deref().map(check_preview_url).transpose()?;
 
-    let facts = projects::facts(&state.pool, &id, Some(&user.id)).await?;
-    authorize(facts.as_ref(), Some(&user.id), Action::Manage)?;
+    let facts = projects::facts(&state.pool, &id, caller.id()).await?;
+    authorize(facts.as_ref(), caller.id(), Action::Manage)?;
     let patch = ProjectPatch {
         name: request.name.map(|name| name.trim().to_owned()),
         description: request.description,
@@ -198,9 +198,13 @@ async fn update_project(
 #[utoipa::path(delete, path = "/api/projects/{id}", tag = "projects", params(("id" = String, Path)),
     security(("session" = [])),
     responses((status = 204), (status = 403, body = ErrorResponse), (status = 404, body = ErrorResponse)))]
-async fn delete_project(State(state): State<AppState>, user: AuthUser, Path(id): Path<String>) -> Result<StatusCode> {
-    let facts = projects::facts(&state.pool, &id, Some(&user.id)).await?;
-    authorize(facts.as_ref(), Some(&user.id), Action::Delete)?;
+async fn delete_project(
+    State(state): State<AppState>,
+    caller: MaybeUser,
+    Path(id): Path<String>,
+) -> Result<StatusCode> {
+    let facts = projects::facts(&state.pool, &id, caller.id()).await?;
+    authorize(facts.as_ref(), caller.id(), Action::Delete)?;
     projects::delete(&state.pool, &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -227,13 +231,14 @@ async fn record_view(
               (status = 422, body = ErrorResponse)))]
 async fn fork_project(
     State(state): State<AppState>,
-    user: AuthUser,
+    caller: MaybeUser,
     Path(id): Path<String>,
     Json(request): Json<ForkRequest>,
 ) -> Result<(StatusCode, Json<Project>)> {
     request.name.as_deref().map(check_name).transpose()?;
-    let facts = projects::facts(&state.pool, &id, Some(&user.id)).await?;
-    authorize(facts.as_ref(), Some(&user.id), Action::Read)?;
+    let facts = projects::facts(&state.pool, &id, caller.id()).await?;
+    authorize(facts.as_ref(), caller.id(), Action::Read)?;
+    let user = caller.require()?;
     let name = request.name.as_deref().map(str::trim);
     let fork = projects::fork(&state.pool, &id, &token::new_id(), &user.id, name).await?;
     Ok((StatusCode::CREATED, Json(fork.ok_or(Error::NotFound("project"))?)))

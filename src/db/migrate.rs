@@ -28,6 +28,11 @@ pub static MIGRATIONS: &[Migration] = &[
     Migration { version: 3, name: "indexes", sql: include_str!("../../migrations/0003_indexes.sql") },
     Migration { version: 4, name: "login_failures", sql: include_str!("../../migrations/0004_login_failures.sql") },
     Migration { version: 5, name: "job_runs", sql: include_str!("../../migrations/0005_job_runs.sql") },
+    Migration {
+        version: 6,
+        name: "trigram_fastupdate_off",
+        sql: include_str!("../../migrations/0006_trigram_fastupdate_off.sql"),
+    },
 ];
 
 impl Migration {

@@ -23,6 +23,23 @@ const ROUTES: &[(&str, &str)] = &[
     ("get", "/api/projects/{id}/files/{path}"),
     ("get", "/api/projects/{id}/messages"),
     ("post", "/api/projects/{id}/messages"),
+    ("post", "/api/projects/{id}/fork"),
+    ("put", "/api/projects/{id}/like"),
+    ("delete", "/api/projects/{id}/like"),
+    ("get", "/api/discover"),
+    ("post", "/api/usage"),
+    ("get", "/api/usage/summary"),
+    ("get", "/api/usage/recent"),
+    ("post", "/api/projects/{id}/invites"),
+    ("get", "/api/invites"),
+    ("post", "/api/invites/{id}/accept"),
+    ("post", "/api/invites/{id}/decline"),
+    ("get", "/api/projects/{id}/members"),
+    ("patch", "/api/projects/{id}/members/{userId}"),
+    ("delete", "/api/projects/{id}/members/{userId}"),
+    ("post", "/api/projects/{id}/competition"),
+    ("get", "/api/competitions"),
+    ("post", "/api/competitions/{id}/close"),
 ];
 
 #[tokio::test]
@@ -55,7 +72,7 @@ async fn the_document_covers_every_route_and_nothing_else() {
 async fn every_documented_route_is_served() {
     let app = TestApp::new().await;
     for (method, path) in ROUTES {
-        let uri = path.replace("{id}", "no-such-project").replace("{path}", "index.html");
+        let uri = path.replace("{id}", "no-such-project").replace("{path}", "index.html").replace("{userId}", "nobody");
         let method = Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
         let response = app.call(method.clone(), &uri, None, None).await;
         assert_ne!(response.status, StatusCode::METHOD_NOT_ALLOWED, "{method} {uri}");

@@ -3,12 +3,14 @@
 
 use serde_json::Value;
 use sqlx::{Executor, PgConnection};
+use vibing2::db::discovery::{discovery_sql, Sort};
 use vibing2::db::messages::{page_sql, Direction};
+use vibing2::db::usage::{summary_sql, GroupBy, RECENT_SQL};
 use vibing2::db::{files, projects};
 
 use crate::support::TestDb;
 
-/// 2,000 users, 40,000 projects, 200,000 messages (20,000 in project p1), 80,000 files,
+/// 2,000 users, 40,000 projects (a rare type among four common ones), 200,000 messages (20,000 in project p1), 80,000 files,
 /// 5,000 collaborators: enough that a sequential scan is never the cheap choice.
 async fn seeded() -> (TestDb, PgConnection) {
     let db = TestDb::migrated().await;
@@ -21,7 +23,7 @@ async fn seeded() -> (TestDb, PgConnection) {
         INSERT INTO "Project" ("id", "name", "description", "projectType", "visibility", "userId",
                                "likeCount", "forkCount", "viewCount", "createdAt", "updatedAt")
         SELECT 'p' || n, 'Project ' || n, 'A generated project number ' || n,
-               (ARRAY['website', 'game', 'dashboard', 'tool'])[1 + n % 4],
+               CASE WHEN n % 100 = 1 THEN 'extension' ELSE (ARRAY['website', 'game', 'dashboard', 'tool'])[1 + n % 4] END,
                CASE WHEN n % 10 < 3 THEN 'PUBLIC' ELSE 'PRIVATE' END,
                'u' || (n % 2000), n % 17, n % 5, n % 101,
                TIMESTAMP '2026-01-01' + n * interval '1 minute', TIMESTAMP '2026-01-01' + n * interval '1 minute'
@@ -42,6 +44,11 @@ async fn seeded() -> (TestDb, PgConnection) {
         SELECT 'c' || n, 'p' || (n * 7 % 40000), 'u' || ((n * 13 + 1) % 2000), 'EDITOR'
         FROM generate_series(0, 4999) n
         WHERE 'u' || ((n * 13 + 1) % 2000) <> 'u' || ((n * 7 % 40000) % 2000);
+
+        INSERT INTO "TokenUsage" ("id", "userId", "endpoint", "model", "tokensUsed", "contextUsed", "timestamp")
+        SELECT 't' || n, 'u' || (n % 2000), (ARRAY['/chat', '/edit'])[1 + n % 2], 'gpt-4o', 100, 1,
+               TIMESTAMP '2026-06-01' + (n % 180) * interval '1 day' + (n % 997) * interval '1 second'
+        FROM generate_series(0, 199999) n;
 
         ANALYZE;
         "#,
@@ -129,4 +136,80 @@ async fn headline_queries_use_their_ledger_indexes() {
     let by_role = page_sql(true, Direction::Older).replace("$2", "$2::int8").replace("$3", "$3::int8");
     let plans = plan_indexes(&mut conn, &by_role, &["p1", "15000", "51", "system"]).await;
     assert_uses(&plans, "Message_projectId_role_cursor_idx", "message page by role");
+}
+
+#[tokio::test]
+async fn each_discovery_sort_and_filter_uses_its_index_on_first_and_deep_pages() {
+    let (_db, mut conn) = seeded().await;
+    let cases = [
+        (Sort::Popular, "Project_public_likeCount_idx", vec!["$5::int4", "$6"], vec!["3", "p100"]),
+        (Sort::Forks, "Project_public_forkCount_idx", vec!["$5::int4", "$6"], vec!["2", "p100"]),
+        (Sort::Trending, "Project_public_viewCount_idx", vec!["$5::int4", "$6"], vec!["50", "p100"]),
+        (
+            Sort::Recent,
+            "Project_public_createdAt_idx",
+            vec!["$5::timestamp", "$6"],
+            vec!["2026-01-10 00:00:00", "p100"],
+        ),
+        (
+            Sort::Featured,
+            "Project_public_featured_idx",
+            vec!["$5::bool", "$6::timestamp", "$7"],
+            vec!["false", "2026-01-10 00:00:00", "p100"],
+        ),
+    ];
+    for (sort, index, casts, position) in cases {
+        for deep in [false, true] {
+            let mut sql = discovery_sql(sort, false, false, deep).replace("LIMIT $1", "LIMIT $1::int8");
+            for (n, cast) in casts.iter().enumerate() {
+                sql = sql
+                    .replace(&format!("${})", n + 5), &format!("{cast})"))
+                    .replace(&format!("${},", n + 5), &format!("{cast},"));
+            }
+            let mut binds = vec!["21", "", "", ""];
+            if deep {
+                binds.extend(position.iter().copied());
+            }
+            let plans = plan_indexes(&mut conn, &sql, &binds).await;
+            assert_uses(&plans, index, &format!("discover sort={sort:?} deep={deep}"));
+        }
+    }
+
+    let by_type = discovery_sql(Sort::Recent, true, false, false).replace("LIMIT $1", "LIMIT $1::int8");
+    // A rare type is read from the type index. For a common one the planner may as well walk
+    // the sort's index and filter: a quarter of the rows match, so 21 come quickly.
+    let plans = plan_indexes(&mut conn, &by_type, &["21", "", "", "extension"]).await;
+    assert_uses(&plans, "Project_public_projectType_createdAt_idx", "discover type=extension");
+    let plans = plan_indexes(&mut conn, &by_type, &["21", "", "", "game"]).await;
+    assert_uses_one_of(
+        &plans,
+        &["Project_public_projectType_createdAt_idx", "Project_public_createdAt_idx"],
+        "discover type=game",
+    );
+
+    // Search: name OR description, each side on its own trigram index, combined.
+    let search = discovery_sql(Sort::Relevance, false, true, false).replace("LIMIT $1", "LIMIT $1::int8");
+    let plans = plan_indexes(&mut conn, &search, &["21", "%number 1234%", "number 1234", ""]).await;
+    assert_uses(&plans, "Project_public_name_trgm_idx", "discover search (name side)");
+    assert_uses(&plans, "Project_public_description_trgm_idx", "discover search (description side)");
+}
+
+#[tokio::test]
+async fn usage_queries_use_the_user_time_index_and_the_view_key() {
+    let (_db, mut conn) = seeded().await;
+    conn.execute("REFRESH MATERIALIZED VIEW user_token_summary; ANALYZE user_token_summary").await.unwrap();
+    let recent = RECENT_SQL.replace("$2", "$2::timestamp").replace("$4", "$4::int8");
+    let plans = plan_indexes(&mut conn, &recent, &["u7", "9999-12-31 00:00:00", "", "21"]).await;
+    assert_uses(&plans, "TokenUsage_userId_timestamp_id_idx", "recent usage");
+
+    for group_by in [GroupBy::Day, GroupBy::Endpoint, GroupBy::Model] {
+        let summary = summary_sql(group_by).replace("$2", "$2::int4");
+        let plans = plan_indexes(&mut conn, &summary, &["u7", "30"]).await;
+        assert_uses(&plans, "user_token_summary_key", &format!("usage summary by {group_by:?} (view part)"));
+        assert_uses(
+            &plans,
+            "TokenUsage_userId_timestamp_id_idx",
+            &format!("usage summary by {group_by:?} (live part)"),
+        );
+    }
 }
