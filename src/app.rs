@@ -1,7 +1,7 @@
 //! The shared application state and the assembled router with its tower layers.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::extract::DefaultBodyLimit;
 use axum::response::{IntoResponse, Response};
@@ -10,6 +10,7 @@ use sqlx::PgPool;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::trace::TraceLayer;
 
+use crate::cache::Cache;
 use crate::config::Settings;
 use crate::error::Error;
 
@@ -18,7 +19,7 @@ use crate::error::Error;
 pub struct AppState {
     pub pool: PgPool,
     pub settings: Arc<Settings>,
-    pub redis: Option<redis::Client>,
+    pub cache: Cache,
     pub started_at: Instant,
 }
 
@@ -26,10 +27,13 @@ impl AppState {
     pub fn new(pool: PgPool, settings: Settings) -> anyhow::Result<Self> {
         use secrecy::ExposeSecret;
         let redis = match &settings.redis.url {
-            Some(url) => Some(redis::Client::open(url.expose_secret())?),
+            Some(url) => {
+                Some((redis::Client::open(url.expose_secret())?, Duration::from_millis(settings.redis.timeout_ms)))
+            }
             None => None,
         };
-        Ok(Self { pool, settings: Arc::new(settings), redis, started_at: Instant::now() })
+        let cache = Cache::new(settings.cache.clone(), redis);
+        Ok(Self { pool, settings: Arc::new(settings), cache, started_at: Instant::now() })
     }
 }
 

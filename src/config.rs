@@ -22,6 +22,7 @@ const SEED_VARIABLES: &[(&str, &str)] = &[
     ("DB_IDLE_TIMEOUT", "database.idle_timeout_ms"),
     ("MIGRATE_ON_START", "database.migrate_on_start"),
     ("REDIS_URL", "redis.url"),
+    ("CACHE_NAMESPACE", "cache.namespace"),
     ("HOST", "server.host"),
     ("PORT", "server.port"),
     ("ADMIN_TOKEN", "admin_token"),
@@ -36,6 +37,7 @@ pub struct Settings {
     pub limits: LimitSettings,
     pub usage: UsageSettings,
     pub jobs: JobSettings,
+    pub cache: CacheSettings,
     /// Bearer token for the operational endpoints; without one they are off.
     pub admin_token: Option<SecretString>,
 }
@@ -119,6 +121,51 @@ impl UsageSettings {
     }
 }
 
+/// The two-tier cache. Shared-tier TTLs are per kind of data, within the seed's range of one
+/// minute to 30 days; the local tier keeps an entry for `local_ttl_secs` at most.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CacheSettings {
+    /// Key prefix in Redis (`<namespace>:v1:`); `CACHE_NAMESPACE`.
+    pub namespace: String,
+    pub local_max_bytes: u64,
+    pub local_ttl_secs: u64,
+    pub ttl_secs: CacheTtls,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CacheTtls {
+    pub project: u64,
+    pub file_listing: u64,
+    pub first_message_page: u64,
+    pub project_list: u64,
+    pub user: u64,
+    pub session: u64,
+    pub discovery: u64,
+    pub usage_summary: u64,
+}
+
+impl CacheSettings {
+    pub fn shared_ttl(&self, kind: crate::cache::Kind) -> Duration {
+        use crate::cache::Kind;
+        let t = &self.ttl_secs;
+        Duration::from_secs(match kind {
+            Kind::Project => t.project,
+            Kind::FileListing => t.file_listing,
+            Kind::FirstMessagePage => t.first_message_page,
+            Kind::ProjectList => t.project_list,
+            Kind::User => t.user,
+            Kind::Session => t.session,
+            Kind::Discovery => t.discovery,
+            Kind::UsageSummary => t.usage_summary,
+        })
+    }
+
+    /// Never longer than the shared tier's.
+    pub fn local_ttl(&self, kind: crate::cache::Kind) -> Duration {
+        Duration::from_secs(self.local_ttl_secs).min(self.shared_ttl(kind))
+    }
+}
+
 /// How often each background job runs, in seconds.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct JobSettings {
@@ -141,6 +188,7 @@ struct Defaults {
     limits: LimitSettings,
     usage: UsageSettings,
     jobs: JobSettings,
+    cache: CacheSettings,
 }
 
 #[derive(Serialize)]
@@ -208,6 +256,21 @@ impl Default for Defaults {
                 .into_iter()
                 .map(|(model, price)| (model.to_owned(), price))
                 .collect(),
+            },
+            cache: CacheSettings {
+                namespace: "vibing2".into(),
+                local_max_bytes: 100 * 1024 * 1024,
+                local_ttl_secs: 10,
+                ttl_secs: CacheTtls {
+                    project: 300,
+                    file_listing: 300,
+                    first_message_page: 60,
+                    project_list: 60,
+                    user: 3600,
+                    session: 86_400,
+                    discovery: 60,
+                    usage_summary: 60,
+                },
             },
             jobs: JobSettings {
                 enabled: true,
@@ -293,6 +356,23 @@ impl Settings {
             if !(url.starts_with("redis://") || url.starts_with("rediss://")) {
                 return Err(ConfigError("REDIS_URL must start with redis:// or rediss://".into()));
             }
+        }
+        for kind in crate::cache::Kind::ALL {
+            let ttl = self.cache.shared_ttl(kind).as_secs();
+            if !(60..=30 * 24 * 3600).contains(&ttl) {
+                return Err(ConfigError(format!(
+                    "cache.ttl_secs.{} must be 60 to 2592000 seconds (1 minute to 30 days)",
+                    kind.name()
+                )));
+            }
+        }
+        if self.cache.local_ttl_secs == 0 || self.cache.local_max_bytes == 0 {
+            return Err(ConfigError("cache.local_ttl_secs and cache.local_max_bytes must be greater than zero".into()));
+        }
+        let namespace_ok = !self.cache.namespace.is_empty()
+            && self.cache.namespace.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
+        if !namespace_ok {
+            return Err(ConfigError("CACHE_NAMESPACE must be letters, digits, '-', '_' or '.'".into()));
         }
         if self.admin_token.as_ref().is_some_and(|t| t.expose_secret().len() < 16) {
             return Err(ConfigError("ADMIN_TOKEN must be at least 16 characters".into()));

@@ -13,6 +13,7 @@ use crate::api::extract::{AuthUser, ClientAddress, Json, SESSION_COOKIE};
 use crate::app::AppState;
 use crate::auth::password::{self, Verdict};
 use crate::auth::{rate_limit, token};
+use crate::cache::{Kind, Scope};
 use crate::db::{sessions, users, users::User};
 use crate::error::{Error, ErrorResponse, Result, ResultExt};
 use crate::validate;
@@ -119,6 +120,7 @@ async fn login(
     responses((status = 204), (status = 401, body = ErrorResponse)))]
 async fn logout(State(state): State<AppState>, user: AuthUser) -> Result<(StatusCode, HeaderMap)> {
     sessions::delete(&state.pool, &user.token_hash).await?;
+    state.cache.invalidate(&[Scope::Session(user.token_hash.clone())]).await;
     let mut headers = HeaderMap::new();
     headers.insert(header::SET_COOKIE, session_cookie(&state, "", 0));
     Ok((StatusCode::NO_CONTENT, headers))
@@ -128,7 +130,9 @@ async fn logout(State(state): State<AppState>, user: AuthUser) -> Result<(Status
 #[utoipa::path(get, path = "/api/auth/session", tag = "auth", security(("session" = [])),
     responses((status = 200, body = User), (status = 401, body = ErrorResponse)))]
 async fn session(State(state): State<AppState>, user: AuthUser) -> Result<Json<User>> {
-    users::by_id(&state.pool, &user.id).await?.map(Json).ok_or(Error::Unauthorized)
+    let scope = Scope::User(user.id.clone());
+    let load = || async { users::by_id(&state.pool, &user.id).await?.ok_or(Error::Unauthorized) };
+    Ok(Json(state.cache.get_or_load(Kind::User, &scope, "", load).await?))
 }
 
 fn session_cookie(state: &AppState, value: &str, max_age_secs: i64) -> HeaderValue {

@@ -9,6 +9,7 @@ use utoipa_axum::routes;
 use crate::api::extract::{Json, Query};
 use crate::api::pagination::{decode_cursor, page_from, Page, PageSize};
 use crate::app::AppState;
+use crate::cache::{Kind, Scope};
 use crate::db::discovery::{self, DiscoveryEntry, DiscoveryQuery, Position, Sort};
 use crate::error::{Error, ErrorResponse, Result};
 use crate::validate;
@@ -63,7 +64,13 @@ async fn discover(
     if after.as_ref().is_some_and(|position| !position.fits(sort)) {
         return Err(Error::BadRequest("the cursor belongs to another sort".into()));
     }
+    // Every page is cached under one discovery generation, keyed by its normalised query.
+    let suffix = serde_json::to_string(&(sort, &params.project_type, search, &params.cursor, limit))
+        .map_err(anyhow::Error::from)?;
     let query = DiscoveryQuery { sort, project_type: params.project_type.as_deref(), search, after, limit: limit + 1 };
-    let rows = discovery::discover(&state.pool, &query).await?;
-    Ok(Json(page_from(rows, limit, |entry| entry.position(sort))))
+    let load = || async {
+        let rows = discovery::discover(&state.pool, &query).await?;
+        Ok(page_from(rows, limit, |entry| entry.position(sort)))
+    };
+    Ok(Json(state.cache.get_or_load(Kind::Discovery, &Scope::Discovery, &suffix, load).await?))
 }

@@ -12,6 +12,7 @@ use serde::de::DeserializeOwned;
 
 use crate::app::AppState;
 use crate::auth::token;
+use crate::cache::{CachedSession, Kind, Scope};
 use crate::db::sessions;
 use crate::error::Error;
 
@@ -133,10 +134,19 @@ impl FromRequestParts<AppState> for MaybeUser {
             return Ok(MaybeUser(None));
         };
         let token_hash = token::hash_token(&token);
-        match sessions::user_id(&state.pool, &token_hash).await? {
-            Some(id) => Ok(MaybeUser(Some(AuthUser { id, token_hash }))),
-            None => Err(Error::Unauthorized),
+        let scope = Scope::Session(token_hash.clone());
+        let session = state
+            .cache
+            .get_or_load(Kind::Session, &scope, "", || async {
+                let (user_id, expires) = sessions::live(&state.pool, &token_hash).await?.ok_or(Error::Unauthorized)?;
+                Ok(CachedSession { user_id, expires })
+            })
+            .await?;
+        // A cached session is only as good as its expiry.
+        if session.expires <= chrono::Utc::now().naive_utc() {
+            return Err(Error::Unauthorized);
         }
+        Ok(MaybeUser(Some(AuthUser { id: session.user_id, token_hash })))
     }
 }
 

@@ -7,10 +7,12 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::api::extract::{Json, MaybeUser, Query};
+use crate::api::invalidate;
 use crate::api::pagination::{decode_cursor, page_from, Page, PageQuery, PageSize};
 use crate::app::AppState;
 use crate::auth::access::{authorize, Action};
 use crate::auth::token;
+use crate::cache::{Kind, Scope};
 use crate::db::files::{self, BatchOutcome, FileContent, FileEntry, PreparedUpsert};
 use crate::db::projects;
 use crate::error::{Error, ErrorResponse, Result};
@@ -46,8 +48,14 @@ pub enum FileOperation {
     },
 }
 
+/// The first page of the listing, through the cache.
 pub async fn first_file_page(state: &AppState, project_id: &str, limit: u32) -> Result<Page<FileEntry>> {
-    file_page(state, project_id, "", i64::from(limit)).await
+    let scope = Scope::Project(project_id.to_owned());
+    let suffix = format!("first:{limit}");
+    state
+        .cache
+        .get_or_load(Kind::FileListing, &scope, &suffix, || file_page(state, project_id, "", i64::from(limit)))
+        .await
 }
 
 async fn file_page(state: &AppState, project_id: &str, after_path: &str, limit: i64) -> Result<Page<FileEntry>> {
@@ -67,8 +75,10 @@ async fn list_files(
     let facts = projects::facts(&state.pool, &id, caller.id()).await?;
     authorize(facts.as_ref(), caller.id(), Action::Read)?;
     let limit = FILE_PAGE.resolve(query.limit)?;
-    let after: String = query.cursor.as_deref().map(decode_cursor).transpose()?.unwrap_or_default();
-    Ok(Json(file_page(&state, &id, &after, limit).await?))
+    match query.cursor.as_deref().map(decode_cursor::<String>).transpose()? {
+        Some(after) => Ok(Json(file_page(&state, &id, &after, limit).await?)),
+        None => Ok(Json(first_file_page(&state, &id, limit as u32).await?)),
+    }
 }
 
 /// One file with its content.
@@ -116,10 +126,14 @@ async fn write_files(
 
     let mut tx = state.pool.begin().await?;
     let outcome = files::apply_batch(&mut tx, &id, &upserts, &deletes).await?;
-    if !(outcome.created.is_empty() && outcome.updated.is_empty() && outcome.deleted.is_empty()) {
+    let changed = !(outcome.created.is_empty() && outcome.updated.is_empty() && outcome.deleted.is_empty());
+    if changed {
         projects::touch(&mut *tx, &id).await?;
     }
     tx.commit().await?;
+    if changed {
+        invalidate::project_changed(&state, &id, invalidate::project_members(&state, &id).await?).await;
+    }
     Ok(Json(outcome))
 }
 

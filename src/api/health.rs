@@ -56,7 +56,7 @@ struct DatabaseHealth {
     reason: Option<String>,
     database: DatabaseCheck,
     pool: PoolStats,
-    cache: CacheStatus,
+    cache: crate::cache::CacheStatus,
     #[serde(skip_serializing_if = "Option::is_none")]
     details: Option<Details>,
 }
@@ -76,22 +76,6 @@ struct PoolStats {
     in_use: usize,
     max: u32,
     utilization: f64,
-}
-
-#[derive(Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-struct CacheStatus {
-    /// `redis` when a shared tier is configured, otherwise `none`.
-    shared_tier: &'static str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    redis: Option<RedisCheck>,
-}
-
-#[derive(Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-struct RedisCheck {
-    status: &'static str,
-    response_time_ms: f64,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -132,7 +116,7 @@ async fn database(State(state): State<AppState>, Query(query): Query<DatabaseQue
         database: DatabaseCheck { status: if failure.is_none() { "up" } else { "down" }, response_time_ms },
         reason: failure,
         pool: pool_stats(&state),
-        cache: cache_status(&state).await,
+        cache: state.cache.status().await,
         details,
     };
     let status = if body.reason.is_none() { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
@@ -156,24 +140,6 @@ fn pool_stats(state: &AppState) -> PoolStats {
     let in_use = (size as usize).saturating_sub(idle);
     let max = state.settings.database.connection_limit;
     PoolStats { size, idle, in_use, max, utilization: in_use as f64 / f64::from(max) }
-}
-
-async fn cache_status(state: &AppState) -> CacheStatus {
-    let Some(client) = &state.redis else {
-        return CacheStatus { shared_tier: "none", redis: None };
-    };
-    let timeout = Duration::from_millis(state.settings.redis.timeout_ms);
-    let started = Instant::now();
-    let ping = tokio::time::timeout(timeout, async {
-        let mut conn = client.get_multiplexed_async_connection().await?;
-        redis::cmd("PING").query_async::<String>(&mut conn).await
-    })
-    .await;
-    let status = if matches!(ping, Ok(Ok(_))) { "up" } else { "down" };
-    CacheStatus {
-        shared_tier: "redis",
-        redis: Some(RedisCheck { status, response_time_ms: millis(started.elapsed()) }),
-    }
 }
 
 fn millis(duration: Duration) -> f64 {

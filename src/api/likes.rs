@@ -7,6 +7,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::api::extract::{Json, MaybeUser};
+use crate::api::invalidate;
 use crate::app::AppState;
 use crate::auth::access::{authorize, Action};
 use crate::db::{likes, projects};
@@ -32,6 +33,7 @@ async fn like(State(state): State<AppState>, caller: MaybeUser, Path(id): Path<S
     authorize(facts.as_ref(), caller.id(), Action::Read)?;
     let user = caller.require()?;
     let like_count = likes::like(&state.pool, &id, &user.id).await?;
+    invalidate::project_counters_changed(&state, &id).await;
     Ok(Json(LikeState { liked: true, like_count }))
 }
 
@@ -44,5 +46,6 @@ async fn unlike(State(state): State<AppState>, caller: MaybeUser, Path(id): Path
     authorize(facts.as_ref(), caller.id(), Action::Read)?;
     let user = caller.require()?;
     let like_count = likes::unlike(&state.pool, &id, &user.id).await?;
+    invalidate::project_counters_changed(&state, &id).await;
     Ok(Json(LikeState { liked: false, like_count }))
 }

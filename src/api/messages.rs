@@ -8,10 +8,12 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::api::extract::{Json, MaybeUser, Query};
+use crate::api::invalidate;
 use crate::api::pagination::{decode_cursor, page_from, Page, PageSize};
 use crate::app::AppState;
 use crate::auth::access::{authorize, Action};
 use crate::auth::token;
+use crate::cache::{Kind, Scope};
 use crate::db::messages::{self, Direction, Message, MessageRole};
 use crate::db::projects;
 use crate::error::{Error, ErrorResponse, Result};
@@ -67,6 +69,7 @@ async fn append_message(
     let mut tx = state.pool.begin().await?;
     let message = messages::append(&mut tx, &id, &token::new_id(), request.role, &request.content, tokens).await?;
     tx.commit().await?;
+    invalidate::project_changed(&state, &id, invalidate::project_members(&state, &id).await?).await;
     Ok((StatusCode::CREATED, Json(message)))
 }
 
@@ -84,6 +87,16 @@ async fn list_messages(
     let facts = projects::facts(&state.pool, &id, caller.id()).await?;
     authorize(facts.as_ref(), caller.id(), Action::Read)?;
     let direction = query.direction.unwrap_or_default();
-    let rows = messages::page(&state.pool, &id, query.role, direction, after, limit + 1).await?;
-    Ok(Json(page_from(rows, limit, |message| message.cursor)))
+    let load = || async {
+        let rows = messages::page(&state.pool, &id, query.role, direction, after, limit + 1).await?;
+        Ok(page_from(rows, limit, |message| message.cursor))
+    };
+    // The newest page is what opening a chat shows; it is cached with the project.
+    if after.is_none() && direction == Direction::Older && query.role.is_none() {
+        let scope = Scope::Project(id.clone());
+        return Ok(Json(
+            state.cache.get_or_load(Kind::FirstMessagePage, &scope, &format!("newest:{limit}"), load).await?,
+        ));
+    }
+    Ok(Json(load().await?))
 }

@@ -2,12 +2,14 @@
 //! describe, which is served at `/api/openapi.json`.
 
 pub mod auth;
+pub mod cache;
 pub mod collab;
 pub mod competitions;
 pub mod discovery;
 pub mod extract;
 pub mod files;
 pub mod health;
+pub mod invalidate;
 pub mod likes;
 pub mod messages;
 pub mod pagination;
@@ -44,6 +46,12 @@ impl Modify for SessionAuth {
             SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
         );
         components.add_security_scheme(
+            "admin",
+            SecurityScheme::Http(
+                HttpBuilder::new().scheme(HttpAuthScheme::Bearer).description(Some("ADMIN_TOKEN")).build(),
+            ),
+        );
+        components.add_security_scheme(
             "session_cookie",
             SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::new(extract::SESSION_COOKIE))),
         );
@@ -64,6 +72,7 @@ pub fn routes(settings: &Settings) -> Router<AppState> {
         .merge(discovery::routes())
         .merge(likes::routes())
         .merge(usage::routes())
+        .merge(cache::routes())
         .split_for_parts();
     router
         .route("/api/projects/{id}/files/{*path}", get(files::read_file))

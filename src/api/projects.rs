@@ -11,10 +11,12 @@ use utoipa_axum::routes;
 
 use crate::api::extract::{AuthUser, Json, MaybeUser, Query};
 use crate::api::files::{first_file_page, FILE_PAGE};
+use crate::api::invalidate;
 use crate::api::pagination::{decode_cursor, page_from, Page, PageQuery, PageSize};
 use crate::app::AppState;
 use crate::auth::access::{authorize, Access, Action};
 use crate::auth::token;
+use crate::cache::{Kind, Scope};
 use crate::db::files::FileEntry;
 use crate::db::projects::{self, NewProject, Project, ProjectPatch, ProjectSummary, Visibility};
 use crate::error::{Error, ErrorResponse, Result};
@@ -131,6 +133,11 @@ async fn create_project(
         active_agents: &agents,
     };
     let project = projects::create(&state.pool, &token::new_id(), &user.id, &new).await?;
+    let mut stale = vec![Scope::MemberProjects(user.id.clone())];
+    if project.visibility == Visibility::Public {
+        stale.push(Scope::Discovery);
+    }
+    state.cache.invalidate(&stale).await;
     Ok((StatusCode::CREATED, Json(project)))
 }
 
@@ -145,8 +152,16 @@ async fn list_projects(
 ) -> Result<Json<Page<ProjectSummary>>> {
     let limit = PageSize::STANDARD.resolve(query.limit)?;
     let after: Option<(NaiveDateTime, String)> = query.cursor.as_deref().map(decode_cursor).transpose()?;
-    let rows = projects::list_for_member(&state.pool, &user.id, after.as_ref(), limit + 1).await?;
-    Ok(Json(page_from(rows, limit, |p| (p.updated_at, p.id.clone()))))
+    let load = || async {
+        let rows = projects::list_for_member(&state.pool, &user.id, after.as_ref(), limit + 1).await?;
+        Ok(page_from(rows, limit, |p| (p.updated_at, p.id.clone())))
+    };
+    // The first page is what the web app shows on every visit; deeper pages go to the database.
+    if after.is_none() {
+        let scope = Scope::MemberProjects(user.id.clone());
+        return Ok(Json(state.cache.get_or_load(Kind::ProjectList, &scope, &format!("first:{limit}"), load).await?));
+    }
+    Ok(Json(load().await?))
 }
 
 /// A project's metadata and the first page of its file listing.
@@ -159,7 +174,13 @@ async fn get_project(
 ) -> Result<Json<ProjectDetail>> {
     let facts = projects::facts(&state.pool, &id, caller.id()).await?;
     let access = authorize(facts.as_ref(), caller.id(), Action::Read)?;
-    let project = projects::get(&state.pool, &id).await?.ok_or(Error::NotFound("project"))?;
+    let scope = Scope::Project(id.clone());
+    let project = state
+        .cache
+        .get_or_load(Kind::Project, &scope, "", || async {
+            projects::get(&state.pool, &id).await?.ok_or(Error::NotFound("project"))
+        })
+        .await?;
     let files = first_file_page(&state, &id, FILE_PAGE.default).await?;
     Ok(Json(ProjectDetail { project, access, files: files.items, files_next_cursor: files.next_cursor }))
 }
@@ -191,7 +212,9 @@ async fn update_project(
         visibility: request.visibility,
         preview_url: request.preview_url,
     };
-    projects::update(&state.pool, &id, &patch).await?.map(Json).ok_or(Error::NotFound("project"))
+    let project = projects::update(&state.pool, &id, &patch).await?.ok_or(Error::NotFound("project"))?;
+    invalidate::project_changed(&state, &id, invalidate::project_members(&state, &id).await?).await;
+    Ok(Json(project))
 }
 
 /// Deletes the project and everything in it. Owner only.
@@ -205,7 +228,9 @@ async fn delete_project(
 ) -> Result<StatusCode> {
     let facts = projects::facts(&state.pool, &id, caller.id()).await?;
     authorize(facts.as_ref(), caller.id(), Action::Delete)?;
+    let members = invalidate::project_members(&state, &id).await?;
     projects::delete(&state.pool, &id).await?;
+    invalidate::project_changed(&state, &id, members).await;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -220,6 +245,7 @@ async fn record_view(
     let facts = projects::facts(&state.pool, &id, caller.id()).await?;
     authorize(facts.as_ref(), caller.id(), Action::Read)?;
     let view_count = projects::record_view(&state.pool, &id).await?.ok_or(Error::NotFound("project"))?;
+    invalidate::project_counters_changed(&state, &id).await;
     Ok(Json(ViewCount { view_count }))
 }
 
@@ -241,5 +267,7 @@ async fn fork_project(
     let user = caller.require()?;
     let name = request.name.as_deref().map(str::trim);
     let fork = projects::fork(&state.pool, &id, &token::new_id(), &user.id, name).await?;
+    invalidate::project_counters_changed(&state, &id).await;
+    state.cache.invalidate(&[Scope::MemberProjects(user.id.clone())]).await;
     Ok((StatusCode::CREATED, Json(fork.ok_or(Error::NotFound("project"))?)))
 }

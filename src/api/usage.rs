@@ -13,6 +13,7 @@ use crate::api::pagination::{decode_cursor, page_from, Page, PageQuery, PageSize
 use crate::app::AppState;
 use crate::auth::access::{authorize, Action};
 use crate::auth::token;
+use crate::cache::{Kind, Scope};
 use crate::db::projects;
 use crate::db::usage::{self, GroupBy, NewUsage, UsageGroup, UsageRecord};
 use crate::error::{Error, ErrorResponse, Result};
@@ -94,7 +95,10 @@ async fn record_usage(
         cost: state.settings.usage.cost(&request.model, request.tokens_used),
     };
     match usage::record(&state.pool, &new).await? {
-        Some((usage, token_balance)) => Ok((StatusCode::CREATED, Json(Recorded { usage, token_balance }))),
+        Some((usage, token_balance)) => {
+            state.cache.invalidate(&[Scope::Usage(user.id.clone()), Scope::User(user.id.clone())]).await;
+            Ok((StatusCode::CREATED, Json(Recorded { usage, token_balance })))
+        }
         None => Err(Error::PaymentRequired("the token balance does not cover this call".into())),
     }
 }
@@ -113,7 +117,10 @@ async fn usage_summary(
         return Err(Error::Unprocessable("days must be 1 to 366".into()));
     }
     let group_by = params.group_by.unwrap_or_default();
-    let groups = usage::summary(&state.pool, &user.id, days, group_by).await?;
+    let scope = Scope::Usage(user.id.clone());
+    let suffix = format!("{days}:{group_by:?}");
+    let load = || async { Ok(usage::summary(&state.pool, &user.id, days, group_by).await?) };
+    let groups = state.cache.get_or_load(Kind::UsageSummary, &scope, &suffix, load).await?;
     Ok(Json(UsageSummary { days, group_by, groups }))
 }
 

@@ -7,6 +7,7 @@ use sqlx::PgExecutor;
 use utoipa::ToSchema;
 
 use crate::auth::access::{Access, ProjectFacts, Role};
+use crate::db::timestamp::{end_of_time, start_position};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema, sqlx::Type)]
 #[serde(rename_all = "UPPERCASE")]
@@ -224,6 +225,17 @@ pub async fn fork(
     .await
 }
 
+/// The owner and every collaborator: whose project lists show this project.
+pub async fn member_ids(db: impl PgExecutor<'_>, id: &str) -> sqlx::Result<Vec<String>> {
+    sqlx::query_scalar(
+        r#"SELECT "userId" FROM "Project" WHERE "id" = $1
+           UNION SELECT "userId" FROM "ProjectCollaborator" WHERE "projectId" = $1"#,
+    )
+    .bind(id)
+    .fetch_all(db)
+    .await
+}
+
 /// Marks the project as changed now (files or messages were written).
 pub async fn touch(db: impl PgExecutor<'_>, id: &str) -> sqlx::Result<()> {
     sqlx::query(r#"UPDATE "Project" SET "updatedAt" = now() AT TIME ZONE 'UTC' WHERE "id" = $1"#)
@@ -270,6 +282,6 @@ pub async fn list_for_member(
     after: Option<&ListPosition>,
     limit: i64,
 ) -> sqlx::Result<Vec<ProjectSummary>> {
-    let (updated_at, id) = after.map_or((crate::db::timestamp::end_of_time(), ""), |(t, id)| (*t, id.as_str()));
+    let (updated_at, id) = start_position(after, end_of_time());
     sqlx::query_as(LIST_FOR_MEMBER_SQL).bind(user_id).bind(updated_at).bind(id).bind(limit).fetch_all(db).await
 }

@@ -18,10 +18,10 @@ pub async fn create(
     Ok(())
 }
 
-/// The user of a live (unexpired) session.
-pub async fn user_id(db: impl PgExecutor<'_>, token_hash: &str) -> sqlx::Result<Option<String>> {
-    sqlx::query_scalar(
-        r#"SELECT "userId" FROM "Session"
+/// The user and expiry of a live (unexpired) session.
+pub async fn live(db: impl PgExecutor<'_>, token_hash: &str) -> sqlx::Result<Option<(String, NaiveDateTime)>> {
+    sqlx::query_as(
+        r#"SELECT "userId", "expires" FROM "Session"
            WHERE "tokenHash" = $1 AND "expires" > now() AT TIME ZONE 'UTC'"#,
     )
     .bind(token_hash)

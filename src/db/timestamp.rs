@@ -32,8 +32,29 @@ pub mod option {
     }
 }
 
-/// A time after every row's: the keyset position "before the end of time" that starts a
-/// newest-first list, so the first page and later ones share one statement.
+/// The keyset position of a page ordered on (a time, an id).
+pub type Position = (NaiveDateTime, String);
+
+/// The position a page starts from when no cursor was given, so that the first page and the
+/// later ones run the same statement: `far` is a time beyond every row in the direction read.
+pub fn start_position(after: Option<&Position>, far: NaiveDateTime) -> (NaiveDateTime, &str) {
+    match after {
+        Some((time, id)) => (*time, id.as_str()),
+        None => (far, ""),
+    }
+}
+
+/// Later than any stored time: where a newest-first page starts. (chrono's own extremes lie
+/// outside PostgreSQL's timestamp range.)
 pub fn end_of_time() -> NaiveDateTime {
-    NaiveDate::from_ymd_opt(9999, 12, 31).and_then(|day| day.and_hms_opt(0, 0, 0)).expect("a valid date")
+    at_midnight(9999, 12, 31)
+}
+
+/// Earlier than any stored time: where an oldest-first page starts.
+pub fn start_of_time() -> NaiveDateTime {
+    at_midnight(1, 1, 1)
+}
+
+fn at_midnight(year: i32, month: u32, day: u32) -> NaiveDateTime {
+    NaiveDate::from_ymd_opt(year, month, day).and_then(|date| date.and_hms_opt(0, 0, 0)).expect("a valid date")
 }

@@ -6,6 +6,8 @@ use serde::{Deserialize, Serialize};
 use sqlx::PgExecutor;
 use utoipa::ToSchema;
 
+use crate::db::timestamp::{end_of_time, start_position};
+
 #[derive(Debug, Clone, Serialize, Deserialize, sqlx::FromRow, ToSchema)]
 #[serde(rename_all = "camelCase")]
 #[sqlx(rename_all = "camelCase")]
@@ -155,6 +157,6 @@ pub async fn recent(
     after: Option<&(NaiveDateTime, String)>,
     limit: i64,
 ) -> sqlx::Result<Vec<UsageRecord>> {
-    let (timestamp, id) = after.map_or((crate::db::timestamp::end_of_time(), ""), |(t, id)| (*t, id.as_str()));
+    let (timestamp, id) = start_position(after, end_of_time());
     sqlx::query_as(RECENT_SQL).bind(user_id).bind(timestamp).bind(id).bind(limit).fetch_all(db).await
 }

@@ -30,7 +30,9 @@ async fn database_health_reports_pool_and_cache_and_is_never_cached() {
     let size = body["pool"]["size"].as_u64().unwrap();
     let idle = body["pool"]["idle"].as_u64().unwrap();
     assert_eq!(body["pool"]["inUse"].as_u64().unwrap(), size - idle);
-    assert_eq!(body["cache"]["sharedTier"], "none");
+    assert_eq!(body["cache"]["mode"], "local-only", "no REDIS_URL in this test");
+    assert!(body["cache"]["breaker"].is_null());
+    assert!(body["cache"]["kinds"].as_array().unwrap().iter().any(|kind| kind["kind"] == "project"));
     assert!(body.get("details").is_none(), "details only when asked for");
 }
 

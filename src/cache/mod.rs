@@ -1,0 +1,363 @@
+//! The two-tier cache: a per-process tier (moka, bounded in bytes, short TTLs) over Redis as
+//! the shared tier. Handlers use only this facade.
+//!
+//! Invalidation is by generation: every entry belongs to a [`Scope`] (a project, a user's
+//! project list, discovery, ...) whose generation is part of the entry's key. A write bumps
+//! the generation (INCR in Redis, and at once in this process), so no reader can reach the
+//! old entries again; other instances learn the new generation over Redis pub/sub. Nothing
+//! is found by scanning keys. After the subscription (re)connects, the local tier and the
+//! generations it remembers are flushed, since messages may have been missed.
+
+mod breaker;
+mod bus;
+mod codec;
+mod shared;
+mod stats;
+
+use std::future::Future;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use moka::future::Cache as MokaCache;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+pub use self::breaker::BreakerState;
+use self::shared::SharedTier;
+use self::stats::Counters;
+pub use self::stats::KindStats;
+use crate::config::CacheSettings;
+use crate::error::Error;
+
+/// The kinds of cached data, each with its own TTLs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Project,
+    FileListing,
+    FirstMessagePage,
+    ProjectList,
+    User,
+    Session,
+    Discovery,
+    UsageSummary,
+}
+
+impl Kind {
+    pub const ALL: [Kind; 8] = [
+        Kind::Project,
+        Kind::FileListing,
+        Kind::FirstMessagePage,
+        Kind::ProjectList,
+        Kind::User,
+        Kind::Session,
+        Kind::Discovery,
+        Kind::UsageSummary,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Project => "project",
+            Kind::FileListing => "file_listing",
+            Kind::FirstMessagePage => "first_message_page",
+            Kind::ProjectList => "project_list",
+            Kind::User => "user",
+            Kind::Session => "session",
+            Kind::Discovery => "discovery",
+            Kind::UsageSummary => "usage_summary",
+        }
+    }
+}
+
+/// What a write invalidates. Every cached entry belongs to exactly one scope.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Scope {
+    /// A project's metadata, file listing and first message page.
+    Project(String),
+    /// A user's list of own and shared projects.
+    MemberProjects(String),
+    /// A user's profile.
+    User(String),
+    /// One session, by token hash.
+    Session(String),
+    /// All discovery pages.
+    Discovery,
+    /// A user's usage summaries.
+    Usage(String),
+}
+
+impl Scope {
+    fn label(&self) -> String {
+        match self {
+            Scope::Project(id) => format!("project:{id}"),
+            Scope::MemberProjects(user) => format!("member-projects:{user}"),
+            Scope::User(user) => format!("user:{user}"),
+            Scope::Session(hash) => format!("session:{hash}"),
+            Scope::Discovery => "discovery".into(),
+            Scope::Usage(user) => format!("usage:{user}"),
+        }
+    }
+}
+
+/// A local entry: the encoded value and how long this tier may keep it.
+#[derive(Clone)]
+struct LocalEntry {
+    bytes: Arc<Vec<u8>>,
+    ttl: Duration,
+}
+
+struct PerEntryTtl;
+
+impl moka::Expiry<String, LocalEntry> for PerEntryTtl {
+    fn expire_after_create(&self, _: &String, entry: &LocalEntry, _: Instant) -> Option<Duration> {
+        Some(entry.ttl)
+    }
+}
+
+/// The cache's state, for health and metrics.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CacheStatus {
+    /// `two-tier` with Redis, `local-only` without.
+    pub mode: &'static str,
+    pub namespace: String,
+    pub local_entries: u64,
+    pub local_bytes: u64,
+    pub local_max_bytes: u64,
+    /// The shared tier's circuit breaker; absent in local-only mode.
+    pub breaker: Option<BreakerState>,
+    /// Times the invalidation subscription (re)connected, each flushing the local tier.
+    pub reconnects: u64,
+    pub kinds: Vec<KindStats>,
+}
+
+struct Inner {
+    settings: CacheSettings,
+    /// `<namespace>:v<format>:`, the prefix of every key this service writes.
+    prefix: String,
+    local: MokaCache<String, LocalEntry>,
+    generations: moka::sync::Cache<String, u64>,
+    shared: Option<SharedTier>,
+    counters: Counters,
+    listener: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        if let Some(listener) = &self.listener {
+            listener.abort();
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct Cache(Arc<Inner>);
+
+impl Cache {
+    /// Builds the cache; with a Redis client, also the shared tier and the subscription
+    /// that carries other instances' invalidations.
+    pub fn new(settings: CacheSettings, redis: Option<(redis::Client, Duration)>) -> Self {
+        let local = MokaCache::builder()
+            .max_capacity(settings.local_max_bytes)
+            .weigher(|key: &String, entry: &LocalEntry| (key.len() + entry.bytes.len()).try_into().unwrap_or(u32::MAX))
+            .expire_after(PerEntryTtl)
+            .build();
+        let prefix = format!("{}:v{}:", settings.namespace, codec::FORMAT_VERSION);
+        let shared = redis.map(|(client, timeout)| SharedTier::new(client, timeout));
+        let cache = Cache(Arc::new_cyclic(|weak| {
+            let listener = shared
+                .as_ref()
+                .map(|tier| bus::spawn_listener(tier.client().clone(), bus::channel(&prefix), weak.clone()));
+            Inner {
+                settings,
+                prefix,
+                local,
+                generations: moka::sync::Cache::new(100_000),
+                shared,
+                counters: Counters::default(),
+                listener,
+            }
+        }));
+        match &cache.0.shared {
+            Some(_) => tracing::info!(namespace = %cache.0.prefix, "cache: local tier over Redis"),
+            None => tracing::info!("cache: REDIS_URL is unset, running on the local tier alone"),
+        }
+        cache
+    }
+
+    /// The value under (`kind`, `scope`, `suffix`): from the local tier, else from Redis,
+    /// else from `loader`, whose result is then stored in both. Concurrent misses for one
+    /// key in this process run `loader` once; the others wait for its result.
+    pub async fn get_or_load<T, F, Fut>(&self, kind: Kind, scope: &Scope, suffix: &str, loader: F) -> Result<T, Error>
+    where
+        T: Serialize + DeserializeOwned,
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<T, Error>>,
+    {
+        let inner = &self.0;
+        let counters = inner.counters.kind(kind);
+        counters.requests.fetch_add(1, Relaxed);
+        let generation = self.generation(scope).await;
+        let key = format!("{}{}:{}@{generation}:{suffix}", inner.prefix, kind.name(), scope.label());
+        let local_ttl = inner.settings.local_ttl(kind);
+        let shared_ttl = inner.settings.shared_ttl(kind);
+
+        let entry = inner
+            .local
+            .try_get_with(key.clone(), async {
+                counters.local_misses.fetch_add(1, Relaxed);
+                if let Some(tier) = &inner.shared {
+                    match tier.run::<Option<Vec<u8>>>(redis::cmd("GET").arg(&key)).await {
+                        Ok(Some(bytes)) if bytes.first() == Some(&codec::FORMAT_VERSION) => {
+                            counters.shared_hits.fetch_add(1, Relaxed);
+                            return Ok(LocalEntry { bytes: Arc::new(bytes), ttl: local_ttl });
+                        }
+                        Ok(_) => counters.shared_misses.fetch_add(1, Relaxed),
+                        Err(()) => counters.shared_errors.fetch_add(1, Relaxed),
+                    };
+                }
+                let started = Instant::now();
+                let value = loader().await.inspect_err(|_| {
+                    counters.load_errors.fetch_add(1, Relaxed);
+                })?;
+                counters.loads.fetch_add(1, Relaxed);
+                counters.load_micros.fetch_add(started.elapsed().as_micros() as u64, Relaxed);
+                let bytes = codec::encode(&value).map_err(Error::Internal)?;
+                if let Some(tier) = &inner.shared {
+                    let set = redis::cmd("SET").arg(&key).arg(&bytes).arg("EX").arg(shared_ttl.as_secs()).clone();
+                    if tier.run::<()>(&set).await.is_err() {
+                        counters.shared_errors.fetch_add(1, Relaxed);
+                    }
+                }
+                Ok::<_, Error>(LocalEntry { bytes: Arc::new(bytes), ttl: local_ttl })
+            })
+            .await
+            .map_err(|shared: Arc<Error>| shared.as_ref().duplicate())?;
+        codec::decode(&entry.bytes).ok_or_else(|| Error::Internal(anyhow::anyhow!("undecodable {} entry", kind.name())))
+    }
+
+    /// Makes every entry of these scopes unreachable, here at once and on other instances
+    /// as soon as they hear of it.
+    pub async fn invalidate(&self, scopes: &[Scope]) {
+        for scope in scopes {
+            let label = scope.label();
+            let gen_key = format!("{}gen:{label}", self.0.prefix);
+            let shared = match &self.0.shared {
+                Some(tier) => tier.run::<u64>(redis::cmd("INCR").arg(&gen_key)).await.ok(),
+                None => None,
+            };
+            // Without Redis, this process counts on its own.
+            let next = shared.unwrap_or_else(|| self.0.generations.get(&label).unwrap_or(0) + 1);
+            self.raise_generation(&label, next);
+            if let (Some(tier), Some(value)) = (&self.0.shared, shared) {
+                let message = bus::Message::Generation { scope: label, value };
+                let _ =
+                    tier.run::<()>(redis::cmd("PUBLISH").arg(bus::channel(&self.0.prefix)).arg(message.encode())).await;
+            }
+        }
+    }
+
+    /// Drops this service's namespace in Redis (values only: generations keep counting up,
+    /// so an old key can never become current again) and every instance's local tier. Keys
+    /// outside the namespace are never touched; FLUSHDB is never used.
+    pub async fn clear(&self) -> Result<u64, Error> {
+        self.flush_local();
+        let Some(tier) = &self.0.shared else { return Ok(0) };
+        let mut cursor: u64 = 0;
+        let mut removed = 0;
+        let pattern = format!("{}*", self.0.prefix);
+        let generations = format!("{}gen:", self.0.prefix);
+        loop {
+            let scan = redis::cmd("SCAN").arg(cursor).arg("MATCH").arg(&pattern).arg("COUNT").arg(500).clone();
+            let (next, keys): (u64, Vec<String>) = tier.run(&scan).await.map_err(|()| Error::DatabaseUnavailable)?;
+            let values: Vec<&String> = keys.iter().filter(|key| !key.starts_with(&generations)).collect();
+            if !values.is_empty() {
+                removed += tier.run::<u64>(redis::cmd("UNLINK").arg(&values)).await.unwrap_or(0);
+            }
+            if next == 0 {
+                break;
+            }
+            cursor = next;
+        }
+        let message = bus::Message::Clear.encode();
+        let _ = tier.run::<()>(redis::cmd("PUBLISH").arg(bus::channel(&self.0.prefix)).arg(message)).await;
+        Ok(removed)
+    }
+
+    pub async fn status(&self) -> CacheStatus {
+        let inner = &self.0;
+        inner.local.run_pending_tasks().await;
+        CacheStatus {
+            mode: if inner.shared.is_some() { "two-tier" } else { "local-only" },
+            namespace: inner.prefix.clone(),
+            local_entries: inner.local.entry_count(),
+            local_bytes: inner.local.weighted_size(),
+            local_max_bytes: inner.settings.local_max_bytes,
+            breaker: inner.shared.as_ref().map(SharedTier::breaker_state),
+            reconnects: inner.counters.reconnects.load(Relaxed),
+            kinds: inner.counters.snapshot(),
+        }
+    }
+
+    /// The scope's current generation: remembered here, else read from Redis (0 if unset
+    /// or unreachable).
+    async fn generation(&self, scope: &Scope) -> u64 {
+        let label = scope.label();
+        if let Some(known) = self.0.generations.get(&label) {
+            return known;
+        }
+        let value = match &self.0.shared {
+            Some(tier) => {
+                let key = format!("{}gen:{label}", self.0.prefix);
+                tier.run::<Option<u64>>(redis::cmd("GET").arg(key)).await.ok().flatten().unwrap_or(0)
+            }
+            None => 0,
+        };
+        self.raise_generation(&label, value);
+        self.0.generations.get(&label).unwrap_or(value)
+    }
+
+    /// Generations only move forward, whatever order messages arrive in.
+    fn raise_generation(&self, label: &str, value: u64) {
+        self.0.generations.entry(label.to_owned()).and_upsert_with(|current| match current {
+            Some(current) => (*current.value()).max(value),
+            None => value,
+        });
+    }
+
+    fn flush_local(&self) {
+        self.0.local.invalidate_all();
+        self.0.generations.invalidate_all();
+    }
+}
+
+/// Error is not Clone (it may hold an anyhow::Error); waiters of a shared load get a copy.
+impl Error {
+    fn duplicate(&self) -> Error {
+        match self {
+            Error::BadRequest(m) => Error::BadRequest(m.clone()),
+            Error::Unauthorized => Error::Unauthorized,
+            Error::Forbidden(m) => Error::Forbidden(m.clone()),
+            Error::NotFound(what) => Error::NotFound(what),
+            Error::MethodNotAllowed => Error::MethodNotAllowed,
+            Error::Conflict(m) => Error::Conflict(m.clone()),
+            Error::PaymentRequired(m) => Error::PaymentRequired(m.clone()),
+            Error::PayloadTooLarge => Error::PayloadTooLarge,
+            Error::UnsupportedMediaType(m) => Error::UnsupportedMediaType(m.clone()),
+            Error::Unprocessable(m) => Error::Unprocessable(m.clone()),
+            Error::RateLimited { retry_after_secs } => Error::RateLimited { retry_after_secs: *retry_after_secs },
+            Error::DatabaseTimeout => Error::DatabaseTimeout,
+            Error::DatabaseUnavailable => Error::DatabaseUnavailable,
+            Error::Internal(source) => Error::Internal(anyhow::anyhow!("{source:#}")),
+        }
+    }
+}
+
+/// A session as the cache keeps it: never the token, only whose it is and until when.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CachedSession {
+    pub user_id: String,
+    #[serde(with = "crate::db::timestamp")]
+    pub expires: chrono::NaiveDateTime,
+}
