@@ -4,6 +4,7 @@ mod access_matrix;
 mod auth;
 mod bad_input;
 mod bench_seed;
+mod cache;
 mod collab;
 mod competitions;
 mod discovery;

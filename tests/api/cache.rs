@@ -1,0 +1,392 @@
+//! The two-tier cache against a real Redis: single-flight, freshness after own writes,
+//! invalidation across two instances, clear, fail-open with Redis down or slow and its
+//! recovery, and what must never reach Redis. Each test has its own key namespace; tests
+//! that stop Redis run a private redis-server of their own.
+
+use std::process::Stdio;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::http::{Method, StatusCode};
+use axum::Router;
+use redis::AsyncCommands;
+use serde_json::json;
+use vibing2::app::{self, AppState};
+use vibing2::cache::{Cache, Kind, Scope};
+use vibing2::config::Settings;
+
+use crate::support::{send, TestApp, TestUser};
+
+const ADMIN_TOKEN: &str = "test-admin-token-0123456789";
+
+fn shared_redis_url() -> String {
+    std::env::var("TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
+}
+
+fn namespace() -> String {
+    format!("t{}x{:08x}", std::process::id(), rand::random::<u32>())
+}
+
+async fn redis_connection(url: &str) -> redis::aio::MultiplexedConnection {
+    redis::Client::open(url).unwrap().get_multiplexed_async_connection().await.unwrap()
+}
+
+/// A redis-server of the test's own, on a free port, that the test may stop and restart.
+struct PrivateRedis {
+    port: u16,
+    process: Option<tokio::process::Child>,
+}
+
+impl PrivateRedis {
+    async fn start() -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let mut redis = PrivateRedis { port, process: None };
+        redis.restart().await;
+        redis
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    async fn restart(&mut self) {
+        let child = tokio::process::Command::new("redis-server")
+            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("redis-server (Debian: redis-server) must be installed");
+        self.process = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while redis::Client::open(self.url()).unwrap().get_multiplexed_async_connection().await.is_err() {
+            assert!(Instant::now() < deadline, "redis-server did not start");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    async fn stop(&mut self) {
+        if let Some(mut child) = self.process.take() {
+            child.kill().await.unwrap();
+        }
+    }
+}
+
+/// Another instance of the service on the same database and Redis namespace.
+fn instance(app: &TestApp, settings: &Settings) -> Router {
+    app::router(AppState::new(app.pool.clone(), settings.clone()).unwrap())
+}
+
+fn cache_settings(app: &TestApp, redis_url: &str, namespace: &str) -> Settings {
+    app.db.settings(&[("redis.url", redis_url), ("cache.namespace", namespace), ("admin_token", ADMIN_TOKEN)])
+}
+
+async fn two_tier_app(redis_url: &str) -> (TestApp, Settings) {
+    let namespace = namespace();
+    let app = TestApp::with_settings(&[
+        ("redis.url", redis_url),
+        ("cache.namespace", &namespace),
+        ("admin_token", ADMIN_TOKEN),
+    ])
+    .await;
+    let settings = cache_settings(&app, redis_url, &namespace);
+    (app, settings)
+}
+
+async fn project_name(router: &Router, user: &TestUser, project: &str) -> String {
+    let request = axum::http::Request::builder()
+        .uri(format!("/api/projects/{project}"))
+        .header("authorization", format!("Bearer {}", user.token))
+        .body(axum::body::Body::empty())
+        .unwrap();
+    let response = tower::ServiceExt::oneshot(router.clone(), request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let bytes = http_body_util::BodyExt::collect(response.into_body()).await.unwrap().to_bytes();
+    serde_json::from_slice::<serde_json::Value>(&bytes).unwrap()["name"].as_str().unwrap().to_owned()
+}
+
+/// Polls `check` until it holds or `limit` passes; returns how long it took.
+async fn within<F, Fut>(limit: Duration, mut check: F) -> Duration
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let started = Instant::now();
+    loop {
+        if check().await {
+            return started.elapsed();
+        }
+        assert!(started.elapsed() < limit, "not within {limit:?}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_hundred_concurrent_misses_on_a_cold_key_cost_one_database_load() {
+    let app = TestApp::new().await;
+    let settings = cache_settings(&app, &shared_redis_url(), &namespace());
+    let cache = Cache::new(
+        settings.cache.clone(),
+        Some((redis::Client::open(shared_redis_url()).unwrap(), Duration::from_millis(50))),
+    );
+    let loads = Arc::new(AtomicUsize::new(0));
+    let mut requests = tokio::task::JoinSet::new();
+    for _ in 0..200 {
+        let (cache, loads, pool) = (cache.clone(), loads.clone(), app.pool.clone());
+        requests.spawn(async move {
+            let scope = Scope::Project("cold".into());
+            cache
+                .get_or_load(Kind::Project, &scope, "", || async move {
+                    loads.fetch_add(1, Ordering::SeqCst);
+                    let value: i64 = sqlx::query_scalar("SELECT 42::int8 FROM pg_sleep(0.05)").fetch_one(&pool).await?;
+                    Ok(value)
+                })
+                .await
+                .unwrap()
+        });
+    }
+    while let Some(value) = requests.join_next().await {
+        assert_eq!(value.unwrap(), 42);
+    }
+    assert_eq!(loads.load(Ordering::SeqCst), 1, "single-flight: one load for 200 concurrent misses");
+    let kinds = cache.status().await.kinds;
+    let project = kinds.iter().find(|k| k.kind == "project").unwrap();
+    assert_eq!((project.requests, project.loads), (200, 1));
+}
+
+#[tokio::test]
+async fn after_a_write_returns_the_same_instance_never_serves_the_old_value() {
+    let (app, _) = two_tier_app(&shared_redis_url()).await;
+    let owner = app.user("Owner").await;
+    let project = app.project(&owner, "PUBLIC").await;
+    let uri = format!("/api/projects/{project}");
+    assert_eq!(project_name(&app.router, &owner, &project).await, "A project");
+    for n in 0..5 {
+        let name = format!("Renamed {n}");
+        app.call(Method::PATCH, &uri, Some(&owner.token), Some(json!({"name": name}))).await;
+        assert_eq!(project_name(&app.router, &owner, &project).await, name, "fresh right after the write");
+    }
+
+    // Derived pages too: the owner's list and discovery.
+    let list = app.call(Method::GET, "/api/projects", Some(&owner.token), None).await;
+    assert_eq!(list.json["items"][0]["name"], "Renamed 4");
+    let discover = app.call(Method::GET, "/api/discover", None, None).await;
+    assert_eq!(discover.json["items"][0]["name"], "Renamed 4");
+    app.call(Method::POST, &format!("{uri}/view"), None, None).await;
+    let discover = app.call(Method::GET, "/api/discover", None, None).await;
+    assert_eq!(discover.json["items"][0]["viewCount"], 1, "a view invalidates discovery");
+    let files = json!({"operations": [{"op": "upsert", "path": "a.js", "content": "x"}]});
+    app.call(Method::PUT, &format!("{uri}/files"), Some(&owner.token), Some(files)).await;
+    let list = app.call(Method::GET, "/api/projects", Some(&owner.token), None).await;
+    assert_eq!(list.json["items"][0]["fileCount"], 1, "a file write invalidates the member list");
+}
+
+#[tokio::test]
+async fn a_write_through_one_instance_reaches_the_other_within_a_second() {
+    let (app, settings) = two_tier_app(&shared_redis_url()).await;
+    let other = instance(&app, &settings);
+    let owner = app.user("Owner").await;
+    let project = app.project(&owner, "PRIVATE").await;
+    // Both instances hold the project in their local tiers.
+    assert_eq!(project_name(&app.router, &owner, &project).await, "A project");
+    assert_eq!(project_name(&other, &owner, &project).await, "A project");
+
+    let uri = format!("/api/projects/{project}");
+    app.call(Method::PATCH, &uri, Some(&owner.token), Some(json!({"name": "Seen everywhere"}))).await;
+    let took =
+        within(Duration::from_secs(1), || async { project_name(&other, &owner, &project).await == "Seen everywhere" })
+            .await;
+    eprintln!("instance B saw instance A's write after {took:?}");
+
+    // Logout through A ends the session on B at once too.
+    let session = send(&other, Method::GET, "/api/auth/session", None).await;
+    assert_eq!(session.status, StatusCode::UNAUTHORIZED, "no token, no session");
+    let request = |router: Router| {
+        let token = owner.token.clone();
+        async move {
+            let request = axum::http::Request::builder()
+                .uri("/api/auth/session")
+                .header("authorization", format!("Bearer {token}"))
+                .body(axum::body::Body::empty())
+                .unwrap();
+            tower::ServiceExt::oneshot(router, request).await.unwrap().status()
+        }
+    };
+    assert_eq!(request(other.clone()).await, StatusCode::OK, "B has the session cached");
+    app.call(Method::POST, "/api/auth/logout", Some(&owner.token), None).await;
+    within(Duration::from_secs(1), || async { request(other.clone()).await == StatusCode::UNAUTHORIZED }).await;
+}
+
+#[tokio::test]
+async fn clear_reaches_every_instance_and_leaves_foreign_keys_alone() {
+    let (app, settings) = two_tier_app(&shared_redis_url()).await;
+    let other = instance(&app, &settings);
+    let owner = app.user("Owner").await;
+    let project = app.project(&owner, "PRIVATE").await;
+    assert_eq!(project_name(&app.router, &owner, &project).await, "A project");
+    assert_eq!(project_name(&other, &owner, &project).await, "A project");
+
+    let mut redis = redis_connection(&shared_redis_url()).await;
+    let foreign = [format!("{}-other:v1:project:x", settings.cache.namespace), format!("unrelated:{}", namespace())];
+    for key in &foreign {
+        let _: () = redis.set_ex(key, "keep me", 60).await.unwrap();
+    }
+    // A change behind the service's back: only a clear makes it visible before the TTL.
+    sqlx::query(r#"UPDATE "Project" SET "name" = 'Changed in SQL' WHERE "id" = $1"#)
+        .bind(&project)
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(project_name(&other, &owner, &project).await, "A project", "still cached");
+
+    let unauthorized = app.call(Method::POST, "/api/cache/clear", Some("wrong-token"), None).await;
+    assert_eq!(unauthorized.status, StatusCode::UNAUTHORIZED);
+    let cleared = app.call(Method::POST, "/api/cache/clear", Some(ADMIN_TOKEN), None).await;
+    assert_eq!(cleared.status, StatusCode::OK, "{}", cleared.json);
+    assert!(cleared.json["removedKeys"].as_u64().unwrap() > 0);
+    within(Duration::from_secs(1), || async { project_name(&other, &owner, &project).await == "Changed in SQL" }).await;
+    assert_eq!(project_name(&app.router, &owner, &project).await, "Changed in SQL");
+
+    for key in &foreign {
+        let value: Option<String> = redis.get(key).await.unwrap();
+        assert_eq!(value.as_deref(), Some("keep me"), "{key} is outside the namespace");
+        let _: () = redis.del(key).await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn clear_is_off_without_an_admin_token() {
+    let app = TestApp::new().await;
+    let response = app.call(Method::POST, "/api/cache/clear", Some(ADMIN_TOKEN), None).await;
+    assert_eq!(response.status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn no_password_hash_or_plaintext_token_is_ever_written_to_redis() {
+    let (app, settings) = two_tier_app(&shared_redis_url()).await;
+    let owner = app.user("Owner").await;
+    let project = app.project(&owner, "PUBLIC").await;
+    for uri in [
+        "/api/auth/session",
+        "/api/projects",
+        &format!("/api/projects/{project}"),
+        "/api/discover",
+        "/api/usage/summary",
+    ] {
+        assert_eq!(app.call(Method::GET, uri, Some(&owner.token), None).await.status, StatusCode::OK, "{uri}");
+    }
+    let hash: String = sqlx::query_scalar(r#"SELECT "password" FROM "User" WHERE "id" = $1"#)
+        .bind(&owner.id)
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+
+    let mut redis = redis_connection(&shared_redis_url()).await;
+    let keys: Vec<String> = redis.keys(format!("{}:*", settings.cache.namespace)).await.unwrap();
+    assert!(keys.len() >= 5, "the reads were cached: {keys:?}");
+    for key in &keys {
+        assert!(!key.contains(&owner.token), "a key holds the token: {key}");
+        let value: Vec<u8> = redis.get(key).await.unwrap();
+        let text = String::from_utf8_lossy(&value);
+        for secret in [hash.as_str(), owner.token.as_str(), owner.password.as_str(), "$argon2id$"] {
+            assert!(!text.contains(secret), "{key} holds a secret");
+        }
+    }
+}
+
+#[tokio::test]
+async fn with_redis_down_from_the_start_requests_succeed_on_the_local_tier() {
+    let closed_port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let (app, _) = two_tier_app(&format!("redis://127.0.0.1:{closed_port}")).await;
+    let owner = app.user("Owner").await;
+    let project = app.project(&owner, "PUBLIC").await;
+    for _ in 0..10 {
+        assert_eq!(project_name(&app.router, &owner, &project).await, "A project");
+    }
+    let health = app.get("/api/health/database").await;
+    assert_eq!(health.status, StatusCode::OK, "a down Redis does not fail the health check");
+    assert_eq!(health.json["cache"]["mode"], "two-tier");
+    assert_eq!(health.json["cache"]["breaker"], "open");
+    let errors: u64 =
+        health.json["cache"]["kinds"].as_array().unwrap().iter().map(|k| k["sharedErrors"].as_u64().unwrap()).sum();
+    assert!(errors >= 3, "errors are counted: {errors}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_stopped_mid_run_slow_and_recovering() {
+    let mut redis = PrivateRedis::start().await;
+    let (app, _) = two_tier_app(&redis.url()).await;
+    let owner = app.user("Owner").await;
+    let project = app.project(&owner, "PUBLIC").await;
+    let shared_hits = |app: &TestApp| {
+        let router = app.router.clone();
+        async move {
+            let health = send(&router, Method::GET, "/api/health/database", None).await;
+            let kinds = health.json["cache"]["kinds"].as_array().unwrap().clone();
+            (kinds.iter().map(|k| k["sharedHits"].as_u64().unwrap()).sum::<u64>(), health.json["cache"].clone())
+        }
+    };
+    assert_eq!(project_name(&app.router, &owner, &project).await, "A project");
+    let (_, status) = shared_hits(&app).await;
+    assert_eq!(status["breaker"], "closed");
+
+    // Slow: every command waits a second inside Redis; requests still answer well before.
+    let mut control = redis_connection(&redis.url()).await;
+    let slow = tokio::spawn(async move {
+        let _: redis::RedisResult<()> = redis::cmd("DEBUG").arg("SLEEP").arg(1).query_async(&mut control).await;
+    });
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let started = Instant::now();
+    let uri = format!("/api/projects/{project}");
+    app.call(Method::PATCH, &uri, Some(&owner.token), Some(json!({"name": "While slow"}))).await;
+    assert_eq!(project_name(&app.router, &owner, &project).await, "While slow");
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "no request waited for the slow Redis: {:?}",
+        started.elapsed()
+    );
+    slow.await.unwrap();
+
+    // Stopped mid-run: requests keep succeeding from the database.
+    redis.stop().await;
+    for n in 0..5 {
+        let name = format!("While down {n}");
+        let response = app.call(Method::PATCH, &uri, Some(&owner.token), Some(json!({"name": name}))).await;
+        assert_eq!(response.status, StatusCode::OK);
+        assert_eq!(project_name(&app.router, &owner, &project).await, name);
+    }
+    let (_, status) = shared_hits(&app).await;
+    assert_eq!(status["breaker"], "open");
+
+    // Back: the subscription reconnects (flushing the local tier) and, after the breaker's
+    // probe, the shared tier serves hits again.
+    let reconnects_before = status["reconnects"].as_u64().unwrap();
+    redis.restart().await;
+    within(Duration::from_secs(15), || async {
+        let _ = project_name(&app.router, &owner, &project).await;
+        let (_, status) = shared_hits(&app).await;
+        status["breaker"] == "closed" && status["reconnects"].as_u64().unwrap() > reconnects_before
+    })
+    .await;
+    // Instance A has written the project to the restarted Redis; a new instance B, with an
+    // empty local tier, must get it from there: a shared hit, not a load.
+    let _ = project_name(&app.router, &owner, &project).await;
+    let settings = cache_settings(&app, &redis.url(), &app_namespace(&app).await);
+    let other = instance(&app, &settings);
+    assert_eq!(project_name(&other, &owner, &project).await, "While down 4");
+    let other_health = send(&other, Method::GET, "/api/health/database", None).await;
+    let project_stats =
+        other_health.json["cache"]["kinds"].as_array().unwrap().iter().find(|k| k["kind"] == "project").cloned();
+    let project_stats = project_stats.unwrap();
+    assert_eq!(
+        (project_stats["sharedHits"].as_u64(), project_stats["loads"].as_u64()),
+        (Some(1), Some(0)),
+        "{project_stats}"
+    );
+}
+
+async fn app_namespace(app: &TestApp) -> String {
+    let health = app.get("/api/health/database").await;
+    health.json["cache"]["namespace"].as_str().unwrap().split(':').next().unwrap().to_owned()
+}
