@@ -1,1 +1,0 @@
-//! The deterministic data generator (filled in by the bench work).
