@@ -1,6 +1,8 @@
 //! The command line: one binary, one subcommand per job.
 
-use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
 
 #[derive(Debug, Parser)]
 #[command(name = "vibing2", version, about = "The vibing2 data service")]
@@ -17,4 +19,82 @@ pub enum Command {
     Migrate,
     /// Refresh the materialized views once (project_stats, user_token_summary).
     RefreshViews,
+    /// Seed two databases beside DATABASE_URL and measure the before/after table; or seed
+    /// one database; or load a running service over HTTP.
+    Bench(BenchCommand),
+}
+
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct BenchCommand {
+    #[command(subcommand)]
+    pub part: Option<BenchPart>,
+    #[command(flatten)]
+    pub run: BenchRun,
+}
+
+#[derive(Debug, Args)]
+pub struct BenchRun {
+    /// Data scale: 1 is about 10k users, 100k projects, 2M messages, 2M usage rows.
+    #[arg(long, default_value_t = 1.0)]
+    pub scale: f64,
+    /// Seed of the data generator; the same seed gives the same rows.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Where the report (report.md, report.json, chart.svg) is written.
+    #[arg(long, default_value = "bench-report")]
+    pub out: PathBuf,
+    /// Keep the two benchmark databases afterwards.
+    #[arg(long)]
+    pub keep: bool,
+    /// Measured iterations per scenario and side.
+    #[arg(long, default_value_t = 30)]
+    pub iterations: usize,
+    /// Unrecorded iterations first.
+    #[arg(long, default_value_t = 3)]
+    pub warmup: usize,
+    /// Reads in the cache scenario.
+    #[arg(long, default_value_t = 5000)]
+    pub cache_reads: usize,
+    /// Concurrent clients in the pool scenario.
+    #[arg(long, default_value_t = 16)]
+    pub pool_clients: usize,
+    /// Seconds per side in the pool scenario.
+    #[arg(long, default_value_t = 6.0)]
+    pub pool_seconds: f64,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BenchPart {
+    /// Fill DATABASE_URL's database with synthetic data (giving an empty one its schema first).
+    Seed {
+        #[arg(long, default_value_t = 1.0)]
+        scale: f64,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        #[arg(long, value_enum, default_value_t = SeedFlavor::Current)]
+        flavor: SeedFlavor,
+    },
+    /// Closed-loop HTTP load against a running service.
+    Http {
+        /// The service's base URL.
+        #[arg(long, default_value = "http://127.0.0.1:3000")]
+        url: String,
+        #[arg(long, default_value_t = 16)]
+        concurrency: usize,
+        /// Seconds of load.
+        #[arg(long, default_value_t = 10.0)]
+        duration: f64,
+        /// Where to write report.md and report.json.
+        #[arg(long, default_value = "bench-http")]
+        out: PathBuf,
+    },
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum SeedFlavor {
+    /// The schema `vibing2 migrate` produces.
+    Current,
+    /// The Phase-2 (Prisma init_postgresql) schema.
+    Phase2,
 }

@@ -1,11 +1,12 @@
 //! The subcommands: each one wires settings, database and server together.
 
 use anyhow::Context;
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 use sqlx::ConnectOptions;
 use tokio::net::TcpListener;
 
 use crate::app::{self, AppState};
+use crate::cli::{BenchCommand, BenchPart, SeedFlavor};
 use crate::config::Settings;
 use crate::db::{self, embedded::EmbeddedCluster, migrate};
 use crate::jobs::{self, Scheduler};
@@ -111,6 +112,62 @@ pub async fn refresh_views(settings: Settings) -> anyhow::Result<()> {
         println!("refreshed {view} in {elapsed_ms:.0} ms");
     }
     Ok(())
+}
+
+/// `vibing2 bench [seed|http]`.
+pub async fn bench(settings: Settings, command: BenchCommand) -> anyhow::Result<()> {
+    use crate::bench::{self, seed::Flavor, BenchOptions};
+    if let Some(BenchPart::Http { url, concurrency, duration, out }) = command.part {
+        let database = settings.database.url.as_ref().map(|url| url.expose_secret().to_owned());
+        let report = bench::http::run(&url, concurrency, duration, database.as_deref()).await?;
+        std::fs::create_dir_all(&out)?;
+        std::fs::write(out.join("report.json"), serde_json::to_vec_pretty(&report)?)?;
+        std::fs::write(out.join("report.md"), report.markdown())?;
+        println!("{}", report.markdown());
+        return Ok(());
+    }
+    let database = Database::open(&settings).await?;
+    let outcome = match command.part {
+        Some(BenchPart::Seed { scale, seed, flavor }) => {
+            let flavor = match flavor {
+                SeedFlavor::Current => Flavor::Current,
+                SeedFlavor::Phase2 => Flavor::Phase2,
+            };
+            bench::seed_target(&database.url, scale, seed, flavor).await.map(|report| {
+                for table in &report.tables {
+                    println!(
+                        "{:<20} {:>10} rows {:>7.1} s {:>10.0} rows/s",
+                        table.table,
+                        table.rows,
+                        table.seconds,
+                        table.rows_per_second()
+                    );
+                }
+                println!("{:<20} {:>10} rows {:>7.1} s", "total", report.rows(), report.total_seconds);
+            })
+        }
+        _ => {
+            let run = command.run;
+            let options = BenchOptions {
+                scale: run.scale,
+                seed: run.seed,
+                out: run.out.clone(),
+                keep: run.keep,
+                iterations: run.iterations,
+                warmup: run.warmup,
+                cache_reads: run.cache_reads,
+                pool_clients: run.pool_clients,
+                pool_seconds: run.pool_seconds,
+                command: std::env::args().collect::<Vec<_>>().join(" "),
+            };
+            bench::run(&settings, &database.url, &options).await.map(|report| {
+                println!("{}", report.markdown());
+                println!("report written to {}", run.out.display());
+            })
+        }
+    };
+    database.close().await;
+    outcome
 }
 
 /// Migrations run on their own connection, without the pool's statement timeout: an index

@@ -19,6 +19,7 @@ async fn main() -> ExitCode {
         Command::Serve => vibing2::commands::serve(settings).await,
         Command::Migrate => vibing2::commands::migrate(settings).await,
         Command::RefreshViews => vibing2::commands::refresh_views(settings).await,
+        Command::Bench(bench) => vibing2::commands::bench(settings, bench).await,
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,

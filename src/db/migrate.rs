@@ -194,21 +194,23 @@ async fn record(conn: &mut PgConnection, migration: &Migration, mode: &str, dura
     Ok(())
 }
 
+/// The tables of migration 1: the Phase-2 schema Prisma created.
+pub const PHASE2_TABLES: [&str; 10] = [
+    "User",
+    "Account",
+    "Session",
+    "VerificationToken",
+    "Project",
+    "ProjectFile",
+    "Message",
+    "TokenUsage",
+    "ProjectCollaborator",
+    "CollaborationInvite",
+];
+
 /// A database Prisma built has every table of migration 1. A partial set is refused: it is
 /// neither empty nor Phase-2, and guessing would risk data.
 async fn phase2_schema_present(conn: &mut PgConnection) -> anyhow::Result<bool> {
-    const PHASE2_TABLES: [&str; 10] = [
-        "User",
-        "Account",
-        "Session",
-        "VerificationToken",
-        "Project",
-        "ProjectFile",
-        "Message",
-        "TokenUsage",
-        "ProjectCollaborator",
-        "CollaborationInvite",
-    ];
     let present: Vec<String> = sqlx::query_scalar(
         "SELECT table_name::text FROM information_schema.tables
          WHERE table_schema = current_schema() AND table_name = ANY($1)",

@@ -6,23 +6,9 @@ use std::collections::BTreeMap;
 use serde_json::json;
 use sha2::{Digest, Sha256};
 use sqlx::{Executor, PgConnection, Row};
-use vibing2::db::migrate::{self, MIGRATIONS};
+use vibing2::db::migrate::{self, MIGRATIONS, PHASE2_TABLES};
 
 use crate::support::TestDb;
-
-const SEED_TABLES: [&str; 11] = [
-    "User",
-    "Account",
-    "Session",
-    "VerificationToken",
-    "Project",
-    "ProjectFile",
-    "Message",
-    "TokenUsage",
-    "ProjectCollaborator",
-    "CollaborationInvite",
-    "Competition",
-];
 
 const LEGACY_ROWS: &str = include_str!("../fixtures/phase2_legacy_rows.sql");
 
@@ -48,7 +34,7 @@ async fn catalog_snapshot(conn: &mut PgConnection) -> Vec<String> {
 
 async fn row_counts(conn: &mut PgConnection) -> BTreeMap<String, i64> {
     let mut counts = BTreeMap::new();
-    for table in &SEED_TABLES[..10] {
+    for table in PHASE2_TABLES {
         let count: i64 =
             sqlx::query_scalar(&format!(r#"SELECT count(*) FROM "{table}""#)).fetch_one(&mut *conn).await.unwrap();
         counts.insert((*table).to_owned(), count);
@@ -82,7 +68,7 @@ async fn a_fresh_database_gets_the_full_schema_and_a_rerun_is_a_noop() {
         .fetch_all(&mut conn)
         .await
         .unwrap();
-    for table in SEED_TABLES.iter().chain(&["ProjectLike", "ViewRefresh", "MigrationIssue"]) {
+    for table in PHASE2_TABLES.iter().chain(&["Competition", "ProjectLike", "ViewRefresh", "MigrationIssue"]) {
         assert!(tables.iter().any(|t| t == table), "table {table} missing from {tables:?}");
     }
     for view in ["user_token_summary", "project_stats"] {

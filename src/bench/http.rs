@@ -1,0 +1,277 @@
+//! `vibing2 bench http`: closed-loop load over real HTTP against a running service, with a
+//! mix of the API's reads and writes by signed-in users, plus `pgbench -S` on the same
+//! machine as the database's own ceiling for single-row reads.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use anyhow::{ensure, Context};
+use rand::Rng;
+use serde::Serialize;
+use serde_json::{json, Value};
+
+use super::measure::{self, Latency};
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HttpReport {
+    pub url: String,
+    pub concurrency: usize,
+    pub seconds: f64,
+    pub requests: u64,
+    pub requests_per_second: f64,
+    pub latency: Latency,
+    /// Non-2xx answers and transport errors, by status (0 = transport).
+    pub errors: BTreeMap<u16, u64>,
+    /// Requests per operation.
+    pub mix: BTreeMap<&'static str, u64>,
+    pub pgbench: Option<PgbenchReference>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PgbenchReference {
+    pub command: String,
+    pub tps: f64,
+}
+
+struct Client {
+    http: reqwest::Client,
+    base: String,
+    token: String,
+    project: String,
+}
+
+impl Client {
+    async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> Result<reqwest::StatusCode, reqwest::Error> {
+        let mut request = self.http.request(method, format!("{}{path}", self.base)).bearer_auth(&self.token);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await?;
+        let status = response.status();
+        response.bytes().await?;
+        Ok(status)
+    }
+}
+
+/// Signs up a user, logs in, and creates a project with a few files and messages.
+async fn prepare_user(http: &reqwest::Client, base: &str, n: usize, run: u32) -> anyhow::Result<Client> {
+    let email = format!("load{run}-{n}@bench.example");
+    let password = format!("load-password-{run}");
+    let signup = json!({"name": format!("Load {n}"), "email": email, "password": password});
+    let response = http.post(format!("{base}/api/auth/signup")).json(&signup).send().await?;
+    ensure!(response.status().is_success(), "signup failed: {}", response.status());
+    let login: Value = http
+        .post(format!("{base}/api/auth/login"))
+        .json(&json!({"email": email, "password": password}))
+        .send()
+        .await?
+        .json()
+        .await?;
+    let token = login["token"].as_str().context("login answered no token")?.to_owned();
+    let visibility = if n % 2 == 0 { "PUBLIC" } else { "PRIVATE" };
+    let project: Value = http
+        .post(format!("{base}/api/projects"))
+        .bearer_auth(&token)
+        .json(&json!({"name": format!("Load project {n}"), "projectType": "website", "visibility": visibility}))
+        .send()
+        .await?
+        .json()
+        .await?;
+    let project = project["id"].as_str().context("no project id")?.to_owned();
+    let client = Client { http: http.clone(), base: base.to_owned(), token, project };
+    let files: Vec<Value> = (0..10)
+        .map(
+            |k| json!({"op": "upsert", "path": format!("src/file{k}.js"), "content": format!("export const n = {k};")}),
+        )
+        .collect();
+    client
+        .send(
+            reqwest::Method::PUT,
+            &format!("/api/projects/{}/files", client.project),
+            Some(json!({"operations": files})),
+        )
+        .await?;
+    for k in 0..10 {
+        let message = json!({"role": "user", "content": format!("message {k}")});
+        client
+            .send(reqwest::Method::POST, &format!("/api/projects/{}/messages", client.project), Some(message))
+            .await?;
+    }
+    Ok(client)
+}
+
+/// One request of the mix: mostly reads, some writes.
+async fn one_request(client: &Client, round: u64) -> (&'static str, Result<reqwest::StatusCode, reqwest::Error>) {
+    use reqwest::Method;
+    let project = &client.project;
+    let pick = rand::thread_rng().gen_range(0..100);
+    match pick {
+        0..=24 => ("get project", client.send(Method::GET, &format!("/api/projects/{project}"), None).await),
+        25..=39 => ("list projects", client.send(Method::GET, "/api/projects", None).await),
+        40..=54 => ("discover", client.send(Method::GET, "/api/discover?sort=popular", None).await),
+        55..=66 => {
+            ("messages page", client.send(Method::GET, &format!("/api/projects/{project}/messages"), None).await)
+        }
+        67..=76 => {
+            ("read file", client.send(Method::GET, &format!("/api/projects/{project}/files/src/file3.js"), None).await)
+        }
+        77..=86 => {
+            let body = json!({"role": "assistant", "content": format!("reply {round}"), "tokens": 12});
+            (
+                "append message",
+                client.send(Method::POST, &format!("/api/projects/{project}/messages"), Some(body)).await,
+            )
+        }
+        87..=93 => {
+            let files =
+                json!({"operations": [{"op": "upsert", "path": "src/live.js", "content": format!("// {round}")}]});
+            ("save file", client.send(Method::PUT, &format!("/api/projects/{project}/files"), Some(files)).await)
+        }
+        _ => {
+            let usage = json!({"tokensUsed": 1, "contextUsed": 0.1, "endpoint": "/bench", "model": "gpt-4o-mini"});
+            ("record usage", client.send(Method::POST, "/api/usage", Some(usage)).await)
+        }
+    }
+}
+
+pub async fn run(
+    url: &str,
+    concurrency: usize,
+    seconds: f64,
+    pgbench_database: Option<&str>,
+) -> anyhow::Result<HttpReport> {
+    let base = url.trim_end_matches('/').to_owned();
+    let http = reqwest::Client::builder().pool_max_idle_per_host(concurrency).build()?;
+    let run_id: u32 = rand::random();
+    let mut clients = Vec::new();
+    for n in 0..concurrency {
+        clients.push(
+            prepare_user(&http, &base, n, run_id).await.with_context(|| format!("preparing user {n} at {base}"))?,
+        );
+    }
+
+    let deadline = Instant::now() + Duration::from_secs_f64(seconds);
+    let started = Instant::now();
+    let mut workers = tokio::task::JoinSet::new();
+    for client in clients {
+        workers.spawn(async move {
+            let mut histogram = measure::new_histogram();
+            let mut errors: BTreeMap<u16, u64> = BTreeMap::new();
+            let mut mix: BTreeMap<&'static str, u64> = BTreeMap::new();
+            let mut round = 0u64;
+            while Instant::now() < deadline {
+                round += 1;
+                let sent = Instant::now();
+                let (operation, outcome) = one_request(&client, round).await;
+                measure::record(&mut histogram, sent);
+                *mix.entry(operation).or_default() += 1;
+                match outcome {
+                    Ok(status) if status.is_success() => {}
+                    Ok(status) => *errors.entry(status.as_u16()).or_default() += 1,
+                    Err(_) => *errors.entry(0).or_default() += 1,
+                }
+            }
+            (histogram, errors, mix)
+        });
+    }
+    let mut histogram = measure::new_histogram();
+    let mut errors = BTreeMap::new();
+    let mut mix = BTreeMap::new();
+    while let Some(worker) = workers.join_next().await {
+        let (h, e, m) = worker?;
+        histogram.add(&h)?;
+        e.into_iter().for_each(|(k, v)| *errors.entry(k).or_default() += v);
+        m.into_iter().for_each(|(k, v)| *mix.entry(k).or_default() += v);
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    let pgbench = match pgbench_database {
+        Some(database_url) => pgbench_reference(database_url, concurrency, seconds).await?,
+        None => None,
+    };
+    Ok(HttpReport {
+        url: base,
+        concurrency,
+        seconds: elapsed,
+        requests: histogram.len(),
+        requests_per_second: histogram.len() as f64 / elapsed,
+        latency: measure::summarize(&histogram),
+        errors,
+        mix,
+        pgbench,
+    })
+}
+
+/// `pgbench -S -M prepared` on a scratch database beside `database_url`, when pgbench is
+/// installed; None otherwise.
+async fn pgbench_reference(
+    database_url: &str,
+    clients: usize,
+    seconds: f64,
+) -> anyhow::Result<Option<PgbenchReference>> {
+    let Some(pgbench) = find_pgbench() else {
+        eprintln!("pgbench is not installed: no reference line");
+        return Ok(None);
+    };
+    let mut url = url::Url::parse(database_url)?;
+    let scratch = format!("{}_pgbench", url.path().trim_start_matches('/'));
+    let mut admin = <sqlx::PgConnection as sqlx::Connection>::connect(database_url).await?;
+    sqlx::Executor::execute(&mut admin, format!("DROP DATABASE IF EXISTS {scratch} WITH (FORCE)").as_str()).await?;
+    sqlx::Executor::execute(&mut admin, format!("CREATE DATABASE {scratch}").as_str()).await?;
+    url.set_path(&format!("/{scratch}"));
+    let init = tokio::process::Command::new(&pgbench).args(["-i", "-s", "10", "-q", url.as_str()]).output().await?;
+    ensure!(init.status.success(), "pgbench -i failed: {}", String::from_utf8_lossy(&init.stderr));
+    let args =
+        ["-S", "-M", "prepared", "-c", &clients.to_string(), "-j", "2", "-T", &format!("{}", seconds.ceil() as u64)];
+    let output = tokio::process::Command::new(&pgbench).args(args).arg(url.as_str()).output().await?;
+    sqlx::Executor::execute(&mut admin, format!("DROP DATABASE IF EXISTS {scratch} WITH (FORCE)").as_str()).await?;
+    let text = String::from_utf8_lossy(&output.stdout);
+    let tps = text
+        .lines()
+        .find(|line| line.starts_with("tps = "))
+        .and_then(|line| line.trim_start_matches("tps = ").split_whitespace().next())
+        .and_then(|value| value.parse().ok())
+        .context("pgbench printed no tps")?;
+    Ok(Some(PgbenchReference { command: format!("pgbench {} <scratch database>", args.join(" ")), tps }))
+}
+
+fn find_pgbench() -> Option<std::path::PathBuf> {
+    let on_path =
+        std::env::var_os("PATH").into_iter().flat_map(|path| std::env::split_paths(&path).collect::<Vec<_>>());
+    let debian =
+        std::fs::read_dir("/usr/lib/postgresql").into_iter().flatten().flatten().map(|entry| entry.path().join("bin"));
+    on_path.chain(debian).map(|dir| dir.join("pgbench")).find(|candidate| candidate.is_file())
+}
+
+impl HttpReport {
+    pub fn markdown(&self) -> String {
+        let mut md = format!(
+            "# HTTP load: {} concurrent clients for {:.1} s against {}\n\n| requests | req/s | p50 | p95 | p99 | errors |\n|---:|---:|---:|---:|---:|---|\n| {} | {:.0} | {:.2}ms | {:.2}ms | {:.2}ms | {:?} |\n",
+            self.concurrency,
+            self.seconds,
+            self.url,
+            self.requests,
+            self.requests_per_second,
+            self.latency.p50_ms,
+            self.latency.p95_ms,
+            self.latency.p99_ms,
+            self.errors
+        );
+        if let Some(pgbench) = &self.pgbench {
+            md.push_str(&format!(
+                "\nReference, the database's own limit for single-row reads: `{}`: {:.0} tps\n",
+                pgbench.command, pgbench.tps
+            ));
+        }
+        md.push_str("\nMix: ");
+        md.push_str(&self.mix.iter().map(|(op, n)| format!("{op} {n}")).collect::<Vec<_>>().join(", "));
+        md.push('\n');
+        md
+    }
+}
