@@ -22,7 +22,7 @@ pub enum Sort {
     Recent,
     /// isFeatured, then updatedAt
     Featured,
-    /// similarity to the search term (only with `search`)
+    /// the name's similarity to the search term (only with `search`)
     Relevance,
 }
 
@@ -50,7 +50,7 @@ pub struct DiscoveryEntry {
     pub fork_count: i32,
     pub view_count: i32,
     pub is_featured: bool,
-    /// Search relevance (0..1); only with `search`.
+    /// Search relevance: the name's trigram similarity to the term (0..1); only with `search`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub score: Option<f32>,
     #[sqlx(flatten)]
@@ -119,11 +119,10 @@ fn sort_key(sort: Sort) -> &'static [&'static str] {
 /// partial index that matches it, under custom and generic plans alike.
 pub fn discovery_sql(sort: Sort, with_type: bool, with_search: bool, with_position: bool) -> String {
     let key = sort_key(sort);
-    let score = if with_search {
-        r#"GREATEST(similarity(p."name", $3), similarity(coalesce(p."description", ''), $3))"#
-    } else {
-        "NULL::real"
-    };
+    // Ranked by the name's similarity to the term: a name hit beats a description hit, and
+    // scoring the short name costs a third of also scoring every matched description
+    // (measured at scale 1 on a term matching 6,652 public projects: 32 ms against 96 ms).
+    let score = if with_search { r#"similarity(p."name", $3)"# } else { "NULL::real" };
     let mut filters = vec![r#"p."visibility" = 'PUBLIC'"#.to_owned()];
     if with_search {
         filters.push(r#"(p."name" ILIKE $2 OR p."description" ILIKE $2)"#.into());
