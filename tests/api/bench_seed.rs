@@ -320,33 +320,3 @@ async fn seeding_refuses_a_filled_database_or_the_wrong_schema() {
     let error = seed::seed(&mut phase2.connect().await, &options(Flavor::Current, 2)).await.unwrap_err();
     assert!(error.to_string().contains("Phase-2 schema"), "{error:#}");
 }
-
-/// The scale-1 measurement for docs/benchmarks.md (minutes, so not part of the suite):
-/// `TEST_DATABASE_URL=postgres://... cargo test --release --test api -- --ignored --nocapture
-/// bench_seed::scale_one`. `SEED_SCALE` overrides the scale.
-#[tokio::test]
-#[ignore]
-async fn scale_one_timings_for_both_flavors() {
-    let scale = std::env::var("SEED_SCALE").map(|s| s.parse().expect("SEED_SCALE is a number")).unwrap_or(1.0);
-    for flavor in [Flavor::Phase2, Flavor::Current] {
-        let db = match flavor {
-            Flavor::Phase2 => phase2_db().await,
-            Flavor::Current => TestDb::migrated().await,
-        };
-        let options = SeedOptions { scale, seed: 1, flavor, progress: true };
-        let report = seed::seed(&mut db.connect().await, &options).await.expect("seeding");
-        println!("\n{flavor:?} at scale {scale}:");
-        println!("| table | rows | seconds | rows/s |\n| --- | ---: | ---: | ---: |");
-        for table in &report.tables {
-            println!("| {} | {} | {:.1} | {:.0} |", table.table, table.rows, table.seconds, table.rows_per_second());
-        }
-        println!(
-            "| foreign keys | | {:.1} | |\n| ANALYZE | | {:.1} | |\n| total | {} | {:.1} | {:.0} |",
-            report.constraints_seconds,
-            report.analyze_seconds,
-            report.rows(),
-            report.total_seconds,
-            report.rows() as f64 / report.total_seconds
-        );
-    }
-}
