@@ -244,7 +244,17 @@ impl Cache {
             let label = scope.label();
             let gen_key = format!("{}gen:{label}", self.0.prefix);
             let shared = match &self.0.shared {
-                Some(tier) => tier.run::<u64>(redis::cmd("INCR").arg(&gen_key)).await.ok(),
+                Some(tier) => {
+                    // Generations outlive every entry keyed by them, then go: a scope written
+                    // once does not keep a key forever, and when its counter restarts at 0 no
+                    // entry of an earlier 0 can still exist.
+                    let ttl =
+                        Kind::ALL.iter().map(|kind| self.0.settings.shared_ttl(*kind).as_secs()).max().unwrap_or(60)
+                            * 2;
+                    let pipeline =
+                        redis::pipe().atomic().incr(&gen_key, 1).expire(&gen_key, ttl as i64).ignore().clone();
+                    tier.run_pipeline::<(u64,)>(&pipeline).await.ok().map(|(value,)| value)
+                }
                 None => None,
             };
             // Without Redis, this process counts on its own.

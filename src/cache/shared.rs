@@ -32,12 +32,26 @@ impl SharedTier {
     /// Runs one command. Err means the tier is unusable right now (skipped by the breaker,
     /// unreachable, slow or failing); callers treat that as a miss.
     pub async fn run<T: redis::FromRedisValue>(&self, command: &redis::Cmd) -> Result<T, ()> {
+        self.guarded(|mut conn| async move { command.query_async::<T>(&mut conn).await }).await
+    }
+
+    /// Runs a pipeline (e.g. an atomic INCR + EXPIRE) under the same guards.
+    pub async fn run_pipeline<T: redis::FromRedisValue>(&self, pipeline: &redis::Pipeline) -> Result<T, ()> {
+        self.guarded(|mut conn| async move { pipeline.query_async::<T>(&mut conn).await }).await
+    }
+
+    /// The breaker, the timeout and the error accounting around one round trip.
+    async fn guarded<T, F, Fut>(&self, call: F) -> Result<T, ()>
+    where
+        F: FnOnce(MultiplexedConnection) -> Fut,
+        Fut: std::future::Future<Output = redis::RedisResult<T>>,
+    {
         if !self.breaker.allow() {
             return Err(());
         }
         let outcome = tokio::time::timeout(self.timeout, async {
-            let mut conn = self.connection().await?;
-            let result = command.query_async::<T>(&mut conn).await;
+            let conn = self.connection().await?;
+            let result = call(conn).await;
             if result.is_err() {
                 // The next call opens a fresh connection.
                 *self.connection.lock().await = None;

@@ -157,7 +157,8 @@ async fn two_hundred_concurrent_misses_on_a_cold_key_cost_one_database_load() {
 
 #[tokio::test]
 async fn after_a_write_returns_the_same_instance_never_serves_the_old_value() {
-    let (app, _) = two_tier_app(&shared_redis_url()).await;
+    let (app, settings) = two_tier_app(&shared_redis_url()).await;
+    let namespace = settings.cache.namespace.clone();
     let owner = app.user("Owner").await;
     let project = app.project(&owner, "PUBLIC").await;
     let uri = format!("/api/projects/{project}");
@@ -180,6 +181,11 @@ async fn after_a_write_returns_the_same_instance_never_serves_the_old_value() {
     app.call(Method::PUT, &format!("{uri}/files"), Some(&owner.token), Some(files)).await;
     let list = app.call(Method::GET, "/api/projects", Some(&owner.token), None).await;
     assert_eq!(list.json["items"][0]["fileCount"], 1, "a file write invalidates the member list");
+
+    // Generation counters expire after twice the longest entry TTL (a day for sessions).
+    let mut redis = redis_connection(&shared_redis_url()).await;
+    let ttl: i64 = redis.ttl(format!("{namespace}:v1:gen:project:{project}")).await.unwrap();
+    assert!((86_400..=2 * 86_400).contains(&ttl), "generation TTL {ttl}");
 }
 
 #[tokio::test]
