@@ -97,6 +97,29 @@ impl Error {
     }
 }
 
+impl Error {
+    /// A copy for the waiters of a shared cache load: Error is not Clone, since it may hold
+    /// an anyhow::Error.
+    pub(crate) fn duplicate(&self) -> Error {
+        match self {
+            Error::BadRequest(m) => Error::BadRequest(m.clone()),
+            Error::Unauthorized => Error::Unauthorized,
+            Error::Forbidden(m) => Error::Forbidden(m.clone()),
+            Error::NotFound(what) => Error::NotFound(what),
+            Error::MethodNotAllowed => Error::MethodNotAllowed,
+            Error::Conflict(m) => Error::Conflict(m.clone()),
+            Error::PaymentRequired(m) => Error::PaymentRequired(m.clone()),
+            Error::PayloadTooLarge => Error::PayloadTooLarge,
+            Error::UnsupportedMediaType(m) => Error::UnsupportedMediaType(m.clone()),
+            Error::Unprocessable(m) => Error::Unprocessable(m.clone()),
+            Error::RateLimited { retry_after_secs } => Error::RateLimited { retry_after_secs: *retry_after_secs },
+            Error::DatabaseTimeout => Error::DatabaseTimeout,
+            Error::DatabaseUnavailable => Error::DatabaseUnavailable,
+            Error::Internal(source) => Error::Internal(anyhow::anyhow!("{source:#}")),
+        }
+    }
+}
+
 impl From<sqlx::Error> for Error {
     fn from(error: sqlx::Error) -> Self {
         match &error {

@@ -342,28 +342,6 @@ impl Cache {
     }
 }
 
-/// Error is not Clone (it may hold an anyhow::Error); waiters of a shared load get a copy.
-impl Error {
-    fn duplicate(&self) -> Error {
-        match self {
-            Error::BadRequest(m) => Error::BadRequest(m.clone()),
-            Error::Unauthorized => Error::Unauthorized,
-            Error::Forbidden(m) => Error::Forbidden(m.clone()),
-            Error::NotFound(what) => Error::NotFound(what),
-            Error::MethodNotAllowed => Error::MethodNotAllowed,
-            Error::Conflict(m) => Error::Conflict(m.clone()),
-            Error::PaymentRequired(m) => Error::PaymentRequired(m.clone()),
-            Error::PayloadTooLarge => Error::PayloadTooLarge,
-            Error::UnsupportedMediaType(m) => Error::UnsupportedMediaType(m.clone()),
-            Error::Unprocessable(m) => Error::Unprocessable(m.clone()),
-            Error::RateLimited { retry_after_secs } => Error::RateLimited { retry_after_secs: *retry_after_secs },
-            Error::DatabaseTimeout => Error::DatabaseTimeout,
-            Error::DatabaseUnavailable => Error::DatabaseUnavailable,
-            Error::Internal(source) => Error::Internal(anyhow::anyhow!("{source:#}")),
-        }
-    }
-}
-
 /// A session as the cache keeps it: never the token, only whose it is and until when.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct CachedSession {
