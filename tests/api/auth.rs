@@ -202,5 +202,7 @@ async fn an_unknown_email_costs_as_much_as_a_wrong_password() {
     known.sort();
     unknown.sort();
     let (known, unknown): (Duration, Duration) = (known[1], unknown[1]);
-    assert!(unknown * 2 >= known && known * 2 >= unknown, "unknown e-mail {unknown:?} vs wrong password {known:?}");
+    // Skipping the hash would make the unknown e-mail ~100x faster; a factor of 4 either way
+    // leaves room for a busy machine without hiding that.
+    assert!(unknown * 4 >= known && known * 4 >= unknown, "unknown e-mail {unknown:?} vs wrong password {known:?}");
 }
