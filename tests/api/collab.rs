@@ -373,6 +373,27 @@ async fn members_list_the_owner_first_without_emails() {
     assert_eq!(member.json["items"].as_array().unwrap().len(), 3);
 }
 
+/// A project with an owner, an ADMIN, an EDITOR and a VIEWER, and a stranger.
+struct Cast {
+    owner: TestUser,
+    admin: TestUser,
+    editor: TestUser,
+    viewer: TestUser,
+    stranger: TestUser,
+    project: String,
+}
+
+async fn cast(app: &TestApp, visibility: &str) -> Cast {
+    let owner = app.user("Owner").await;
+    let (admin, editor, viewer) = (app.user("Admin").await, app.user("Editor").await, app.user("Viewer").await);
+    let stranger = app.user("Stranger").await;
+    let project = app.project(&owner, visibility).await;
+    for (member, role) in [(&admin, "ADMIN"), (&editor, "EDITOR"), (&viewer, "VIEWER")] {
+        app.add_collaborator(&project, member, role).await;
+    }
+    Cast { owner, admin, editor, viewer, stranger, project }
+}
+
 async fn set_role(app: &TestApp, caller: &TestUser, project: &str, member: &TestUser, role: &str) -> StatusCode {
     let uri = format!("/api/projects/{project}/members/{}", member.id);
     let response = app.call(Method::PATCH, &uri, Some(&caller.token), Some(json!({"role": role}))).await;
@@ -385,15 +406,7 @@ async fn set_role(app: &TestApp, caller: &TestUser, project: &str, member: &Test
 #[tokio::test]
 async fn roles_change_without_escalation_and_the_owner_is_untouchable() {
     let app = TestApp::new().await;
-    let owner = app.user("Owner").await;
-    let admin = app.user("Admin").await;
-    let editor = app.user("Editor").await;
-    let viewer = app.user("Viewer").await;
-    let stranger = app.user("Stranger").await;
-    let project = app.project(&owner, "PRIVATE").await;
-    app.add_collaborator(&project, &admin, "ADMIN").await;
-    app.add_collaborator(&project, &editor, "EDITOR").await;
-    app.add_collaborator(&project, &viewer, "VIEWER").await;
+    let Cast { owner, admin, editor, viewer, stranger, project } = cast(&app, "PRIVATE").await;
 
     let uri = format!("/api/projects/{project}/members/{}", viewer.id);
     let promoted = app.call(Method::PATCH, &uri, Some(&owner.token), Some(json!({"role": "EDITOR"}))).await;
@@ -446,15 +459,7 @@ async fn remove(app: &TestApp, caller: &TestUser, project: &str, member: &TestUs
 #[tokio::test]
 async fn members_leave_or_are_removed_but_the_owner_stays() {
     let app = TestApp::new().await;
-    let owner = app.user("Owner").await;
-    let admin = app.user("Admin").await;
-    let editor = app.user("Editor").await;
-    let viewer = app.user("Viewer").await;
-    let stranger = app.user("Stranger").await;
-    let project = app.project(&owner, "PUBLIC").await;
-    app.add_collaborator(&project, &admin, "ADMIN").await;
-    app.add_collaborator(&project, &editor, "EDITOR").await;
-    app.add_collaborator(&project, &viewer, "VIEWER").await;
+    let Cast { owner, admin, editor, viewer, stranger, project } = cast(&app, "PUBLIC").await;
 
     for caller in [&owner, &admin] {
         assert_eq!(remove(&app, caller, &project, &owner).await, StatusCode::FORBIDDEN);
