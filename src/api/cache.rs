@@ -2,7 +2,6 @@
 //! admin token. Without an `ADMIN_TOKEN` configured, it is off (404).
 
 use axum::extract::{FromRequestParts, State};
-use axum::http::header;
 use axum::http::request::Parts;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
@@ -10,7 +9,7 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::api::extract::Json;
+use crate::api::extract::{bearer_token, Json};
 use crate::app::AppState;
 use crate::error::{Error, ErrorResponse, Result};
 
@@ -29,12 +28,7 @@ impl FromRequestParts<AppState> for Admin {
         let Some(expected) = &state.settings.admin_token else {
             return Err(Error::NotFound("route"));
         };
-        let presented = parts
-            .headers
-            .get(header::AUTHORIZATION)
-            .and_then(|value| value.to_str().ok())
-            .and_then(|value| value.strip_prefix("Bearer "))
-            .unwrap_or_default();
+        let presented = bearer_token(parts).unwrap_or_default();
         // Comparing digests keeps the comparison's time independent of where the strings differ.
         if Sha256::digest(presented.as_bytes()) == Sha256::digest(expected.expose_secret().as_bytes()) {
             Ok(Admin)

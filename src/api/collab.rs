@@ -9,10 +9,10 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::api::extract::{AuthUser, Json, MaybeUser, Query};
+use crate::api::extract::{project_access, AuthUser, Json, MaybeUser, Query};
 use crate::api::pagination::{decode_cursor, page_from, Page, PageQuery, PageSize};
 use crate::app::AppState;
-use crate::auth::access::{authorize, Access, Action, Role};
+use crate::auth::access::{Access, Action, Role};
 use crate::auth::token;
 use crate::cache::Scope;
 use crate::db::collab::{self, Answer, Invite, Member, Position, PENDING_INVITE_KEY};
@@ -97,8 +97,7 @@ async fn invite(
     Json(request): Json<NewInvite>,
 ) -> Result<(StatusCode, Json<Invite>)> {
     let invitee = request.invitee()?;
-    let facts = projects::facts(&state.pool, &id, caller.id()).await?;
-    let access = authorize(facts.as_ref(), caller.id(), Action::Manage)?;
+    let (access, _) = project_access(&state, &id, caller.id(), Action::Manage).await?;
     let user = caller.require()?;
     check_grant(access, request.role)?;
     let invitee = resolve(&state, invitee).await?;
@@ -178,8 +177,7 @@ async fn list_members(
 ) -> Result<Json<Page<Member>>> {
     let limit = PageSize::STANDARD.resolve(query.limit)?;
     let after: Option<Position> = query.cursor.as_deref().map(decode_cursor).transpose()?;
-    let facts = projects::facts(&state.pool, &id, caller.id()).await?;
-    authorize(facts.as_ref(), caller.id(), Action::Read)?;
+    project_access(&state, &id, caller.id(), Action::Read).await?;
     let rows = collab::members(&state.pool, &id, after.as_ref(), limit + 1).await?;
     Ok(Json(page_from(rows, limit, Member::position)))
 }
@@ -196,9 +194,8 @@ async fn change_role(
     Path((id, member)): Path<(String, String)>,
     Json(request): Json<RoleChange>,
 ) -> Result<Json<Member>> {
-    let facts = projects::facts(&state.pool, &id, caller.id()).await?;
-    let access = authorize(facts.as_ref(), caller.id(), Action::Manage)?;
-    if facts.is_some_and(|facts| facts.owner_id == member) {
+    let (access, facts) = project_access(&state, &id, caller.id(), Action::Manage).await?;
+    if facts.owner_id == member {
         return Err(Error::Forbidden("the owner's role cannot change".into()));
     }
     check_grant(access, request.role)?;
@@ -218,11 +215,10 @@ async fn remove_member(
     caller: MaybeUser,
     Path((id, member)): Path<(String, String)>,
 ) -> Result<StatusCode> {
-    let facts = projects::facts(&state.pool, &id, caller.id()).await?;
     let leaving = caller.id() == Some(member.as_str());
     let action = if leaving { Action::Read } else { Action::Manage };
-    authorize(facts.as_ref(), caller.id(), action)?;
-    if facts.is_some_and(|facts| facts.owner_id == member) {
+    let (_, facts) = project_access(&state, &id, caller.id(), action).await?;
+    if facts.owner_id == member {
         return Err(Error::Forbidden("the owner cannot be removed".into()));
     }
     if !collab::remove(&state.pool, &id, &member).await? {

@@ -11,9 +11,10 @@ use axum::response::{IntoResponse, Response};
 use serde::de::DeserializeOwned;
 
 use crate::app::AppState;
+use crate::auth::access::{authorize, Access, Action, ProjectFacts};
 use crate::auth::token;
 use crate::cache::{CachedSession, Kind, Scope};
-use crate::db::sessions;
+use crate::db::{projects, sessions};
 use crate::error::Error;
 
 /// `axum::Json`, with rejections mapped: 400 for syntax, 422 for wrong types or unknown
@@ -158,14 +159,13 @@ impl FromRequestParts<AppState> for AuthUser {
     }
 }
 
+/// The token of an `Authorization: Bearer <token>` header.
+pub fn bearer_token(parts: &Parts) -> Option<&str> {
+    parts.headers.get(header::AUTHORIZATION)?.to_str().ok()?.strip_prefix("Bearer ")
+}
+
 fn presented_token(parts: &Parts) -> Option<String> {
-    let bearer = parts
-        .headers
-        .get(header::AUTHORIZATION)
-        .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.strip_prefix("Bearer "))
-        .map(|token| token.trim().to_owned());
-    bearer.or_else(|| {
+    bearer_token(parts).map(|token| token.trim().to_owned()).or_else(|| {
         parts
             .headers
             .get_all(header::COOKIE)
@@ -176,6 +176,19 @@ fn presented_token(parts: &Parts) -> Option<String> {
             .find(|(name, _)| *name == SESSION_COOKIE)
             .map(|(_, token)| token.to_owned())
     })
+}
+
+/// Reads a project's access facts (fresh on every request, never cached) and checks `action`
+/// for the caller: 404 for a project the caller cannot see, 401/403 as the policy says.
+pub async fn project_access(
+    state: &AppState,
+    project_id: &str,
+    caller: Option<&str>,
+    action: Action,
+) -> Result<(Access, ProjectFacts), Error> {
+    let facts = projects::facts(&state.pool, project_id, caller).await?;
+    let access = authorize(facts.as_ref(), caller, action)?;
+    Ok((access, facts.ok_or(Error::NotFound("project"))?))
 }
 
 /// The client's address, for the login rate limit: the peer address, or the first

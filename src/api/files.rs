@@ -6,11 +6,11 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::api::extract::{Json, MaybeUser, Query};
+use crate::api::extract::{project_access, Json, MaybeUser, Query};
 use crate::api::invalidate;
 use crate::api::pagination::{decode_cursor, page_from, Page, PageQuery, PageSize};
 use crate::app::AppState;
-use crate::auth::access::{authorize, Action};
+use crate::auth::access::Action;
 use crate::auth::token;
 use crate::cache::{Kind, Scope};
 use crate::db::files::{self, BatchOutcome, FileContent, FileEntry, PreparedUpsert};
@@ -72,8 +72,7 @@ async fn list_files(
     Path(id): Path<String>,
     Query(query): Query<PageQuery>,
 ) -> Result<Json<Page<FileEntry>>> {
-    let facts = projects::facts(&state.pool, &id, caller.id()).await?;
-    authorize(facts.as_ref(), caller.id(), Action::Read)?;
+    project_access(&state, &id, caller.id(), Action::Read).await?;
     let limit = FILE_PAGE.resolve(query.limit)?;
     match query.cursor.as_deref().map(decode_cursor::<String>).transpose()? {
         Some(after) => Ok(Json(file_page(&state, &id, &after, limit).await?)),
@@ -91,8 +90,7 @@ pub async fn read_file(
     Path((id, path)): Path<(String, String)>,
 ) -> Result<Json<FileContent>> {
     validate::file_path(&path).map_err(Error::Unprocessable)?;
-    let facts = projects::facts(&state.pool, &id, caller.id()).await?;
-    authorize(facts.as_ref(), caller.id(), Action::Read)?;
+    project_access(&state, &id, caller.id(), Action::Read).await?;
     files::get(&state.pool, &id, &path).await?.map(Json).ok_or(Error::NotFound("file"))
 }
 
@@ -115,9 +113,8 @@ async fn write_files(
     if batch.operations.len() > max_operations {
         return Err(Error::Unprocessable(format!("a batch holds at most {max_operations} operations")));
     }
-    let facts = projects::facts(&state.pool, &id, caller.id()).await?;
-    authorize(facts.as_ref(), caller.id(), Action::Write)?;
-    let max_file_bytes = state.settings.limits.file_bytes(&facts.expect("authorized").owner_plan);
+    let (_, facts) = project_access(&state, &id, caller.id(), Action::Write).await?;
+    let max_file_bytes = state.settings.limits.file_bytes(&facts.owner_plan);
 
     // Validating and hashing up to tens of megabytes is CPU work: off the async workers.
     let (upserts, deletes) = tokio::task::spawn_blocking(move || prepare(batch.operations, max_file_bytes))

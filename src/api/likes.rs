@@ -6,11 +6,11 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::api::extract::{Json, MaybeUser};
+use crate::api::extract::{project_access, Json, MaybeUser};
 use crate::api::invalidate;
 use crate::app::AppState;
-use crate::auth::access::{authorize, Action};
-use crate::db::{likes, projects};
+use crate::auth::access::Action;
+use crate::db::likes;
 use crate::error::{ErrorResponse, Result};
 
 pub fn routes() -> OpenApiRouter<AppState> {
@@ -29,10 +29,9 @@ pub struct LikeState {
     security(("session" = [])),
     responses((status = 200, body = LikeState), (status = 401, body = ErrorResponse), (status = 404, body = ErrorResponse)))]
 async fn like(State(state): State<AppState>, caller: MaybeUser, Path(id): Path<String>) -> Result<Json<LikeState>> {
-    let facts = projects::facts(&state.pool, &id, caller.id()).await?;
-    authorize(facts.as_ref(), caller.id(), Action::Read)?;
+    project_access(&state, &id, caller.id(), Action::Read).await?;
     let user = caller.require()?;
-    let like_count = likes::like(&state.pool, &id, &user.id).await?;
+    let like_count = likes::set(&state.pool, &id, &user.id, true).await?;
     invalidate::project_counters_changed(&state, &id).await;
     Ok(Json(LikeState { liked: true, like_count }))
 }
@@ -42,10 +41,9 @@ async fn like(State(state): State<AppState>, caller: MaybeUser, Path(id): Path<S
     security(("session" = [])),
     responses((status = 200, body = LikeState), (status = 401, body = ErrorResponse), (status = 404, body = ErrorResponse)))]
 async fn unlike(State(state): State<AppState>, caller: MaybeUser, Path(id): Path<String>) -> Result<Json<LikeState>> {
-    let facts = projects::facts(&state.pool, &id, caller.id()).await?;
-    authorize(facts.as_ref(), caller.id(), Action::Read)?;
+    project_access(&state, &id, caller.id(), Action::Read).await?;
     let user = caller.require()?;
-    let like_count = likes::unlike(&state.pool, &id, &user.id).await?;
+    let like_count = likes::set(&state.pool, &id, &user.id, false).await?;
     invalidate::project_counters_changed(&state, &id).await;
     Ok(Json(LikeState { liked: false, like_count }))
 }

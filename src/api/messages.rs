@@ -7,15 +7,14 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::api::extract::{Json, MaybeUser, Query};
+use crate::api::extract::{project_access, Json, MaybeUser, Query};
 use crate::api::invalidate;
 use crate::api::pagination::{decode_cursor, page_from, Page, PageSize};
 use crate::app::AppState;
-use crate::auth::access::{authorize, Action};
+use crate::auth::access::Action;
 use crate::auth::token;
 use crate::cache::{Kind, Scope};
 use crate::db::messages::{self, Direction, Message, MessageRole};
-use crate::db::projects;
 use crate::error::{Error, ErrorResponse, Result};
 use crate::validate;
 
@@ -64,8 +63,7 @@ async fn append_message(
     if tokens < 0 {
         return Err(Error::Unprocessable("tokens must not be negative".into()));
     }
-    let facts = projects::facts(&state.pool, &id, caller.id()).await?;
-    authorize(facts.as_ref(), caller.id(), Action::Write)?;
+    project_access(&state, &id, caller.id(), Action::Write).await?;
     let mut tx = state.pool.begin().await?;
     let message = messages::append(&mut tx, &id, &token::new_id(), request.role, &request.content, tokens).await?;
     tx.commit().await?;
@@ -84,8 +82,7 @@ async fn list_messages(
 ) -> Result<Json<Page<Message>>> {
     let limit = MESSAGE_PAGE.resolve(query.limit)?;
     let after: Option<i64> = query.cursor.as_deref().map(decode_cursor).transpose()?;
-    let facts = projects::facts(&state.pool, &id, caller.id()).await?;
-    authorize(facts.as_ref(), caller.id(), Action::Read)?;
+    project_access(&state, &id, caller.id(), Action::Read).await?;
     let direction = query.direction.unwrap_or_default();
     let load = || async {
         let rows = messages::page(&state.pool, &id, query.role, direction, after, limit + 1).await?;

@@ -9,12 +9,12 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::api::extract::{AuthUser, Json, MaybeUser, Query};
+use crate::api::extract::{project_access, AuthUser, Json, MaybeUser, Query};
 use crate::api::files::{first_file_page, FILE_PAGE};
 use crate::api::invalidate;
 use crate::api::pagination::{decode_cursor, page_from, Page, PageQuery, PageSize};
 use crate::app::AppState;
-use crate::auth::access::{authorize, Access, Action};
+use crate::auth::access::{Access, Action};
 use crate::auth::token;
 use crate::cache::{Kind, Scope};
 use crate::db::files::FileEntry;
@@ -172,8 +172,7 @@ async fn get_project(
     caller: MaybeUser,
     Path(id): Path<String>,
 ) -> Result<Json<ProjectDetail>> {
-    let facts = projects::facts(&state.pool, &id, caller.id()).await?;
-    let access = authorize(facts.as_ref(), caller.id(), Action::Read)?;
+    let (access, _) = project_access(&state, &id, caller.id(), Action::Read).await?;
     let scope = Scope::Project(id.clone());
     let project = state
         .cache
@@ -202,8 +201,7 @@ async fn update_project(
     request.active_agents.as_deref().map(check_agents).transpose()?;
     request.preview_url.clone().flatten().as_deref().map(check_preview_url).transpose()?;
 
-    let facts = projects::facts(&state.pool, &id, caller.id()).await?;
-    authorize(facts.as_ref(), caller.id(), Action::Manage)?;
+    project_access(&state, &id, caller.id(), Action::Manage).await?;
     let patch = ProjectPatch {
         name: request.name.map(|name| name.trim().to_owned()),
         description: request.description,
@@ -226,8 +224,7 @@ async fn delete_project(
     caller: MaybeUser,
     Path(id): Path<String>,
 ) -> Result<StatusCode> {
-    let facts = projects::facts(&state.pool, &id, caller.id()).await?;
-    authorize(facts.as_ref(), caller.id(), Action::Delete)?;
+    project_access(&state, &id, caller.id(), Action::Delete).await?;
     let members = invalidate::project_members(&state, &id).await?;
     projects::delete(&state.pool, &id).await?;
     invalidate::project_changed(&state, &id, members).await;
@@ -242,8 +239,7 @@ async fn record_view(
     caller: MaybeUser,
     Path(id): Path<String>,
 ) -> Result<Json<ViewCount>> {
-    let facts = projects::facts(&state.pool, &id, caller.id()).await?;
-    authorize(facts.as_ref(), caller.id(), Action::Read)?;
+    project_access(&state, &id, caller.id(), Action::Read).await?;
     let view_count = projects::record_view(&state.pool, &id).await?.ok_or(Error::NotFound("project"))?;
     invalidate::project_counters_changed(&state, &id).await;
     Ok(Json(ViewCount { view_count }))
@@ -262,8 +258,7 @@ async fn fork_project(
     Json(request): Json<ForkRequest>,
 ) -> Result<(StatusCode, Json<Project>)> {
     request.name.as_deref().map(check_name).transpose()?;
-    let facts = projects::facts(&state.pool, &id, caller.id()).await?;
-    authorize(facts.as_ref(), caller.id(), Action::Read)?;
+    project_access(&state, &id, caller.id(), Action::Read).await?;
     let user = caller.require()?;
     let name = request.name.as_deref().map(str::trim);
     let fork = projects::fork(&state.pool, &id, &token::new_id(), &user.id, name).await?;

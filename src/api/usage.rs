@@ -8,13 +8,12 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::api::extract::{AuthUser, Json, Query};
+use crate::api::extract::{project_access, AuthUser, Json, Query};
 use crate::api::pagination::{decode_cursor, page_from, Page, PageQuery, PageSize};
 use crate::app::AppState;
-use crate::auth::access::{authorize, Action};
+use crate::auth::access::Action;
 use crate::auth::token;
 use crate::cache::{Kind, Scope};
-use crate::db::projects;
 use crate::db::usage::{self, GroupBy, NewUsage, UsageGroup, UsageRecord};
 use crate::error::{Error, ErrorResponse, Result};
 use crate::validate;
@@ -80,8 +79,7 @@ async fn record_usage(
     validate::text("endpoint", &request.endpoint, 1, 200)?;
     validate::text("model", &request.model, 1, 100)?;
     if let Some(project_id) = &request.project_id {
-        let facts = projects::facts(&state.pool, project_id, Some(&user.id)).await?;
-        authorize(facts.as_ref(), Some(&user.id), Action::Read)?;
+        project_access(&state, project_id, Some(&user.id), Action::Read).await?;
     }
     let new = NewUsage {
         id: &token::new_id(),

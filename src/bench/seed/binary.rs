@@ -115,10 +115,6 @@ impl CopyWriter {
         self.buf.len()
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.buf.is_empty()
-    }
-
     pub fn bytes(&self) -> &[u8] {
         &self.buf
     }

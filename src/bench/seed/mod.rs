@@ -37,8 +37,8 @@ use chrono::{NaiveDate, NaiveDateTime};
 use indicatif::{ProgressBar, ProgressStyle};
 use sqlx::{Connection, Executor, PgConnection, Row};
 
-pub use binary::CopyWriter;
-pub use rows::{FAKE_PASSWORD_HASH, MODELS, USAGE_DAYS};
+use binary::CopyWriter;
+pub use rows::MODELS;
 
 use plan::Plan;
 use rows::RowSource;
