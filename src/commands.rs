@@ -5,11 +5,12 @@ use secrecy::{ExposeSecret, SecretString};
 use sqlx::ConnectOptions;
 use tokio::net::TcpListener;
 
-use crate::app::{self, AppState};
+use crate::app;
 use crate::cli::{BenchCommand, BenchPart, SeedFlavor};
 use crate::config::Settings;
 use crate::db::{self, embedded::EmbeddedCluster, migrate};
 use crate::jobs::{self, Scheduler};
+use crate::state::AppState;
 
 /// The database a command runs against: `DATABASE_URL`, or the embedded cluster.
 struct Database {
@@ -65,8 +66,13 @@ async fn run_server(settings: Settings, url: &SecretString) -> anyhow::Result<()
         let scheduler = Scheduler::new(pool.clone(), state.settings.jobs.clone());
         tokio::spawn(scheduler.run(jobs_stopped))
     });
+    let views = state.views.clone();
     let service = app::router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
     axum::serve(listener, service).with_graceful_shutdown(shutdown_signal()).await?;
+    // Views counted since the last flush are written before the pool closes.
+    if let Err(error) = views.flush().await {
+        tracing::error!(%error, "the last counted views could not be written");
+    }
     let _ = stop_jobs.send(true);
     if let Some(jobs) = jobs {
         let _ = jobs.await;

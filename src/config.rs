@@ -7,10 +7,12 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use figment::providers::{Env, Format, Serialized, Toml};
+use figment::providers::{Env, Format, Toml};
 use figment::Figment;
 use secrecy::{ExposeSecret, SecretString};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
+
+pub use crate::cache::CacheSettings;
 
 /// The seed's variable names and the setting each one fills.
 const SEED_VARIABLES: &[(&str, &str)] = &[
@@ -28,7 +30,10 @@ const SEED_VARIABLES: &[(&str, &str)] = &[
     ("ADMIN_TOKEN", "admin_token"),
 ];
 
-#[derive(Debug, Clone, Deserialize)]
+/// Every section is optional in the file and the environment: a missing setting takes the
+/// default written in the section's `Default`, and only there.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
 pub struct Settings {
     pub database: DatabaseSettings,
     pub redis: RedisSettings,
@@ -38,11 +43,13 @@ pub struct Settings {
     pub usage: UsageSettings,
     pub jobs: JobSettings,
     pub cache: CacheSettings,
+    pub views: ViewSettings,
     /// Bearer token for the operational endpoints; without one they are off.
     pub admin_token: Option<SecretString>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
 pub struct DatabaseSettings {
     /// Unset: run the embedded cluster (see `db::embedded`).
     pub url: Option<SecretString>,
@@ -58,20 +65,52 @@ pub struct DatabaseSettings {
     pub embedded_dir: PathBuf,
 }
 
+impl Default for DatabaseSettings {
+    fn default() -> Self {
+        Self {
+            url: None,
+            connection_limit: 25,
+            pool_timeout_secs: 30,
+            connect_timeout_secs: 10,
+            statement_timeout_ms: 30_000,
+            idle_timeout_ms: 60_000,
+            idle_in_transaction_timeout_ms: 60_000,
+            health_check_timeout_ms: 2_000,
+            migrate_on_start: true,
+            embedded_dir: PathBuf::from(".vibing2/postgres"),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
 pub struct RedisSettings {
     pub url: Option<SecretString>,
     pub timeout_ms: u64,
 }
 
+impl Default for RedisSettings {
+    fn default() -> Self {
+        Self { url: None, timeout_ms: 50 }
+    }
+}
+
 #[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
 pub struct ServerSettings {
     pub host: IpAddr,
     pub port: u16,
     pub body_limit_bytes: usize,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+impl Default for ServerSettings {
+    fn default() -> Self {
+        Self { host: IpAddr::from([127, 0, 0, 1]), port: 3000, body_limit_bytes: 2 * 1024 * 1024 }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
 pub struct AuthSettings {
     pub session_ttl_days: u32,
     /// Adds `Secure` to the session cookie; turn on behind HTTPS.
@@ -81,8 +120,15 @@ pub struct AuthSettings {
     pub trust_forwarded_for: bool,
 }
 
+impl Default for AuthSettings {
+    fn default() -> Self {
+        Self { session_ttl_days: 30, secure_cookie: false, trust_forwarded_for: false }
+    }
+}
+
 /// Per-plan and per-request caps.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
 pub struct LimitSettings {
     pub file_bytes_free: usize,
     pub file_bytes_pro: usize,
@@ -91,6 +137,19 @@ pub struct LimitSettings {
     pub batch_operations: usize,
     /// The body limit of `PUT /api/projects/{id}/files`, which carries file contents.
     pub file_batch_body_bytes: usize,
+}
+
+impl Default for LimitSettings {
+    fn default() -> Self {
+        Self {
+            file_bytes_free: 50 * 1024,
+            file_bytes_pro: 100 * 1024,
+            file_bytes_team: 500 * 1024,
+            file_bytes_enterprise: 500 * 1024,
+            batch_operations: 1000,
+            file_batch_body_bytes: 32 * 1024 * 1024,
+        }
+    }
 }
 
 impl LimitSettings {
@@ -106,11 +165,23 @@ impl LimitSettings {
 }
 
 /// The price of AI calls, in USD per 1000 tokens, by model.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
 pub struct UsageSettings {
     /// For models the table does not list.
     pub default_price_per_1k_tokens: f64,
     pub prices_per_1k_tokens: std::collections::BTreeMap<String, f64>,
+}
+
+impl Default for UsageSettings {
+    fn default() -> Self {
+        let prices =
+            [("claude-3-5-sonnet", 0.003), ("claude-3-haiku", 0.00025), ("gpt-4o", 0.005), ("gpt-4o-mini", 0.00015)];
+        Self {
+            default_price_per_1k_tokens: 0.002,
+            prices_per_1k_tokens: prices.into_iter().map(|(model, price)| (model.to_owned(), price)).collect(),
+        }
+    }
 }
 
 impl UsageSettings {
@@ -121,53 +192,9 @@ impl UsageSettings {
     }
 }
 
-/// The two-tier cache. Shared-tier TTLs are per kind of data, within the seed's range of one
-/// minute to 30 days; the local tier keeps an entry for `local_ttl_secs` at most.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct CacheSettings {
-    /// Key prefix in Redis (`<namespace>:v1:`); `CACHE_NAMESPACE`.
-    pub namespace: String,
-    pub local_max_bytes: u64,
-    pub local_ttl_secs: u64,
-    pub ttl_secs: CacheTtls,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct CacheTtls {
-    pub project: u64,
-    pub file_listing: u64,
-    pub first_message_page: u64,
-    pub project_list: u64,
-    pub user: u64,
-    pub session: u64,
-    pub discovery: u64,
-    pub usage_summary: u64,
-}
-
-impl CacheSettings {
-    pub fn shared_ttl(&self, kind: crate::cache::Kind) -> Duration {
-        use crate::cache::Kind;
-        let t = &self.ttl_secs;
-        Duration::from_secs(match kind {
-            Kind::Project => t.project,
-            Kind::FileListing => t.file_listing,
-            Kind::FirstMessagePage => t.first_message_page,
-            Kind::ProjectList => t.project_list,
-            Kind::User => t.user,
-            Kind::Session => t.session,
-            Kind::Discovery => t.discovery,
-            Kind::UsageSummary => t.usage_summary,
-        })
-    }
-
-    /// Never longer than the shared tier's.
-    pub fn local_ttl(&self, kind: crate::cache::Kind) -> Duration {
-        Duration::from_secs(self.local_ttl_secs).min(self.shared_ttl(kind))
-    }
-}
-
 /// How often each background job runs, in seconds.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
 pub struct JobSettings {
     pub enabled: bool,
     /// How often the scheduler looks for due jobs.
@@ -178,109 +205,30 @@ pub struct JobSettings {
     pub analyze_secs: u64,
 }
 
-/// The defaults, written as the same tree the file and environment fill.
-#[derive(Serialize)]
-struct Defaults {
-    database: DatabaseDefaults,
-    redis: RedisDefaults,
-    server: ServerSettingsDefaults,
-    auth: AuthSettings,
-    limits: LimitSettings,
-    usage: UsageSettings,
-    jobs: JobSettings,
-    cache: CacheSettings,
-}
-
-#[derive(Serialize)]
-struct DatabaseDefaults {
-    connection_limit: u32,
-    pool_timeout_secs: u64,
-    connect_timeout_secs: u64,
-    statement_timeout_ms: u64,
-    idle_timeout_ms: u64,
-    idle_in_transaction_timeout_ms: u64,
-    health_check_timeout_ms: u64,
-    migrate_on_start: bool,
-    embedded_dir: PathBuf,
-}
-
-#[derive(Serialize)]
-struct RedisDefaults {
-    timeout_ms: u64,
-}
-
-#[derive(Serialize)]
-struct ServerSettingsDefaults {
-    host: IpAddr,
-    port: u16,
-    body_limit_bytes: usize,
-}
-
-impl Default for Defaults {
+impl Default for JobSettings {
     fn default() -> Self {
         Self {
-            database: DatabaseDefaults {
-                connection_limit: 25,
-                pool_timeout_secs: 30,
-                connect_timeout_secs: 10,
-                statement_timeout_ms: 30_000,
-                idle_timeout_ms: 60_000,
-                idle_in_transaction_timeout_ms: 60_000,
-                health_check_timeout_ms: 2_000,
-                migrate_on_start: true,
-                embedded_dir: PathBuf::from(".vibing2/postgres"),
-            },
-            redis: RedisDefaults { timeout_ms: 50 },
-            server: ServerSettingsDefaults {
-                host: IpAddr::from([127, 0, 0, 1]),
-                port: 3000,
-                body_limit_bytes: 2 * 1024 * 1024,
-            },
-            auth: AuthSettings { session_ttl_days: 30, secure_cookie: false, trust_forwarded_for: false },
-            limits: LimitSettings {
-                file_bytes_free: 50 * 1024,
-                file_bytes_pro: 100 * 1024,
-                file_bytes_team: 500 * 1024,
-                file_bytes_enterprise: 500 * 1024,
-                batch_operations: 1000,
-                file_batch_body_bytes: 32 * 1024 * 1024,
-            },
-            usage: UsageSettings {
-                default_price_per_1k_tokens: 0.002,
-                prices_per_1k_tokens: [
-                    ("claude-3-5-sonnet", 0.003),
-                    ("claude-3-haiku", 0.00025),
-                    ("gpt-4o", 0.005),
-                    ("gpt-4o-mini", 0.00015),
-                ]
-                .into_iter()
-                .map(|(model, price)| (model.to_owned(), price))
-                .collect(),
-            },
-            cache: CacheSettings {
-                namespace: "vibing2".into(),
-                local_max_bytes: 100 * 1024 * 1024,
-                local_ttl_secs: 10,
-                ttl_secs: CacheTtls {
-                    project: 300,
-                    file_listing: 300,
-                    first_message_page: 60,
-                    project_list: 60,
-                    user: 3600,
-                    session: 86_400,
-                    discovery: 60,
-                    usage_summary: 60,
-                },
-            },
-            jobs: JobSettings {
-                enabled: true,
-                tick_secs: 30,
-                refresh_project_stats_secs: 15 * 60,
-                refresh_user_token_summary_secs: 60 * 60,
-                cleanup_secs: 24 * 60 * 60,
-                analyze_secs: 7 * 24 * 60 * 60,
-            },
+            enabled: true,
+            tick_secs: 30,
+            refresh_project_stats_secs: 15 * 60,
+            refresh_user_token_summary_secs: 60 * 60,
+            cleanup_secs: 24 * 60 * 60,
+            analyze_secs: 7 * 24 * 60 * 60,
         }
+    }
+}
+
+/// Project views are counted in memory and written in batches (see `service::views`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct ViewSettings {
+    /// How often the counted views are written, in milliseconds.
+    pub flush_ms: u64,
+}
+
+impl Default for ViewSettings {
+    fn default() -> Self {
+        Self { flush_ms: 2_000 }
     }
 }
 
@@ -294,17 +242,14 @@ impl Settings {
     pub fn load() -> Result<Self, ConfigError> {
         let file = std::env::var("VIBING2_CONFIG").unwrap_or_else(|_| "vibing2.toml".into());
         Self::from_figment(
-            Figment::from(Serialized::defaults(Defaults::default()))
-                .merge(Toml::file(file))
-                .merge(Env::prefixed("VIBING2_").split("__"))
-                .merge(seed_variables()),
+            Figment::new().merge(Toml::file(file)).merge(Env::prefixed("VIBING2_").split("__")).merge(seed_variables()),
         )
     }
 
     /// Loads the defaults overlaid with the given `(setting path, value)` pairs; for tests and
     /// tools that build a configuration in code.
     pub fn from_pairs<'a>(pairs: impl IntoIterator<Item = (&'a str, String)>) -> Result<Self, ConfigError> {
-        let mut figment = Figment::from(Serialized::defaults(Defaults::default()));
+        let mut figment = Figment::new();
         for (key, value) in pairs {
             // Parsed as the environment's values are: "25" is a number, "true" a boolean.
             let value: figment::value::Value = value.parse().unwrap_or_else(|never| match never {});
@@ -357,22 +302,9 @@ impl Settings {
                 return Err(ConfigError("REDIS_URL must start with redis:// or rediss://".into()));
             }
         }
-        for kind in crate::cache::Kind::ALL {
-            let ttl = self.cache.shared_ttl(kind).as_secs();
-            if !(60..=30 * 24 * 3600).contains(&ttl) {
-                return Err(ConfigError(format!(
-                    "cache.ttl_secs.{} must be 60 to 2592000 seconds (1 minute to 30 days)",
-                    kind.name()
-                )));
-            }
-        }
-        if self.cache.local_ttl_secs == 0 || self.cache.local_max_bytes == 0 {
-            return Err(ConfigError("cache.local_ttl_secs and cache.local_max_bytes must be greater than zero".into()));
-        }
-        let namespace_ok = !self.cache.namespace.is_empty()
-            && self.cache.namespace.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
-        if !namespace_ok {
-            return Err(ConfigError("CACHE_NAMESPACE must be letters, digits, '-', '_' or '.'".into()));
+        self.cache.validate().map_err(ConfigError)?;
+        if self.views.flush_ms == 0 {
+            return Err(ConfigError("views.flush_ms must be greater than zero".into()));
         }
         if self.admin_token.as_ref().is_some_and(|t| t.expose_secret().len() < 16) {
             return Err(ConfigError("ADMIN_TOKEN must be at least 16 characters".into()));

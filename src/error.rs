@@ -2,17 +2,22 @@
 //! the body is always `{"error":{"code":"...","message":"..."}}`. Internal errors are logged
 //! once, here at the boundary, and the client sees an opaque message.
 
+use std::sync::Arc;
+
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Serialize;
+
+use crate::auth::password::HashingError;
+use crate::cache::CacheError;
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// PostgreSQL's SQLSTATE for a statement cancelled by `statement_timeout`.
 const QUERY_CANCELED: &str = "57014";
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum Error {
     #[error("{0}")]
     BadRequest(String),
@@ -40,8 +45,11 @@ pub enum Error {
     DatabaseTimeout,
     #[error("the database is unavailable")]
     DatabaseUnavailable,
+    #[error("the shared cache is unavailable")]
+    CacheUnavailable,
+    /// Shared, so a single-flight cache load can hand one failure to all its waiters.
     #[error("internal error")]
-    Internal(#[source] anyhow::Error),
+    Internal(Arc<anyhow::Error>),
 }
 
 /// The body of every error response.
@@ -59,64 +67,33 @@ struct ErrorBody {
 }
 
 impl Error {
-    pub fn status(&self) -> StatusCode {
+    /// The one place each variant meets HTTP: its status and its stable code.
+    fn http(&self) -> (StatusCode, &'static str) {
         match self {
-            Error::BadRequest(_) => StatusCode::BAD_REQUEST,
-            Error::Unauthorized => StatusCode::UNAUTHORIZED,
-            Error::Forbidden(_) => StatusCode::FORBIDDEN,
-            Error::NotFound(_) => StatusCode::NOT_FOUND,
-            Error::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            Error::Conflict(_) => StatusCode::CONFLICT,
-            Error::PaymentRequired(_) => StatusCode::PAYMENT_REQUIRED,
-            Error::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-            Error::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            Error::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
-            Error::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
-            Error::DatabaseTimeout | Error::DatabaseUnavailable => StatusCode::SERVICE_UNAVAILABLE,
-            Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            Error::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
+            Error::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
+            Error::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
+            Error::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
+            Error::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
+            Error::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
+            Error::PaymentRequired(_) => (StatusCode::PAYMENT_REQUIRED, "insufficient_tokens"),
+            Error::PayloadTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
+            Error::UnsupportedMediaType(_) => (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type"),
+            Error::Unprocessable(_) => (StatusCode::UNPROCESSABLE_ENTITY, "unprocessable"),
+            Error::RateLimited { .. } => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
+            Error::DatabaseTimeout => (StatusCode::SERVICE_UNAVAILABLE, "database_timeout"),
+            Error::DatabaseUnavailable => (StatusCode::SERVICE_UNAVAILABLE, "database_unavailable"),
+            Error::CacheUnavailable => (StatusCode::SERVICE_UNAVAILABLE, "cache_unavailable"),
+            Error::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
+    }
+
+    pub fn status(&self) -> StatusCode {
+        self.http().0
     }
 
     pub fn code(&self) -> &'static str {
-        match self {
-            Error::BadRequest(_) => "bad_request",
-            Error::Unauthorized => "unauthorized",
-            Error::Forbidden(_) => "forbidden",
-            Error::NotFound(_) => "not_found",
-            Error::MethodNotAllowed => "method_not_allowed",
-            Error::Conflict(_) => "conflict",
-            Error::PaymentRequired(_) => "insufficient_tokens",
-            Error::PayloadTooLarge => "payload_too_large",
-            Error::UnsupportedMediaType(_) => "unsupported_media_type",
-            Error::Unprocessable(_) => "unprocessable",
-            Error::RateLimited { .. } => "rate_limited",
-            Error::DatabaseTimeout => "database_timeout",
-            Error::DatabaseUnavailable => "database_unavailable",
-            Error::Internal(_) => "internal",
-        }
-    }
-}
-
-impl Error {
-    /// A copy for the waiters of a shared cache load: Error is not Clone, since it may hold
-    /// an anyhow::Error.
-    pub(crate) fn duplicate(&self) -> Error {
-        match self {
-            Error::BadRequest(m) => Error::BadRequest(m.clone()),
-            Error::Unauthorized => Error::Unauthorized,
-            Error::Forbidden(m) => Error::Forbidden(m.clone()),
-            Error::NotFound(what) => Error::NotFound(what),
-            Error::MethodNotAllowed => Error::MethodNotAllowed,
-            Error::Conflict(m) => Error::Conflict(m.clone()),
-            Error::PaymentRequired(m) => Error::PaymentRequired(m.clone()),
-            Error::PayloadTooLarge => Error::PayloadTooLarge,
-            Error::UnsupportedMediaType(m) => Error::UnsupportedMediaType(m.clone()),
-            Error::Unprocessable(m) => Error::Unprocessable(m.clone()),
-            Error::RateLimited { retry_after_secs } => Error::RateLimited { retry_after_secs: *retry_after_secs },
-            Error::DatabaseTimeout => Error::DatabaseTimeout,
-            Error::DatabaseUnavailable => Error::DatabaseUnavailable,
-            Error::Internal(source) => Error::Internal(anyhow::anyhow!("{source:#}")),
-        }
+        self.http().1
     }
 }
 
@@ -135,7 +112,7 @@ impl From<sqlx::Error> for Error {
                 tracing::error!(%error, "database unreachable");
                 Error::DatabaseUnavailable
             }
-            _ => Error::Internal(error.into()),
+            _ => Error::Internal(Arc::new(error.into())),
         }
     }
 }
@@ -157,7 +134,22 @@ impl<T> ResultExt<T> for std::result::Result<T, sqlx::Error> {
 
 impl From<anyhow::Error> for Error {
     fn from(error: anyhow::Error) -> Self {
-        Error::Internal(error)
+        Error::Internal(Arc::new(error))
+    }
+}
+
+impl From<CacheError> for Error {
+    fn from(error: CacheError) -> Self {
+        match error {
+            CacheError::Unavailable => Error::CacheUnavailable,
+            codec @ CacheError::Codec(_) => Error::Internal(Arc::new(codec.into())),
+        }
+    }
+}
+
+impl From<HashingError> for Error {
+    fn from(error: HashingError) -> Self {
+        Error::Internal(Arc::new(error.into()))
     }
 }
 
@@ -166,8 +158,8 @@ impl IntoResponse for Error {
         if let Error::Internal(source) = &self {
             tracing::error!(error = ?source, "internal error");
         }
-        let status = self.status();
-        let body = ErrorResponse { error: ErrorBody { code: self.code(), message: self.to_string() } };
+        let (status, code) = self.http();
+        let body = ErrorResponse { error: ErrorBody { code, message: self.to_string() } };
         let mut response = (status, Json(body)).into_response();
         if let Error::RateLimited { retry_after_secs } = self {
             response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));

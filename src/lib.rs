@@ -1,6 +1,7 @@
 //! vibing2: the PostgreSQL-backed data service of the vibing2 AI app-building platform.
 //!
-//! Calls flow `api` → `db`; handlers never write SQL and `db` knows nothing of HTTP.
+//! Calls flow `api` → `service` → (`cache`, `db`), all over `domain`; docs/architecture.md
+//! has the layers and where each rule lives.
 
 pub mod api;
 pub mod app;
@@ -11,8 +12,11 @@ pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod db;
+pub mod domain;
 pub mod error;
 pub mod jobs;
+pub mod service;
+pub mod state;
 pub mod telemetry;
 pub mod validate;
 

@@ -3,20 +3,47 @@
 use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use chrono::{Duration, NaiveDateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::api::extract::{AuthUser, ClientAddress, Json, SESSION_COOKIE};
-use crate::app::AppState;
-use crate::auth::password::{self, Verdict};
-use crate::auth::{rate_limit, token};
-use crate::cache::{Kind, Scope};
-use crate::db::{sessions, users, users::User};
-use crate::error::{Error, ErrorResponse, Result, ResultExt};
+use crate::db::users::UserRow;
+use crate::domain::UtcTime;
+use crate::error::{Error, ErrorResponse, Result};
+use crate::service::accounts;
+use crate::state::AppState;
 use crate::validate;
+
+/// A user as they see themselves: never the password hash.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct User {
+    id: String,
+    name: Option<String>,
+    email: String,
+    image: Option<String>,
+    plan: String,
+    token_balance: i32,
+    context_used: f64,
+    created_at: UtcTime,
+}
+
+impl From<UserRow> for User {
+    fn from(row: UserRow) -> Self {
+        User {
+            id: row.id,
+            name: row.name,
+            email: row.email,
+            image: row.image,
+            plan: row.plan,
+            token_balance: row.token_balance,
+            context_used: row.context_used,
+            created_at: row.created_at,
+        }
+    }
+}
 
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(signup)).routes(routes!(login)).routes(routes!(logout)).routes(routes!(session))
@@ -43,9 +70,7 @@ pub struct LoginResponse {
     /// The session token: send it as `Authorization: Bearer <token>` (it is also set as an
     /// HttpOnly cookie).
     token: String,
-    #[serde(with = "crate::db::timestamp")]
-    #[schema(value_type = String, format = DateTime)]
-    expires_at: NaiveDateTime,
+    expires_at: UtcTime,
     user: User,
 }
 
@@ -65,11 +90,8 @@ async fn signup(State(state): State<AppState>, Json(request): Json<SignupRequest
     validate::text("name", &request.name, 1, 100)?;
     let email = validate::email(&request.email)?;
     check_password_rules(&request.password)?;
-    let hash = password::hash(request.password).await?;
-    let user = users::create(&state.pool, &token::new_id(), request.name.trim(), &email, &hash)
-        .await
-        .on_unique_violation("User_email_key", || Error::Conflict("an account with this e-mail exists".into()))?;
-    Ok((StatusCode::CREATED, Json(user)))
+    let user = accounts::signup(&state, request.name.trim(), &email, request.password).await?;
+    Ok((StatusCode::CREATED, Json(user.into())))
 }
 
 /// Verifies the password and opens a session. Unknown e-mails cost the same as wrong
@@ -83,35 +105,10 @@ async fn login(
     Json(request): Json<LoginRequest>,
 ) -> Result<Response> {
     let email = request.email.trim().to_lowercase();
-    let keys = rate_limit::keys(&email, &client);
-    rate_limit::check(&state.pool, &keys).await?;
-
-    let credentials = users::credentials_by_email(&state.pool, &email).await?;
-    let stored = credentials.as_ref().map(|c| c.password.clone());
-    let verdict = password::verify(request.password.clone(), stored).await?;
-    let user_id = match (verdict, credentials) {
-        (Verdict::Invalid, _) | (_, None) => {
-            rate_limit::record_failure(&state.pool, &keys).await?;
-            return Err(Error::Unauthorized);
-        }
-        (Verdict::ValidNeedsRehash, Some(credentials)) => {
-            let rehashed = password::hash(request.password).await?;
-            users::set_password_hash(&state.pool, &credentials.id, &rehashed).await?;
-            tracing::info!(user = %credentials.id, "Phase-1 bcrypt hash replaced by argon2id");
-            credentials.id
-        }
-        (Verdict::Valid, Some(credentials)) => credentials.id,
-    };
-    rate_limit::record_success(&state.pool, &keys).await?;
-
-    let (session_token, token_hash) = token::new_session_token();
-    let ttl = Duration::days(i64::from(state.settings.auth.session_ttl_days));
-    let expires_at = (Utc::now() + ttl).naive_utc();
-    sessions::create(&state.pool, &token_hash, &user_id, expires_at).await?;
-    let user = users::by_id(&state.pool, &user_id).await?.ok_or(Error::Unauthorized)?;
-
-    let cookie = session_cookie(&state, &session_token, ttl.num_seconds());
-    let body = LoginResponse { token: session_token, expires_at, user };
+    let session = accounts::login(&state, &email, &client, request.password).await?;
+    let ttl_secs = i64::from(state.settings.auth.session_ttl_days) * 24 * 3600;
+    let cookie = session_cookie(&state, &session.token, ttl_secs);
+    let body = LoginResponse { token: session.token, expires_at: session.expires_at, user: session.user.into() };
     Ok(([(header::SET_COOKIE, cookie)], Json(body)).into_response())
 }
 
@@ -119,8 +116,7 @@ async fn login(
 #[utoipa::path(post, path = "/api/auth/logout", tag = "auth", security(("session" = [])),
     responses((status = 204), (status = 401, body = ErrorResponse)))]
 async fn logout(State(state): State<AppState>, user: AuthUser) -> Result<(StatusCode, HeaderMap)> {
-    sessions::delete(&state.pool, &user.token_hash).await?;
-    state.cache.invalidate(&[Scope::Session(user.token_hash.clone())]).await;
+    accounts::logout(&state, &user.token_hash).await?;
     let mut headers = HeaderMap::new();
     headers.insert(header::SET_COOKIE, session_cookie(&state, "", 0));
     Ok((StatusCode::NO_CONTENT, headers))
@@ -130,9 +126,7 @@ async fn logout(State(state): State<AppState>, user: AuthUser) -> Result<(Status
 #[utoipa::path(get, path = "/api/auth/session", tag = "auth", security(("session" = [])),
     responses((status = 200, body = User), (status = 401, body = ErrorResponse)))]
 async fn session(State(state): State<AppState>, user: AuthUser) -> Result<Json<User>> {
-    let scope = Scope::User(user.id.clone());
-    let load = || async { users::by_id(&state.pool, &user.id).await?.ok_or(Error::Unauthorized) };
-    Ok(Json(state.cache.get_or_load(Kind::User, &scope, "", load).await?))
+    Ok(Json(accounts::profile(&state, &user.id).await?.into()))
 }
 
 fn session_cookie(state: &AppState, value: &str, max_age_secs: i64) -> HeaderValue {

@@ -10,8 +10,9 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::api::extract::{bearer_token, Json};
-use crate::app::AppState;
 use crate::error::{Error, ErrorResponse, Result};
+use crate::service::invalidation::{self, Subjects, Write};
+use crate::state::AppState;
 
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(clear_cache))
@@ -53,6 +54,7 @@ pub struct Cleared {
               (status = 503, description = "Redis is unreachable", body = ErrorResponse)))]
 async fn clear_cache(State(state): State<AppState>, _admin: Admin) -> Result<Json<Cleared>> {
     let removed_keys = state.cache.clear().await?;
+    invalidation::after(&state.cache, Write::ClearCache, Subjects::default()).await;
     tracing::info!(removed_keys, "cache cleared");
     Ok(Json(Cleared { removed_keys }))
 }

@@ -4,20 +4,20 @@
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::api::extract::{project_access, AuthUser, Json, MaybeUser, Query};
-use crate::api::pagination::{decode_cursor, page_from, Page, PageQuery, PageSize};
-use crate::app::AppState;
-use crate::auth::access::{Access, Action, Role};
-use crate::auth::token;
-use crate::cache::Scope;
-use crate::db::collab::{self, Answer, Invite, Member, Position, PENDING_INVITE_KEY};
-use crate::db::projects;
-use crate::error::{Error, ErrorResponse, Result, ResultExt};
+use crate::api::extract::{AuthUser, Json, MaybeUser, PageQuery, Query};
+use crate::db::collab::{InviteRow, MemberRow};
+use crate::domain::access::{Action, Role};
+use crate::domain::page::{Page, PageSize};
+use crate::domain::{InviteStatus, MemberRole, UtcTime};
+use crate::error::{Error, ErrorResponse, Result};
+use crate::service::access;
+use crate::service::collab::{self, Invitee};
+use crate::state::AppState;
 use crate::validate;
 
 pub fn routes() -> OpenApiRouter<AppState> {
@@ -45,18 +45,56 @@ pub struct RoleChange {
     role: Role,
 }
 
-/// Nobody grants more than they hold: the owner any role, anyone else up to their own.
-fn check_grant(access: Access, role: Role) -> Result<()> {
-    if Access::from(role) > access {
-        return Err(Error::Forbidden("you cannot grant a role higher than your own".into()));
-    }
-    Ok(())
+/// Who sent an invite, as anyone may see them: never an e-mail.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Inviter {
+    id: String,
+    name: Option<String>,
+    image: Option<String>,
 }
 
-/// Who an invite is for, as the request names them.
-enum Invitee {
-    Email(String),
-    Id(String),
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Invite {
+    id: String,
+    project_id: String,
+    project_name: String,
+    from_user: Inviter,
+    role: Role,
+    status: InviteStatus,
+    created_at: UtcTime,
+}
+
+impl From<InviteRow> for Invite {
+    fn from(row: InviteRow) -> Self {
+        Invite {
+            id: row.id,
+            project_id: row.project_id,
+            project_name: row.project_name,
+            from_user: Inviter { id: row.from_user_id, name: row.from_user_name, image: row.from_user_image },
+            role: row.role,
+            status: row.status,
+            created_at: row.created_at,
+        }
+    }
+}
+
+/// A project member as anyone who may read the project sees them: never an e-mail.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Member {
+    user_id: String,
+    name: Option<String>,
+    image: Option<String>,
+    role: MemberRole,
+    /// When the collaborator joined; for the owner, when the project was created.
+    joined_at: UtcTime,
+}
+
+impl From<MemberRow> for Member {
+    fn from(row: MemberRow) -> Self {
+        Member { user_id: row.user_id, name: row.name, image: row.image, role: row.role, joined_at: row.joined_at }
+    }
 }
 
 impl NewInvite {
@@ -71,15 +109,6 @@ impl NewInvite {
             _ => Err(Error::Unprocessable("give exactly one of email and userId".into())),
         }
     }
-}
-
-/// The invitee's user id; 404 for an unknown user.
-async fn resolve(state: &AppState, invitee: Invitee) -> Result<String> {
-    let found = match invitee {
-        Invitee::Email(email) => collab::user_id_by_email(&state.pool, &email).await?,
-        Invitee::Id(id) => collab::user_exists(&state.pool, &id).await?.then_some(id),
-    };
-    found.ok_or(Error::NotFound("user"))
 }
 
 /// Invites a user by e-mail or id. The owner or an ADMIN collaborator; the owner and members
@@ -97,21 +126,11 @@ async fn invite(
     Json(request): Json<NewInvite>,
 ) -> Result<(StatusCode, Json<Invite>)> {
     let invitee = request.invitee()?;
-    let (access, _) = project_access(&state, &id, caller.id(), Action::Manage).await?;
+    let (access, _) = access::project(&state, &id, caller.id(), Action::Manage).await?;
     let user = caller.require()?;
-    check_grant(access, request.role)?;
-    let invitee = resolve(&state, invitee).await?;
-    // The same facts, seen from the invitee: are they the owner or a member already?
-    let standing = projects::facts(&state.pool, &id, Some(&invitee)).await?.ok_or(Error::NotFound("project"))?;
-    if standing.owner_id == invitee || standing.caller_role.is_some() {
-        return Err(Error::Conflict("this user is already a member of the project".into()));
-    }
-    let invite = collab::create_invite(&state.pool, &token::new_id(), &id, &user.id, &invitee, request.role)
-        .await
-        .on_unique_violation(PENDING_INVITE_KEY, || {
-            Error::Conflict("this user already has a pending invite to the project".into())
-        })?;
-    Ok((StatusCode::CREATED, Json(invite)))
+    collab::check_grant(access, request.role)?;
+    let invite = collab::invite(&state, &id, &user.id, invitee, request.role).await?;
+    Ok((StatusCode::CREATED, Json(invite.into())))
 }
 
 /// The caller's PENDING invites, newest first.
@@ -122,20 +141,8 @@ async fn list_invites(
     user: AuthUser,
     Query(query): Query<PageQuery>,
 ) -> Result<Json<Page<Invite>>> {
-    let limit = PageSize::STANDARD.resolve(query.limit)?;
-    let after: Option<Position> = query.cursor.as_deref().map(decode_cursor).transpose()?;
-    let rows = collab::pending_for(&state.pool, &user.id, after.as_ref(), limit + 1).await?;
-    Ok(Json(page_from(rows, limit, |invite| (invite.created_at, invite.id.clone()))))
-}
-
-/// The answered invite, or why it could not be answered. Only its invitee sees an invite:
-/// for anyone else it does not exist.
-fn answered(answer: Answer) -> Result<Invite> {
-    match answer {
-        Answer::Answered(invite) => Ok(invite),
-        Answer::NotPending => Err(Error::Conflict("this invite was already answered".into())),
-        Answer::Unknown => Err(Error::NotFound("invite")),
-    }
+    let keyset = query.keyset(PageSize::STANDARD)?;
+    Ok(Json(collab::pending_for(&state, &user.id, keyset).await?.map(Invite::from)))
 }
 
 /// Accepts an invite: the caller becomes a collaborator with the invite's role (a member
@@ -146,11 +153,7 @@ fn answered(answer: Answer) -> Result<Invite> {
     responses((status = 200, body = Invite), (status = 401, body = ErrorResponse), (status = 404, body = ErrorResponse),
               (status = 409, body = ErrorResponse)))]
 async fn accept_invite(State(state): State<AppState>, user: AuthUser, Path(id): Path<String>) -> Result<Json<Invite>> {
-    let mut tx = state.pool.begin().await?;
-    let invite = answered(collab::accept(&mut tx, &id, &user.id, &token::new_id()).await?)?;
-    tx.commit().await?;
-    state.cache.invalidate(&[Scope::MemberProjects(user.id.clone())]).await;
-    Ok(Json(invite))
+    Ok(Json(collab::accept(&state, &id, &user.id).await?.into()))
 }
 
 /// Declines an invite. Only its invitee, only while it is PENDING.
@@ -159,10 +162,7 @@ async fn accept_invite(State(state): State<AppState>, user: AuthUser, Path(id): 
     responses((status = 200, body = Invite), (status = 401, body = ErrorResponse), (status = 404, body = ErrorResponse),
               (status = 409, body = ErrorResponse)))]
 async fn decline_invite(State(state): State<AppState>, user: AuthUser, Path(id): Path<String>) -> Result<Json<Invite>> {
-    let mut tx = state.pool.begin().await?;
-    let invite = answered(collab::decline(&mut tx, &id, &user.id).await?)?;
-    tx.commit().await?;
-    Ok(Json(invite))
+    Ok(Json(collab::decline(&state, &id, &user.id).await?.into()))
 }
 
 /// The project's members: the owner first (role OWNER), then the collaborators in the order
@@ -175,11 +175,9 @@ async fn list_members(
     Path(id): Path<String>,
     Query(query): Query<PageQuery>,
 ) -> Result<Json<Page<Member>>> {
-    let limit = PageSize::STANDARD.resolve(query.limit)?;
-    let after: Option<Position> = query.cursor.as_deref().map(decode_cursor).transpose()?;
-    project_access(&state, &id, caller.id(), Action::Read).await?;
-    let rows = collab::members(&state.pool, &id, after.as_ref(), limit + 1).await?;
-    Ok(Json(page_from(rows, limit, Member::position)))
+    let keyset = query.keyset(PageSize::STANDARD)?;
+    access::project(&state, &id, caller.id(), Action::Read).await?;
+    Ok(Json(collab::members(&state, &id, keyset).await?.map(Member::from)))
 }
 
 /// Changes a collaborator's role. The owner or an ADMIN, granting at most their own role; the
@@ -194,14 +192,8 @@ async fn change_role(
     Path((id, member)): Path<(String, String)>,
     Json(request): Json<RoleChange>,
 ) -> Result<Json<Member>> {
-    let (access, facts) = project_access(&state, &id, caller.id(), Action::Manage).await?;
-    if facts.owner_id == member {
-        return Err(Error::Forbidden("the owner's role cannot change".into()));
-    }
-    check_grant(access, request.role)?;
-    let changed = collab::set_role(&state.pool, &id, &member, request.role).await?.ok_or(Error::NotFound("member"))?;
-    state.cache.invalidate(&[Scope::MemberProjects(member)]).await;
-    Ok(Json(changed))
+    let (access, facts) = access::project(&state, &id, caller.id(), Action::Manage).await?;
+    Ok(Json(collab::change_role(&state, &facts, access, &id, &member, request.role).await?.into()))
 }
 
 /// Removes a collaborator: the owner or an ADMIN, or the member themselves (leaving). The
@@ -217,13 +209,7 @@ async fn remove_member(
 ) -> Result<StatusCode> {
     let leaving = caller.id() == Some(member.as_str());
     let action = if leaving { Action::Read } else { Action::Manage };
-    let (_, facts) = project_access(&state, &id, caller.id(), action).await?;
-    if facts.owner_id == member {
-        return Err(Error::Forbidden("the owner cannot be removed".into()));
-    }
-    if !collab::remove(&state.pool, &id, &member).await? {
-        return Err(Error::NotFound("member"));
-    }
-    state.cache.invalidate(&[Scope::MemberProjects(member)]).await;
+    let (_, facts) = access::project(&state, &id, caller.id(), action).await?;
+    collab::remove(&state, &facts, &id, &member).await?;
     Ok(StatusCode::NO_CONTENT)
 }

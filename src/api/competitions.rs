@@ -3,21 +3,55 @@
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::api::extract::{Json, MaybeUser, Query};
-use crate::api::pagination::{decode_cursor, page_from, Page, PageSize};
-use crate::app::AppState;
-use crate::auth::access::{authorize, Action, ProjectFacts};
-use crate::auth::token;
-use crate::db::collab::Position;
-use crate::db::competitions::{self, Competition, CompetitionStatus, PROJECT_KEY};
-use crate::db::projects;
-use crate::error::{Error, ErrorResponse, Result, ResultExt};
+use crate::api::projects::Creator;
+use crate::db::competitions::CompetitionRow;
+use crate::domain::page::{Keyset, Page, PageSize};
+use crate::domain::{CompetitionStatus, UtcTime};
+use crate::error::{ErrorResponse, Result};
+use crate::service::competitions;
+use crate::state::AppState;
 use crate::validate;
+
+/// The entered project, with its creator: never an e-mail.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CompetitionProject {
+    id: String,
+    name: String,
+    creator: Creator,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Competition {
+    id: String,
+    project_id: String,
+    title: String,
+    status: CompetitionStatus,
+    created_at: UtcTime,
+    updated_at: UtcTime,
+    project: CompetitionProject,
+}
+
+impl From<CompetitionRow> for Competition {
+    fn from(row: CompetitionRow) -> Self {
+        let creator = Creator { id: row.owner_id, name: row.owner_name, image: row.owner_image };
+        Competition {
+            project: CompetitionProject { id: row.project_id.clone(), name: row.project_name, creator },
+            id: row.id,
+            project_id: row.project_id,
+            title: row.title,
+            status: row.status,
+            created_at: row.created_at,
+            updated_at: row.updated_at,
+        }
+    }
+}
 
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -44,13 +78,6 @@ pub struct CompetitionQuery {
     limit: Option<u32>,
 }
 
-/// Competitions are the owner's business: `Delete` is the one action only the owner holds, so
-/// others get the usual answers (404 if they cannot see the project, 401 anonymous, 403
-/// otherwise).
-fn owner_only(facts: Option<&ProjectFacts>, caller: &MaybeUser) -> Result<()> {
-    authorize(facts, caller.id(), Action::Delete).map(|_| ())
-}
-
 /// Enters the caller's PUBLIC project in a competition. Owner only; a PRIVATE project is 422;
 /// a project enters at most once (409, decided by the unique index).
 #[utoipa::path(post, path = "/api/projects/{id}/competition", tag = "competitions", params(("id" = String, Path)),
@@ -65,17 +92,8 @@ async fn enter_competition(
     Json(request): Json<NewCompetition>,
 ) -> Result<(StatusCode, Json<Competition>)> {
     validate::text("title", &request.title, 1, 200)?;
-    let facts = projects::facts(&state.pool, &id, caller.id()).await?;
-    owner_only(facts.as_ref(), &caller)?;
-    let private = || Error::Unprocessable("only a PUBLIC project can enter a competition".into());
-    if !facts.is_some_and(|facts| facts.is_public) {
-        return Err(private());
-    }
-    let competition = competitions::create(&state.pool, &token::new_id(), &id, request.title.trim())
-        .await
-        .on_unique_violation(PROJECT_KEY, || Error::Conflict("this project is already in a competition".into()))?
-        .ok_or_else(private)?;
-    Ok((StatusCode::CREATED, Json(competition)))
+    let competition = competitions::enter(&state, &id, caller.id(), request.title.trim()).await?;
+    Ok((StatusCode::CREATED, Json(competition.into())))
 }
 
 /// Competitions of PUBLIC projects, newest first, optionally of one status. Public; a stale
@@ -88,10 +106,8 @@ async fn list_competitions(
     _caller: MaybeUser,
     Query(query): Query<CompetitionQuery>,
 ) -> Result<Json<Page<Competition>>> {
-    let limit = PageSize::STANDARD.resolve(query.limit)?;
-    let after: Option<Position> = query.cursor.as_deref().map(decode_cursor).transpose()?;
-    let rows = competitions::page(&state.pool, query.status, after.as_ref(), limit + 1).await?;
-    Ok(Json(page_from(rows, limit, |competition| (competition.created_at, competition.id.clone()))))
+    let keyset = Keyset::parse(PageSize::STANDARD, query.cursor.as_deref(), query.limit)?;
+    Ok(Json(competitions::page(&state, query.status, keyset).await?.map(Competition::from)))
 }
 
 /// Closes a competition: the one status change, ACTIVE → CLOSED, and final (there is no
@@ -107,16 +123,5 @@ async fn close_competition(
     caller: MaybeUser,
     Path(id): Path<String>,
 ) -> Result<Json<Competition>> {
-    let not_found = || Error::NotFound("competition");
-    let project_id = competitions::project_of(&state.pool, &id).await?.ok_or_else(not_found)?;
-    let facts = projects::facts(&state.pool, &project_id, caller.id()).await?;
-    // A competition of a project the caller cannot see does not exist for them either.
-    owner_only(facts.as_ref(), &caller).map_err(|error| match error {
-        Error::NotFound(_) => not_found(),
-        other => other,
-    })?;
-    competitions::close(&state.pool, &id)
-        .await?
-        .map(Json)
-        .ok_or_else(|| Error::Conflict("the competition is already closed".into()))
+    Ok(Json(competitions::close(&state, &id, caller.id()).await?.into()))
 }

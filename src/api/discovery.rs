@@ -1,18 +1,62 @@
 //! `GET /api/discover`: public projects, sorted, filtered and searched.
 
 use axum::extract::State;
-use serde::Deserialize;
-use utoipa::IntoParams;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::api::extract::{Json, Query};
-use crate::api::pagination::{decode_cursor, page_from, Page, PageSize};
-use crate::app::AppState;
-use crate::cache::{Kind, Scope};
-use crate::db::discovery::{self, DiscoveryEntry, DiscoveryQuery, Position, Sort};
+use crate::api::projects::Creator;
+use crate::db::discovery::DiscoveryRow;
+use crate::domain::discovery::Sort;
+use crate::domain::page::{Keyset, Page, PageSize};
+use crate::domain::UtcTime;
 use crate::error::{Error, ErrorResponse, Result};
+use crate::service::discovery;
+use crate::state::AppState;
 use crate::validate;
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DiscoveryEntry {
+    id: String,
+    name: String,
+    /// The first 200 characters of the description.
+    preview: Option<String>,
+    project_type: String,
+    preview_url: Option<String>,
+    like_count: i32,
+    fork_count: i32,
+    view_count: i32,
+    is_featured: bool,
+    /// Search relevance: the name's trigram similarity to the term (0..1); only with `search`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    score: Option<f32>,
+    creator: Creator,
+    created_at: UtcTime,
+    updated_at: UtcTime,
+}
+
+impl From<DiscoveryRow> for DiscoveryEntry {
+    fn from(row: DiscoveryRow) -> Self {
+        DiscoveryEntry {
+            id: row.id,
+            name: row.name,
+            preview: row.preview,
+            project_type: row.project_type,
+            preview_url: row.preview_url,
+            like_count: row.like_count,
+            fork_count: row.fork_count,
+            view_count: row.view_count,
+            is_featured: row.is_featured,
+            score: row.score,
+            creator: Creator { id: row.owner_id, name: row.owner_name, image: row.owner_image },
+            created_at: row.created_at,
+            updated_at: row.updated_at,
+        }
+    }
+}
 
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(discover))
@@ -44,7 +88,6 @@ async fn discover(
     State(state): State<AppState>,
     Query(params): Query<DiscoverParams>,
 ) -> Result<Json<Page<DiscoveryEntry>>> {
-    let limit = PageSize::STANDARD.resolve(params.limit)?;
     let search = params.search.as_deref().map(str::trim).filter(|term| !term.is_empty());
     if let Some(term) = search {
         validate::text("search", term, 2, 100)?;
@@ -60,17 +103,7 @@ async fn discover(
         (None, Some(_)) => Sort::Relevance,
         (None, None) => Sort::Recent,
     };
-    let after: Option<Position> = params.cursor.as_deref().map(decode_cursor).transpose()?;
-    if after.as_ref().is_some_and(|position| !position.fits(sort)) {
-        return Err(Error::BadRequest("the cursor belongs to another sort".into()));
-    }
-    // Every page is cached under one discovery generation, keyed by its normalised query.
-    let suffix = serde_json::to_string(&(sort, &params.project_type, search, &params.cursor, limit))
-        .map_err(anyhow::Error::from)?;
-    let query = DiscoveryQuery { sort, project_type: params.project_type.as_deref(), search, after, limit: limit + 1 };
-    let load = || async {
-        let rows = discovery::discover(&state.pool, &query).await?;
-        Ok(page_from(rows, limit, |entry| entry.position(sort)))
-    };
-    Ok(Json(state.cache.get_or_load(Kind::Discovery, &Scope::Discovery, &suffix, load).await?))
+    let keyset = Keyset::parse(PageSize::STANDARD, params.cursor.as_deref(), params.limit)?;
+    let page = discovery::discover(&state, sort, params.project_type.as_deref(), search, keyset).await?;
+    Ok(Json(page.map(DiscoveryEntry::from)))
 }

@@ -9,13 +9,15 @@ use axum::http::request::Parts;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 
-use crate::app::AppState;
-use crate::auth::access::{authorize, Access, Action, ProjectFacts};
+use utoipa::IntoParams;
+
 use crate::auth::token;
-use crate::cache::{CachedSession, Kind, Scope};
-use crate::db::{projects, sessions};
+use crate::domain::page::{Keyset, PageSize};
 use crate::error::Error;
+use crate::service::accounts;
+use crate::state::AppState;
 
 /// `axum::Json`, with rejections mapped: 400 for syntax, 422 for wrong types or unknown
 /// fields, 413 for an oversized body, 415 for a missing JSON content type.
@@ -135,18 +137,7 @@ impl FromRequestParts<AppState> for MaybeUser {
             return Ok(MaybeUser(None));
         };
         let token_hash = token::hash_token(&token);
-        let scope = Scope::Session(token_hash.clone());
-        let session = state
-            .cache
-            .get_or_load(Kind::Session, &scope, "", || async {
-                let (user_id, expires) = sessions::live(&state.pool, &token_hash).await?.ok_or(Error::Unauthorized)?;
-                Ok(CachedSession { user_id, expires })
-            })
-            .await?;
-        // A cached session is only as good as its expiry.
-        if session.expires <= chrono::Utc::now().naive_utc() {
-            return Err(Error::Unauthorized);
-        }
+        let session = accounts::session(state, &token_hash).await?;
         Ok(MaybeUser(Some(AuthUser { id: session.user_id, token_hash })))
     }
 }
@@ -178,17 +169,22 @@ fn presented_token(parts: &Parts) -> Option<String> {
     })
 }
 
-/// Reads a project's access facts (fresh on every request, never cached) and checks `action`
-/// for the caller: 404 for a project the caller cannot see, 401/403 as the policy says.
-pub async fn project_access(
-    state: &AppState,
-    project_id: &str,
-    caller: Option<&str>,
-    action: Action,
-) -> Result<(Access, ProjectFacts), Error> {
-    let facts = projects::facts(&state.pool, project_id, caller).await?;
-    let access = authorize(facts.as_ref(), caller, action)?;
-    Ok((access, facts.ok_or(Error::NotFound("project"))?))
+/// The `?cursor=&limit=` query of a list.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct PageQuery {
+    /// The `nextCursor` of the previous page.
+    pub cursor: Option<String>,
+    /// Page size (default 20, at most 100; larger values are capped).
+    pub limit: Option<u32>,
+}
+
+impl PageQuery {
+    /// The checked request: the position the cursor carries, and the page size.
+    pub fn keyset<P: Serialize + DeserializeOwned>(&self, size: PageSize) -> Result<Keyset<P>, Error> {
+        Keyset::parse(size, self.cursor.as_deref(), self.limit)
+    }
 }
 
 /// The client's address, for the login rate limit: the peer address, or the first

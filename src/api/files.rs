@@ -1,25 +1,73 @@
 //! A project's files: the listing, one file's content, and the batch write.
 
 use axum::extract::{Path, State};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::api::extract::{project_access, Json, MaybeUser, Query};
-use crate::api::invalidate;
-use crate::api::pagination::{decode_cursor, page_from, Page, PageQuery, PageSize};
-use crate::app::AppState;
-use crate::auth::access::Action;
+use crate::api::extract::{Json, MaybeUser, PageQuery, Query};
 use crate::auth::token;
-use crate::cache::{Kind, Scope};
-use crate::db::files::{self, BatchOutcome, FileContent, FileEntry, PreparedUpsert};
-use crate::db::projects;
+use crate::db::files::{BatchOutcome, FileEntryRow, PreparedUpsert};
+use crate::domain::access::Action;
+use crate::domain::page::Page;
+use crate::domain::UtcTime;
 use crate::error::{Error, ErrorResponse, Result};
+use crate::service::files::FILE_PAGE;
+use crate::service::{access, files};
+use crate::state::AppState;
 use crate::validate;
 
-/// File listings are metadata only, and a web app wants the whole tree: larger pages.
-pub const FILE_PAGE: PageSize = PageSize { default: 100, max: 1000 };
+/// A file as listings show it: no content.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct FileEntry {
+    path: String,
+    language: String,
+    size: i32,
+    checksum: String,
+    updated_at: UtcTime,
+}
+
+impl From<FileEntryRow> for FileEntry {
+    fn from(row: FileEntryRow) -> Self {
+        FileEntry {
+            path: row.path,
+            language: row.language,
+            size: row.size,
+            checksum: row.checksum,
+            updated_at: row.updated_at,
+        }
+    }
+}
+
+/// One file with its content.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct FileContent {
+    #[serde(flatten)]
+    entry: FileEntry,
+    content: String,
+}
+
+/// What a batch did, path by path.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BatchResult {
+    created: Vec<String>,
+    updated: Vec<String>,
+    unchanged: Vec<String>,
+    deleted: Vec<String>,
+}
+
+impl From<BatchOutcome> for BatchResult {
+    fn from(outcome: BatchOutcome) -> Self {
+        BatchResult {
+            created: outcome.created,
+            updated: outcome.updated,
+            unchanged: outcome.unchanged,
+            deleted: outcome.deleted,
+        }
+    }
+}
 
 /// The listing and the batch write. The single-file read has a wildcard path, registered in
 /// `api::routes` by hand.
@@ -48,21 +96,6 @@ pub enum FileOperation {
     },
 }
 
-/// The first page of the listing, through the cache.
-pub async fn first_file_page(state: &AppState, project_id: &str, limit: u32) -> Result<Page<FileEntry>> {
-    let scope = Scope::Project(project_id.to_owned());
-    let suffix = format!("first:{limit}");
-    state
-        .cache
-        .get_or_load(Kind::FileListing, &scope, &suffix, || file_page(state, project_id, "", i64::from(limit)))
-        .await
-}
-
-async fn file_page(state: &AppState, project_id: &str, after_path: &str, limit: i64) -> Result<Page<FileEntry>> {
-    let rows = files::list(&state.pool, project_id, after_path, limit + 1).await?;
-    Ok(page_from(rows, limit, |file| file.path.clone()))
-}
-
 /// The file listing in path order: path, language, size, checksum, updatedAt; no contents.
 #[utoipa::path(get, path = "/api/projects/{id}/files", tag = "files", params(("id" = String, Path), PageQuery),
     responses((status = 200, body = Page<FileEntry>), (status = 404, body = ErrorResponse)))]
@@ -72,12 +105,9 @@ async fn list_files(
     Path(id): Path<String>,
     Query(query): Query<PageQuery>,
 ) -> Result<Json<Page<FileEntry>>> {
-    project_access(&state, &id, caller.id(), Action::Read).await?;
-    let limit = FILE_PAGE.resolve(query.limit)?;
-    match query.cursor.as_deref().map(decode_cursor::<String>).transpose()? {
-        Some(after) => Ok(Json(file_page(&state, &id, &after, limit).await?)),
-        None => Ok(Json(first_file_page(&state, &id, limit as u32).await?)),
-    }
+    access::project(&state, &id, caller.id(), Action::Read).await?;
+    let keyset = query.keyset(FILE_PAGE)?;
+    Ok(Json(files::list(&state, &id, keyset).await?.map(FileEntry::from)))
 }
 
 /// One file with its content.
@@ -90,8 +120,9 @@ pub async fn read_file(
     Path((id, path)): Path<(String, String)>,
 ) -> Result<Json<FileContent>> {
     validate::file_path(&path).map_err(Error::Unprocessable)?;
-    project_access(&state, &id, caller.id(), Action::Read).await?;
-    files::get(&state.pool, &id, &path).await?.map(Json).ok_or(Error::NotFound("file"))
+    access::project(&state, &id, caller.id(), Action::Read).await?;
+    let file = files::get(&state, &id, &path).await?;
+    Ok(Json(FileContent { entry: file.entry.into(), content: file.content }))
 }
 
 /// Applies up to `limits.batch_operations` upserts and deletes in one transaction with two
@@ -100,7 +131,7 @@ pub async fn read_file(
 /// whole batch (422, naming it) and nothing is written.
 #[utoipa::path(put, path = "/api/projects/{id}/files", tag = "files", params(("id" = String, Path)),
     request_body = FileBatch, security(("session" = [])),
-    responses((status = 200, body = BatchOutcome), (status = 403, body = ErrorResponse),
+    responses((status = 200, body = BatchResult), (status = 403, body = ErrorResponse),
               (status = 404, body = ErrorResponse), (status = 413, body = ErrorResponse),
               (status = 422, body = ErrorResponse)))]
 async fn write_files(
@@ -108,12 +139,12 @@ async fn write_files(
     caller: MaybeUser,
     Path(id): Path<String>,
     Json(batch): Json<FileBatch>,
-) -> Result<Json<BatchOutcome>> {
+) -> Result<Json<BatchResult>> {
     let max_operations = state.settings.limits.batch_operations;
     if batch.operations.len() > max_operations {
         return Err(Error::Unprocessable(format!("a batch holds at most {max_operations} operations")));
     }
-    let (_, facts) = project_access(&state, &id, caller.id(), Action::Write).await?;
+    let (_, facts) = access::project(&state, &id, caller.id(), Action::Write).await?;
     let max_file_bytes = state.settings.limits.file_bytes(&facts.owner_plan);
 
     // Validating and hashing up to tens of megabytes is CPU work: off the async workers.
@@ -121,17 +152,7 @@ async fn write_files(
         .await
         .map_err(anyhow::Error::from)??;
 
-    let mut tx = state.pool.begin().await?;
-    let outcome = files::apply_batch(&mut tx, &id, &upserts, &deletes).await?;
-    let changed = !(outcome.created.is_empty() && outcome.updated.is_empty() && outcome.deleted.is_empty());
-    if changed {
-        projects::touch(&mut *tx, &id).await?;
-    }
-    tx.commit().await?;
-    if changed {
-        invalidate::project_changed(&state, &id, invalidate::project_members(&state, &id).await?).await;
-    }
-    Ok(Json(outcome))
+    Ok(Json(files::write(&state, &id, &upserts, &deletes).await?.into()))
 }
 
 /// Checks every operation and computes sizes and checksums. Errors name the operation.

@@ -1,7 +1,7 @@
 //! Liveness (`/api/health`) and the database health check (`/api/health/database`).
 //! The response shapes are documented in docs/operations.md.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::extract::State;
 use axum::http::{header, StatusCode};
@@ -13,9 +13,13 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::api::extract::Query;
-use crate::app::AppState;
-use crate::db::{catalog, maintenance, migrate};
-use crate::error::{Error, Result};
+use crate::db::catalog::{TableStatsRow, ViewRefreshRow};
+use crate::db::maintenance::JobRunRow;
+use crate::db::migrate;
+use crate::domain::UtcTime;
+use crate::error::Result;
+use crate::service::health;
+use crate::state::AppState;
 
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(liveness)).routes(routes!(database))
@@ -83,10 +87,80 @@ struct PoolStats {
 struct Details {
     schema_version: Option<i64>,
     latest_schema_version: i64,
-    tables: Vec<catalog::TableStats>,
-    materialized_views: Vec<catalog::ViewRefresh>,
+    tables: Vec<TableStats>,
+    materialized_views: Vec<ViewRefresh>,
     /// Each background job's last run, duration and outcome.
-    jobs: Vec<maintenance::JobRun>,
+    jobs: Vec<JobRun>,
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+struct TableStats {
+    name: String,
+    /// `table` or `materialized_view`.
+    kind: &'static str,
+    /// The planner's estimate (`pg_class.reltuples`); null before the first ANALYZE.
+    row_estimate: Option<i64>,
+    /// Heap, indexes and TOAST together.
+    total_bytes: i64,
+}
+
+impl From<TableStatsRow> for TableStats {
+    fn from(row: TableStatsRow) -> Self {
+        TableStats {
+            name: row.name,
+            kind: if row.is_materialized_view { "materialized_view" } else { "table" },
+            row_estimate: row.row_estimate,
+            total_bytes: row.total_bytes,
+        }
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+struct ViewRefresh {
+    name: String,
+    populated: bool,
+    last_refresh_at: Option<UtcTime>,
+    last_refresh_ms: Option<f64>,
+}
+
+impl From<ViewRefreshRow> for ViewRefresh {
+    fn from(row: ViewRefreshRow) -> Self {
+        ViewRefresh {
+            name: row.name,
+            populated: row.populated,
+            last_refresh_at: row.last_refresh_at,
+            last_refresh_ms: row.last_refresh_ms,
+        }
+    }
+}
+
+/// The last run of a background job.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+struct JobRun {
+    job: String,
+    last_started_at: UtcTime,
+    last_succeeded_at: Option<UtcTime>,
+    duration_ms: f64,
+    outcome: String,
+    detail: Option<String>,
+    runs: i64,
+}
+
+impl From<JobRunRow> for JobRun {
+    fn from(row: JobRunRow) -> Self {
+        JobRun {
+            job: row.job,
+            last_started_at: row.last_started_at,
+            last_succeeded_at: row.last_succeeded_at,
+            duration_ms: row.duration_ms,
+            outcome: row.outcome,
+            detail: row.detail,
+            runs: row.runs,
+        }
+    }
 }
 
 /// Readiness: 200 only when the database answers, 503 with the reason otherwise.
@@ -97,15 +171,9 @@ struct Details {
 /// otherwise 503 with the reason. Redis being down degrades the cache, not the service, so it
 /// is reported but does not fail the check.
 async fn database(State(state): State<AppState>, Query(query): Query<DatabaseQuery>) -> Result<Response> {
-    let timeout = state.settings.database.health_check_timeout();
-    let started = Instant::now();
-    let ping = tokio::time::timeout(timeout, sqlx::query_scalar::<_, i32>("SELECT 1").fetch_one(&state.pool)).await;
-    let response_time_ms = millis(started.elapsed());
-    let failure = match ping {
-        Ok(Ok(_)) => None,
-        Ok(Err(error)) => Some(Error::from(error).to_string()),
-        Err(_) => Some(format!("the database did not answer within {} ms", timeout.as_millis())),
-    };
+    let ping = health::ping(&state).await;
+    let response_time_ms = millis(ping.elapsed);
+    let failure = ping.failure;
 
     let details = match (&failure, query.detailed) {
         (None, true) => Some(details(&state).await?),
@@ -124,13 +192,13 @@ async fn database(State(state): State<AppState>, Query(query): Query<DatabaseQue
 }
 
 async fn details(state: &AppState) -> Result<Details> {
-    let mut conn = state.pool.acquire().await?;
+    let details = health::details(state).await?;
     Ok(Details {
-        schema_version: migrate::current_version(&mut conn).await?,
+        schema_version: details.schema_version,
         latest_schema_version: migrate::latest_version(),
-        tables: catalog::table_stats(&state.pool).await?,
-        materialized_views: catalog::view_refreshes(&state.pool).await?,
-        jobs: maintenance::job_runs(&state.pool).await?,
+        tables: details.tables.into_iter().map(TableStats::from).collect(),
+        materialized_views: details.views.into_iter().map(ViewRefresh::from).collect(),
+        jobs: details.jobs.into_iter().map(JobRun::from).collect(),
     })
 }
 

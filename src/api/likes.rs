@@ -6,12 +6,11 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::api::extract::{project_access, Json, MaybeUser};
-use crate::api::invalidate;
-use crate::app::AppState;
-use crate::auth::access::Action;
-use crate::db::likes;
+use crate::api::extract::{Json, MaybeUser};
+use crate::domain::access::Action;
 use crate::error::{ErrorResponse, Result};
+use crate::service::{access, projects};
+use crate::state::AppState;
 
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(like, unlike))
@@ -29,11 +28,7 @@ pub struct LikeState {
     security(("session" = [])),
     responses((status = 200, body = LikeState), (status = 401, body = ErrorResponse), (status = 404, body = ErrorResponse)))]
 async fn like(State(state): State<AppState>, caller: MaybeUser, Path(id): Path<String>) -> Result<Json<LikeState>> {
-    project_access(&state, &id, caller.id(), Action::Read).await?;
-    let user = caller.require()?;
-    let like_count = likes::set(&state.pool, &id, &user.id, true).await?;
-    invalidate::project_counters_changed(&state, &id).await;
-    Ok(Json(LikeState { liked: true, like_count }))
+    set_like(&state, &caller, &id, true).await
 }
 
 /// Removes the caller's like. Unliking again changes nothing.
@@ -41,9 +36,12 @@ async fn like(State(state): State<AppState>, caller: MaybeUser, Path(id): Path<S
     security(("session" = [])),
     responses((status = 200, body = LikeState), (status = 401, body = ErrorResponse), (status = 404, body = ErrorResponse)))]
 async fn unlike(State(state): State<AppState>, caller: MaybeUser, Path(id): Path<String>) -> Result<Json<LikeState>> {
-    project_access(&state, &id, caller.id(), Action::Read).await?;
+    set_like(&state, &caller, &id, false).await
+}
+
+async fn set_like(state: &AppState, caller: &MaybeUser, id: &str, liked: bool) -> Result<Json<LikeState>> {
+    access::project(state, id, caller.id(), Action::Read).await?;
     let user = caller.require()?;
-    let like_count = likes::set(&state.pool, &id, &user.id, false).await?;
-    invalidate::project_counters_changed(&state, &id).await;
-    Ok(Json(LikeState { liked: false, like_count }))
+    let like_count = projects::set_like(state, id, &user.id, liked).await?;
+    Ok(Json(LikeState { liked, like_count }))
 }

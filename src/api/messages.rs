@@ -2,21 +2,36 @@
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::api::extract::{project_access, Json, MaybeUser, Query};
-use crate::api::invalidate;
-use crate::api::pagination::{decode_cursor, page_from, Page, PageSize};
-use crate::app::AppState;
-use crate::auth::access::Action;
-use crate::auth::token;
-use crate::cache::{Kind, Scope};
-use crate::db::messages::{self, Direction, Message, MessageRole};
+use crate::api::extract::{Json, MaybeUser, Query};
+use crate::db::messages::MessageRow;
+use crate::domain::access::Action;
+use crate::domain::page::{Keyset, Page, PageSize};
+use crate::domain::{Direction, MessageRole, UtcTime};
 use crate::error::{Error, ErrorResponse, Result};
+use crate::service::{access, messages};
+use crate::state::AppState;
 use crate::validate;
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Message {
+    id: String,
+    role: MessageRole,
+    content: String,
+    tokens: i32,
+    created_at: UtcTime,
+}
+
+impl From<MessageRow> for Message {
+    fn from(row: MessageRow) -> Self {
+        Message { id: row.id, role: row.role, content: row.content, tokens: row.tokens, created_at: row.created_at }
+    }
+}
 
 const MESSAGE_PAGE: PageSize = PageSize { default: 50, max: 100 };
 /// The longest message body accepted, in characters.
@@ -63,12 +78,9 @@ async fn append_message(
     if tokens < 0 {
         return Err(Error::Unprocessable("tokens must not be negative".into()));
     }
-    project_access(&state, &id, caller.id(), Action::Write).await?;
-    let mut tx = state.pool.begin().await?;
-    let message = messages::append(&mut tx, &id, &token::new_id(), request.role, &request.content, tokens).await?;
-    tx.commit().await?;
-    invalidate::project_changed(&state, &id, invalidate::project_members(&state, &id).await?).await;
-    Ok((StatusCode::CREATED, Json(message)))
+    access::project(&state, &id, caller.id(), Action::Write).await?;
+    let message = messages::append(&state, &id, request.role, &request.content, tokens).await?;
+    Ok((StatusCode::CREATED, Json(message.into())))
 }
 
 /// One page of messages. Stable under concurrent appends: no duplicates, no gaps.
@@ -80,20 +92,8 @@ async fn list_messages(
     Path(id): Path<String>,
     Query(query): Query<MessageQuery>,
 ) -> Result<Json<Page<Message>>> {
-    let limit = MESSAGE_PAGE.resolve(query.limit)?;
-    let after: Option<i64> = query.cursor.as_deref().map(decode_cursor).transpose()?;
-    project_access(&state, &id, caller.id(), Action::Read).await?;
+    let keyset = Keyset::parse(MESSAGE_PAGE, query.cursor.as_deref(), query.limit)?;
+    access::project(&state, &id, caller.id(), Action::Read).await?;
     let direction = query.direction.unwrap_or_default();
-    let load = || async {
-        let rows = messages::page(&state.pool, &id, query.role, direction, after, limit + 1).await?;
-        Ok(page_from(rows, limit, |message| message.cursor))
-    };
-    // The newest page is what opening a chat shows; it is cached with the project.
-    if after.is_none() && direction == Direction::Older && query.role.is_none() {
-        let scope = Scope::Project(id.clone());
-        return Ok(Json(
-            state.cache.get_or_load(Kind::FirstMessagePage, &scope, &format!("newest:{limit}"), load).await?,
-        ));
-    }
-    Ok(Json(load().await?))
+    Ok(Json(messages::page(&state, &id, query.role, direction, keyset).await?.map(Message::from)))
 }

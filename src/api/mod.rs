@@ -9,10 +9,8 @@ pub mod discovery;
 pub mod extract;
 pub mod files;
 pub mod health;
-pub mod invalidate;
 pub mod likes;
 pub mod messages;
-pub mod pagination;
 pub mod projects;
 pub mod usage;
 
@@ -23,8 +21,9 @@ use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder
 use utoipa::{Modify, OpenApi};
 use utoipa_axum::router::OpenApiRouter;
 
-use crate::app::AppState;
 use crate::config::Settings;
+use crate::service::invalidation::Write;
+use crate::state::AppState;
 
 #[derive(OpenApi)]
 #[openapi(
@@ -78,3 +77,30 @@ pub fn routes(settings: &Settings) -> Router<AppState> {
         .route("/api/projects/{id}/files/{*path}", get(files::read_file))
         .route("/api/openapi.json", get(move || async move { Json(openapi) }))
 }
+
+/// Every write route and the service write it performs, whose declaration in
+/// `service::invalidation` says what it makes stale. A test checks this list against the
+/// OpenAPI document, so a new write route cannot go without one.
+pub const WRITE_ROUTES: &[(&str, &str, Write)] = &[
+    ("post", "/api/auth/signup", Write::Signup),
+    ("post", "/api/auth/login", Write::Login),
+    ("post", "/api/auth/logout", Write::Logout),
+    ("post", "/api/projects", Write::CreateProject),
+    ("patch", "/api/projects/{id}", Write::UpdateProject),
+    ("delete", "/api/projects/{id}", Write::DeleteProject),
+    ("post", "/api/projects/{id}/view", Write::FlushViews),
+    ("put", "/api/projects/{id}/files", Write::WriteFiles),
+    ("post", "/api/projects/{id}/messages", Write::AppendMessage),
+    ("post", "/api/projects/{id}/fork", Write::ForkProject),
+    ("put", "/api/projects/{id}/like", Write::LikeProject),
+    ("delete", "/api/projects/{id}/like", Write::UnlikeProject),
+    ("post", "/api/usage", Write::RecordUsage),
+    ("post", "/api/projects/{id}/invites", Write::Invite),
+    ("post", "/api/invites/{id}/accept", Write::AcceptInvite),
+    ("post", "/api/invites/{id}/decline", Write::DeclineInvite),
+    ("patch", "/api/projects/{id}/members/{userId}", Write::ChangeRole),
+    ("delete", "/api/projects/{id}/members/{userId}", Write::RemoveMember),
+    ("post", "/api/projects/{id}/competition", Write::EnterCompetition),
+    ("post", "/api/competitions/{id}/close", Write::CloseCompetition),
+    ("post", "/api/cache/clear", Write::ClearCache),
+];

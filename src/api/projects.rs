@@ -3,23 +3,21 @@
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use chrono::NaiveDateTime;
 use serde::{Deserialize, Deserializer, Serialize};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::api::extract::{project_access, AuthUser, Json, MaybeUser, Query};
-use crate::api::files::{first_file_page, FILE_PAGE};
-use crate::api::invalidate;
-use crate::api::pagination::{decode_cursor, page_from, Page, PageQuery, PageSize};
-use crate::app::AppState;
-use crate::auth::access::{Access, Action};
-use crate::auth::token;
-use crate::cache::{Kind, Scope};
-use crate::db::files::FileEntry;
-use crate::db::projects::{self, NewProject, Project, ProjectPatch, ProjectSummary, Visibility};
+use crate::api::extract::{AuthUser, Json, MaybeUser, PageQuery, Query};
+use crate::api::files::FileEntry;
+use crate::db::projects::{NewProject, ProjectPatch, ProjectRow, ProjectSummaryRow};
+use crate::domain::access::{Access, Action};
+use crate::domain::page::{Keyset, Page, PageSize};
+use crate::domain::{UtcTime, Visibility};
 use crate::error::{Error, ErrorResponse, Result};
+use crate::service::files::FILE_PAGE;
+use crate::service::{access, files, projects};
+use crate::state::AppState;
 use crate::validate;
 
 pub fn routes() -> OpenApiRouter<AppState> {
@@ -67,6 +65,97 @@ pub struct UpdateProject {
 /// Tells a field sent as `null` (`Some(None)`) from one not sent at all (`None`).
 fn present<'de, D: Deserializer<'de>>(deserializer: D) -> std::result::Result<Option<Option<String>>, D::Error> {
     Option::<String>::deserialize(deserializer).map(Some)
+}
+
+/// A project's creator as anyone may see them: never an e-mail.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Creator {
+    pub id: String,
+    pub name: Option<String>,
+    pub image: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Project {
+    id: String,
+    name: String,
+    description: Option<String>,
+    project_type: String,
+    visibility: Visibility,
+    #[schema(value_type = Vec<String>)]
+    active_agents: serde_json::Value,
+    preview_url: Option<String>,
+    like_count: i32,
+    fork_count: i32,
+    view_count: i32,
+    is_featured: bool,
+    owner: Creator,
+    created_at: UtcTime,
+    updated_at: UtcTime,
+}
+
+impl From<ProjectRow> for Project {
+    fn from(row: ProjectRow) -> Self {
+        Project {
+            id: row.id,
+            name: row.name,
+            description: row.description,
+            project_type: row.project_type,
+            visibility: row.visibility,
+            active_agents: row.active_agents,
+            preview_url: row.preview_url,
+            like_count: row.like_count,
+            fork_count: row.fork_count,
+            view_count: row.view_count,
+            is_featured: row.is_featured,
+            owner: Creator { id: row.owner_id, name: row.owner_name, image: row.owner_image },
+            created_at: row.created_at,
+            updated_at: row.updated_at,
+        }
+    }
+}
+
+/// One entry of the caller's project list: metadata, the caller's access and exact counts,
+/// never file contents or message bodies.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ProjectSummary {
+    id: String,
+    name: String,
+    description: Option<String>,
+    project_type: String,
+    visibility: Visibility,
+    preview_url: Option<String>,
+    like_count: i32,
+    fork_count: i32,
+    view_count: i32,
+    access: Access,
+    message_count: i64,
+    file_count: i64,
+    created_at: UtcTime,
+    updated_at: UtcTime,
+}
+
+impl From<ProjectSummaryRow> for ProjectSummary {
+    fn from(row: ProjectSummaryRow) -> Self {
+        ProjectSummary {
+            id: row.id,
+            name: row.name,
+            description: row.description,
+            project_type: row.project_type,
+            visibility: row.visibility,
+            preview_url: row.preview_url,
+            like_count: row.like_count,
+            fork_count: row.fork_count,
+            view_count: row.view_count,
+            access: row.access,
+            message_count: row.message_count,
+            file_count: row.file_count,
+            created_at: row.created_at,
+            updated_at: row.updated_at,
+        }
+    }
 }
 
 #[derive(Serialize, ToSchema)]
@@ -132,13 +221,8 @@ async fn create_project(
         visibility: request.visibility.unwrap_or(Visibility::Private),
         active_agents: &agents,
     };
-    let project = projects::create(&state.pool, &token::new_id(), &user.id, &new).await?;
-    let mut stale = vec![Scope::MemberProjects(user.id.clone())];
-    if project.visibility == Visibility::Public {
-        stale.push(Scope::Discovery);
-    }
-    state.cache.invalidate(&stale).await;
-    Ok((StatusCode::CREATED, Json(project)))
+    let project = projects::create(&state, &crate::auth::token::new_id(), &user.id, &new).await?;
+    Ok((StatusCode::CREATED, Json(project.into())))
 }
 
 /// The caller's own projects and those shared with them, most recently updated first, with
@@ -150,18 +234,8 @@ async fn list_projects(
     user: AuthUser,
     Query(query): Query<PageQuery>,
 ) -> Result<Json<Page<ProjectSummary>>> {
-    let limit = PageSize::STANDARD.resolve(query.limit)?;
-    let after: Option<(NaiveDateTime, String)> = query.cursor.as_deref().map(decode_cursor).transpose()?;
-    let load = || async {
-        let rows = projects::list_for_member(&state.pool, &user.id, after.as_ref(), limit + 1).await?;
-        Ok(page_from(rows, limit, |p| (p.updated_at, p.id.clone())))
-    };
-    // The first page is what the web app shows on every visit; deeper pages go to the database.
-    if after.is_none() {
-        let scope = Scope::MemberProjects(user.id.clone());
-        return Ok(Json(state.cache.get_or_load(Kind::ProjectList, &scope, &format!("first:{limit}"), load).await?));
-    }
-    Ok(Json(load().await?))
+    let keyset = query.keyset(PageSize::STANDARD)?;
+    Ok(Json(projects::list_for_member(&state, &user.id, keyset).await?.map(ProjectSummary::from)))
 }
 
 /// A project's metadata and the first page of its file listing.
@@ -172,16 +246,15 @@ async fn get_project(
     caller: MaybeUser,
     Path(id): Path<String>,
 ) -> Result<Json<ProjectDetail>> {
-    let (access, _) = project_access(&state, &id, caller.id(), Action::Read).await?;
-    let scope = Scope::Project(id.clone());
-    let project = state
-        .cache
-        .get_or_load(Kind::Project, &scope, "", || async {
-            projects::get(&state.pool, &id).await?.ok_or(Error::NotFound("project"))
-        })
-        .await?;
-    let files = first_file_page(&state, &id, FILE_PAGE.default).await?;
-    Ok(Json(ProjectDetail { project, access, files: files.items, files_next_cursor: files.next_cursor }))
+    let (access, _) = access::project(&state, &id, caller.id(), Action::Read).await?;
+    let project = projects::get(&state, &id).await?;
+    let files = files::list(&state, &id, Keyset::first(i64::from(FILE_PAGE.default))).await?.map(FileEntry::from);
+    Ok(Json(ProjectDetail {
+        project: project.into(),
+        access,
+        files: files.items,
+        files_next_cursor: files.next_cursor,
+    }))
 }
 
 /// Changes the allowed fields. Owner and ADMIN collaborators.
@@ -201,7 +274,7 @@ async fn update_project(
     request.active_agents.as_deref().map(check_agents).transpose()?;
     request.preview_url.clone().flatten().as_deref().map(check_preview_url).transpose()?;
 
-    project_access(&state, &id, caller.id(), Action::Manage).await?;
+    access::project(&state, &id, caller.id(), Action::Manage).await?;
     let patch = ProjectPatch {
         name: request.name.map(|name| name.trim().to_owned()),
         description: request.description,
@@ -210,9 +283,7 @@ async fn update_project(
         visibility: request.visibility,
         preview_url: request.preview_url,
     };
-    let project = projects::update(&state.pool, &id, &patch).await?.ok_or(Error::NotFound("project"))?;
-    invalidate::project_changed(&state, &id, invalidate::project_members(&state, &id).await?).await;
-    Ok(Json(project))
+    Ok(Json(projects::update(&state, &id, &patch).await?.into()))
 }
 
 /// Deletes the project and everything in it. Owner only.
@@ -224,14 +295,13 @@ async fn delete_project(
     caller: MaybeUser,
     Path(id): Path<String>,
 ) -> Result<StatusCode> {
-    project_access(&state, &id, caller.id(), Action::Delete).await?;
-    let members = invalidate::project_members(&state, &id).await?;
-    projects::delete(&state.pool, &id).await?;
-    invalidate::project_changed(&state, &id, members).await;
+    access::project(&state, &id, caller.id(), Action::Delete).await?;
+    projects::delete(&state, &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// Counts a view, atomically.
+/// Counts a view. Views are written in batches: the count reaches project reads and lists
+/// within `views.flush_ms`.
 #[utoipa::path(post, path = "/api/projects/{id}/view", tag = "projects", params(("id" = String, Path)),
     responses((status = 200, body = ViewCount), (status = 404, body = ErrorResponse)))]
 async fn record_view(
@@ -239,10 +309,8 @@ async fn record_view(
     caller: MaybeUser,
     Path(id): Path<String>,
 ) -> Result<Json<ViewCount>> {
-    project_access(&state, &id, caller.id(), Action::Read).await?;
-    let view_count = projects::record_view(&state.pool, &id).await?.ok_or(Error::NotFound("project"))?;
-    invalidate::project_counters_changed(&state, &id).await;
-    Ok(Json(ViewCount { view_count }))
+    access::project(&state, &id, caller.id(), Action::Read).await?;
+    Ok(Json(ViewCount { view_count: projects::record_view(&state, &id).await? }))
 }
 
 /// Copies a project the caller can read (metadata and files, not messages) into a new
@@ -258,11 +326,9 @@ async fn fork_project(
     Json(request): Json<ForkRequest>,
 ) -> Result<(StatusCode, Json<Project>)> {
     request.name.as_deref().map(check_name).transpose()?;
-    project_access(&state, &id, caller.id(), Action::Read).await?;
+    access::project(&state, &id, caller.id(), Action::Read).await?;
     let user = caller.require()?;
     let name = request.name.as_deref().map(str::trim);
-    let fork = projects::fork(&state.pool, &id, &token::new_id(), &user.id, name).await?;
-    invalidate::project_counters_changed(&state, &id).await;
-    state.cache.invalidate(&[Scope::MemberProjects(user.id.clone())]).await;
-    Ok((StatusCode::CREATED, Json(fork.ok_or(Error::NotFound("project"))?)))
+    let fork = projects::fork(&state, &id, &user.id, name).await?;
+    Ok((StatusCode::CREATED, Json(fork.into())))
 }

@@ -2,21 +2,77 @@
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use chrono::NaiveDateTime;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::api::extract::{project_access, AuthUser, Json, Query};
-use crate::api::pagination::{decode_cursor, page_from, Page, PageQuery, PageSize};
-use crate::app::AppState;
-use crate::auth::access::Action;
+use crate::api::extract::{AuthUser, Json, PageQuery, Query};
 use crate::auth::token;
-use crate::cache::{Kind, Scope};
-use crate::db::usage::{self, GroupBy, NewUsage, UsageGroup, UsageRecord};
+use crate::db::usage::{NewUsage, UsageGroupRow, UsageRow};
+use crate::domain::access::Action;
+use crate::domain::page::{Page, PageSize};
+use crate::domain::{GroupBy, UtcTime};
 use crate::error::{Error, ErrorResponse, Result};
+use crate::service::{access, usage};
+use crate::state::AppState;
 use crate::validate;
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct UsageRecord {
+    id: String,
+    project_id: Option<String>,
+    endpoint: String,
+    model: String,
+    tokens_used: i32,
+    context_used: f64,
+    saved_tokens: i32,
+    cost: f64,
+    timestamp: UtcTime,
+}
+
+impl From<UsageRow> for UsageRecord {
+    fn from(row: UsageRow) -> Self {
+        UsageRecord {
+            id: row.id,
+            project_id: row.project_id,
+            endpoint: row.endpoint,
+            model: row.model,
+            tokens_used: row.tokens_used,
+            context_used: row.context_used,
+            saved_tokens: row.saved_tokens,
+            cost: row.cost,
+            timestamp: row.timestamp,
+        }
+    }
+}
+
+/// One group of a usage summary.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct UsageGroup {
+    /// The day (YYYY-MM-DD), endpoint or model.
+    key: String,
+    requests: i64,
+    tokens_used: i64,
+    context_used: f64,
+    saved_tokens: i64,
+    cost: f64,
+}
+
+impl From<UsageGroupRow> for UsageGroup {
+    fn from(row: UsageGroupRow) -> Self {
+        UsageGroup {
+            key: row.key,
+            requests: row.requests,
+            tokens_used: row.tokens_used,
+            context_used: row.context_used,
+            saved_tokens: row.saved_tokens,
+            cost: row.cost,
+        }
+    }
+}
 
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(record_usage)).routes(routes!(usage_summary)).routes(routes!(recent_usage))
@@ -79,7 +135,7 @@ async fn record_usage(
     validate::text("endpoint", &request.endpoint, 1, 200)?;
     validate::text("model", &request.model, 1, 100)?;
     if let Some(project_id) = &request.project_id {
-        project_access(&state, project_id, Some(&user.id), Action::Read).await?;
+        access::project(&state, project_id, Some(&user.id), Action::Read).await?;
     }
     let new = NewUsage {
         id: &token::new_id(),
@@ -92,13 +148,8 @@ async fn record_usage(
         saved_tokens: request.saved_tokens,
         cost: state.settings.usage.cost(&request.model, request.tokens_used),
     };
-    match usage::record(&state.pool, &new).await? {
-        Some((usage, token_balance)) => {
-            state.cache.invalidate(&[Scope::Usage(user.id.clone()), Scope::User(user.id.clone())]).await;
-            Ok((StatusCode::CREATED, Json(Recorded { usage, token_balance })))
-        }
-        None => Err(Error::PaymentRequired("the token balance does not cover this call".into())),
-    }
+    let (record, token_balance) = usage::record(&state, &new).await?;
+    Ok((StatusCode::CREATED, Json(Recorded { usage: record.into(), token_balance })))
 }
 
 /// The caller's usage over the last `days` days, grouped. Exact: it reads the
@@ -115,10 +166,7 @@ async fn usage_summary(
         return Err(Error::Unprocessable("days must be 1 to 366".into()));
     }
     let group_by = params.group_by.unwrap_or_default();
-    let scope = Scope::Usage(user.id.clone());
-    let suffix = format!("{days}:{group_by:?}");
-    let load = || async { Ok(usage::summary(&state.pool, &user.id, days, group_by).await?) };
-    let groups = state.cache.get_or_load(Kind::UsageSummary, &scope, &suffix, load).await?;
+    let groups = usage::summary(&state, &user.id, days, group_by).await?.into_iter().map(UsageGroup::from).collect();
     Ok(Json(UsageSummary { days, group_by, groups }))
 }
 
@@ -130,8 +178,6 @@ async fn recent_usage(
     user: AuthUser,
     Query(query): Query<PageQuery>,
 ) -> Result<Json<Page<UsageRecord>>> {
-    let limit = PageSize::STANDARD.resolve(query.limit)?;
-    let after: Option<(NaiveDateTime, String)> = query.cursor.as_deref().map(decode_cursor).transpose()?;
-    let rows = usage::recent(&state.pool, &user.id, after.as_ref(), limit + 1).await?;
-    Ok(Json(page_from(rows, limit, |record| (record.timestamp, record.id.clone()))))
+    let keyset = query.keyset(PageSize::STANDARD)?;
+    Ok(Json(usage::recent(&state, &user.id, keyset).await?.map(UsageRecord::from)))
 }

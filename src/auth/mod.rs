@@ -1,7 +1,5 @@
-//! Accounts and sessions: password hashing, session tokens, the login rate limit, and the
-//! access policy that decides who may do what with a project.
+//! Credentials: password hashing and session tokens. Pure computation, no I/O: who may do
+//! what lives in `domain::access`, and the login rate limit in `service::rate_limit`.
 
-pub mod access;
 pub mod password;
-pub mod rate_limit;
 pub mod token;

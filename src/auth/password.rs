@@ -19,6 +19,11 @@ pub enum Verdict {
     Invalid,
 }
 
+/// Hashing could not run: the blocking pool shut down or the hashing task panicked.
+#[derive(Debug, thiserror::Error)]
+#[error("password hashing failed: {0}")]
+pub struct HashingError(String);
+
 /// Argon2 takes ~19 MiB per hash; bound how many run at once.
 static HASHING_SLOTS: LazyLock<Arc<Semaphore>> = LazyLock::new(|| {
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
@@ -32,13 +37,13 @@ static DUMMY_HASH: LazyLock<String> = LazyLock::new(|| {
     hash_blocking(&hex::encode(random))
 });
 
-pub async fn hash(password: String) -> anyhow::Result<String> {
+pub async fn hash(password: String) -> Result<String, HashingError> {
     run_blocking(move || hash_blocking(&password)).await
 }
 
 /// Verifies `password` against the stored value. A missing user (`None`) or a stored value
 /// that is not a hash at all still pays for one argon2 verification, and is always invalid.
-pub async fn verify(password: String, stored: Option<String>) -> anyhow::Result<Verdict> {
+pub async fn verify(password: String, stored: Option<String>) -> Result<Verdict, HashingError> {
     run_blocking(move || verify_blocking(&password, stored.as_deref())).await
 }
 
@@ -77,9 +82,9 @@ fn is_bcrypt(hash: &str) -> bool {
     ["$2a$", "$2b$", "$2y$"].iter().any(|prefix| hash.starts_with(prefix))
 }
 
-async fn run_blocking<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> anyhow::Result<T> {
-    let _slot = HASHING_SLOTS.clone().acquire_owned().await?;
-    Ok(tokio::task::spawn_blocking(work).await?)
+async fn run_blocking<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> Result<T, HashingError> {
+    let _slot = HASHING_SLOTS.clone().acquire_owned().await.map_err(|error| HashingError(error.to_string()))?;
+    tokio::task::spawn_blocking(work).await.map_err(|error| HashingError(error.to_string()))
 }
 
 #[cfg(test)]

@@ -12,11 +12,13 @@ use sqlx::{Connection, PgConnection, PgPool};
 use super::measure::{self, interleaved, Latency};
 use crate::cache::{Cache, Kind, Scope};
 use crate::config::Settings;
-use crate::db::discovery::{self, DiscoveryQuery, Position, Sort};
+use crate::db::discovery::{self, DiscoveryQuery};
 use crate::db::files::{self, PreparedUpsert};
-use crate::db::messages::{self, Direction};
+use crate::db::messages;
 use crate::db::projects;
-use crate::db::usage::{self, GroupBy};
+use crate::db::usage;
+use crate::domain::discovery::{Position, Sort};
+use crate::domain::{Direction, GroupBy};
 use crate::validate;
 
 /// One row of the report.

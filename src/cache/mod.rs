@@ -11,6 +11,8 @@
 mod breaker;
 mod bus;
 mod codec;
+mod kinds;
+mod settings;
 mod shared;
 mod stats;
 
@@ -21,53 +23,24 @@ use std::time::{Duration, Instant};
 
 use moka::future::Cache as MokaCache;
 use serde::de::DeserializeOwned;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use utoipa::ToSchema;
 
 pub use self::breaker::BreakerState;
+pub use self::kinds::{CacheTtls, Kind};
+pub use self::settings::CacheSettings;
 use self::shared::SharedTier;
 use self::stats::Counters;
 pub use self::stats::KindStats;
-use crate::config::CacheSettings;
-use crate::error::Error;
 
-/// The kinds of cached data, each with its own TTLs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
-    Project,
-    FileListing,
-    FirstMessagePage,
-    ProjectList,
-    User,
-    Session,
-    Discovery,
-    UsageSummary,
-}
-
-impl Kind {
-    pub const ALL: [Kind; 8] = [
-        Kind::Project,
-        Kind::FileListing,
-        Kind::FirstMessagePage,
-        Kind::ProjectList,
-        Kind::User,
-        Kind::Session,
-        Kind::Discovery,
-        Kind::UsageSummary,
-    ];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Kind::Project => "project",
-            Kind::FileListing => "file_listing",
-            Kind::FirstMessagePage => "first_message_page",
-            Kind::ProjectList => "project_list",
-            Kind::User => "user",
-            Kind::Session => "session",
-            Kind::Discovery => "discovery",
-            Kind::UsageSummary => "usage_summary",
-        }
-    }
+/// What the cache itself can fail with. A loader's own errors pass through untouched.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum CacheError {
+    /// The shared tier could not be reached for an operation that needs it (a clear).
+    #[error("the shared cache tier is unavailable")]
+    Unavailable,
+    #[error("a {0} entry could not be encoded or decoded")]
+    Codec(&'static str),
 }
 
 /// What a write invalidates. Every cached entry belongs to exactly one scope.
@@ -189,11 +162,12 @@ impl Cache {
     /// The value under (`kind`, `scope`, `suffix`): from the local tier, else from Redis,
     /// else from `loader`, whose result is then stored in both. Concurrent misses for one
     /// key in this process run `loader` once; the others wait for its result.
-    pub async fn get_or_load<T, F, Fut>(&self, kind: Kind, scope: &Scope, suffix: &str, loader: F) -> Result<T, Error>
+    pub async fn get_or_load<T, E, F, Fut>(&self, kind: Kind, scope: &Scope, suffix: &str, loader: F) -> Result<T, E>
     where
         T: Serialize + DeserializeOwned,
+        E: From<CacheError> + Clone + Send + Sync + 'static,
         F: FnOnce() -> Fut,
-        Fut: Future<Output = Result<T, Error>>,
+        Fut: Future<Output = Result<T, E>>,
     {
         let inner = &self.0;
         let counters = inner.counters.kind(kind);
@@ -223,47 +197,60 @@ impl Cache {
                 })?;
                 counters.loads.fetch_add(1, Relaxed);
                 counters.load_micros.fetch_add(started.elapsed().as_micros() as u64, Relaxed);
-                let bytes = codec::encode(&value).map_err(Error::Internal)?;
+                let bytes = codec::encode(&value).map_err(|_| E::from(CacheError::Codec(kind.name())))?;
                 if let Some(tier) = &inner.shared {
                     let set = redis::cmd("SET").arg(&key).arg(&bytes).arg("EX").arg(shared_ttl.as_secs()).clone();
                     if tier.run::<()>(&set).await.is_err() {
                         counters.shared_errors.fetch_add(1, Relaxed);
                     }
                 }
-                Ok::<_, Error>(LocalEntry { bytes: Arc::new(bytes), ttl: local_ttl })
+                Ok::<_, E>(LocalEntry { bytes: Arc::new(bytes), ttl: local_ttl })
             })
             .await
-            .map_err(|shared: Arc<Error>| shared.as_ref().duplicate())?;
-        codec::decode(&entry.bytes).ok_or_else(|| Error::Internal(anyhow::anyhow!("undecodable {} entry", kind.name())))
+            .map_err(|shared: Arc<E>| shared.as_ref().clone())?;
+        codec::decode(&entry.bytes).ok_or_else(|| E::from(CacheError::Codec(kind.name())))
     }
 
     /// Makes every entry of these scopes unreachable, here at once and on other instances
-    /// as soon as they hear of it.
+    /// as soon as they hear of it. However many scopes, it costs two Redis round trips: one
+    /// pipeline of INCRs, one of PUBLISHes.
     pub async fn invalidate(&self, scopes: &[Scope]) {
-        for scope in scopes {
-            let label = scope.label();
-            let gen_key = format!("{}gen:{label}", self.0.prefix);
-            let shared = match &self.0.shared {
-                Some(tier) => {
-                    // Generations outlive every entry keyed by them, then go: a scope written
-                    // once does not keep a key forever, and when its counter restarts at 0 no
-                    // entry of an earlier 0 can still exist.
-                    let ttl =
-                        Kind::ALL.iter().map(|kind| self.0.settings.shared_ttl(*kind).as_secs()).max().unwrap_or(60)
-                            * 2;
-                    let pipeline =
-                        redis::pipe().atomic().incr(&gen_key, 1).expire(&gen_key, ttl as i64).ignore().clone();
-                    tier.run_pipeline::<(u64,)>(&pipeline).await.ok().map(|(value,)| value)
+        if scopes.is_empty() {
+            return;
+        }
+        let labels: Vec<String> = scopes.iter().map(Scope::label).collect();
+        let shared = match &self.0.shared {
+            Some(tier) => {
+                // Generations outlive every entry keyed by them, then go: a scope written
+                // once does not keep a key forever, and when its counter restarts at 0 no
+                // entry of an earlier 0 can still exist.
+                let ttl = self.0.settings.longest_ttl().as_secs() * 2;
+                let mut pipeline = redis::pipe();
+                pipeline.atomic();
+                for label in &labels {
+                    let gen_key = format!("{}gen:{label}", self.0.prefix);
+                    pipeline.incr(&gen_key, 1).expire(&gen_key, ttl as i64).ignore();
                 }
-                None => None,
-            };
-            // Without Redis, this process counts on its own.
-            let next = shared.unwrap_or_else(|| self.0.generations.get(&label).unwrap_or(0) + 1);
-            self.raise_generation(&label, next);
-            if let (Some(tier), Some(value)) = (&self.0.shared, shared) {
-                let message = bus::Message::Generation { scope: label, value };
-                let _ =
-                    tier.run::<()>(redis::cmd("PUBLISH").arg(bus::channel(&self.0.prefix)).arg(message.encode())).await;
+                tier.run_pipeline::<Vec<u64>>(&pipeline).await.ok()
+            }
+            None => None,
+        };
+        match (&self.0.shared, shared) {
+            (Some(tier), Some(values)) => {
+                let channel = bus::channel(&self.0.prefix);
+                let mut publish = redis::pipe();
+                for (label, value) in labels.into_iter().zip(values) {
+                    self.raise_generation(&label, value);
+                    publish.publish(&channel, bus::Message::Generation { scope: label, value }.encode()).ignore();
+                }
+                let _ = tier.run_pipeline::<()>(&publish).await;
+            }
+            // Without Redis (or with it failing), this process counts on its own.
+            _ => {
+                for label in labels {
+                    let next = self.0.generations.get(&label).unwrap_or(0) + 1;
+                    self.raise_generation(&label, next);
+                }
             }
         }
     }
@@ -271,7 +258,7 @@ impl Cache {
     /// Drops this service's namespace in Redis (values only: generations keep counting up,
     /// so an old key can never become current again) and every instance's local tier. Keys
     /// outside the namespace are never touched; FLUSHDB is never used.
-    pub async fn clear(&self) -> Result<u64, Error> {
+    pub async fn clear(&self) -> Result<u64, CacheError> {
         self.flush_local();
         let Some(tier) = &self.0.shared else { return Ok(0) };
         let mut cursor: u64 = 0;
@@ -280,7 +267,7 @@ impl Cache {
         let generations = format!("{}gen:", self.0.prefix);
         loop {
             let scan = redis::cmd("SCAN").arg(cursor).arg("MATCH").arg(&pattern).arg("COUNT").arg(500).clone();
-            let (next, keys): (u64, Vec<String>) = tier.run(&scan).await.map_err(|()| Error::DatabaseUnavailable)?;
+            let (next, keys): (u64, Vec<String>) = tier.run(&scan).await.map_err(|()| CacheError::Unavailable)?;
             let values: Vec<&String> = keys.iter().filter(|key| !key.starts_with(&generations)).collect();
             if !values.is_empty() {
                 removed += tier.run::<u64>(redis::cmd("UNLINK").arg(&values)).await.unwrap_or(0);
@@ -340,12 +327,4 @@ impl Cache {
         self.0.local.invalidate_all();
         self.0.generations.invalidate_all();
     }
-}
-
-/// A session as the cache keeps it: never the token, only whose it is and until when.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct CachedSession {
-    pub user_id: String,
-    #[serde(with = "crate::db::timestamp")]
-    pub expires: chrono::NaiveDateTime,
 }

@@ -1,71 +1,66 @@
 //! Read-only queries over PostgreSQL's catalog and our own bookkeeping tables, for health
 //! and monitoring.
 
-use chrono::NaiveDateTime;
-use serde::Serialize;
-use sqlx::PgPool;
+use sqlx::PgExecutor;
 
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct TableStats {
+use crate::domain::UtcTime;
+
+#[derive(Debug)]
+pub struct TableStatsRow {
     pub name: String,
-    /// `table` or `materialized_view`.
-    pub kind: &'static str,
-    /// The planner's estimate (`pg_class.reltuples`); null before the first ANALYZE.
+    pub is_materialized_view: bool,
+    /// The planner's estimate (`pg_class.reltuples`); None before the first ANALYZE.
     pub row_estimate: Option<i64>,
     /// Heap, indexes and TOAST together.
     pub total_bytes: i64,
 }
 
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct ViewRefresh {
+#[derive(Debug)]
+pub struct ViewRefreshRow {
     pub name: String,
     pub populated: bool,
-    #[serde(with = "crate::db::timestamp::option")]
-    #[schema(value_type = Option<String>, format = DateTime)]
-    pub last_refresh_at: Option<NaiveDateTime>,
+    pub last_refresh_at: Option<UtcTime>,
     pub last_refresh_ms: Option<f64>,
 }
 
+/// Answers when the database does.
+pub async fn ping(db: impl PgExecutor<'_>) -> sqlx::Result<()> {
+    sqlx::query_scalar!(r#"SELECT 1 AS "one!""#).fetch_one(db).await?;
+    Ok(())
+}
+
 /// The tables and materialized views of the current schema, largest first.
-pub async fn table_stats(pool: &PgPool) -> sqlx::Result<Vec<TableStats>> {
-    let rows: Vec<(String, String, f32, i64)> = sqlx::query_as(
-        "SELECT c.relname::text, c.relkind::text, c.reltuples, pg_total_relation_size(c.oid)
-         FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-         WHERE n.nspname = current_schema() AND c.relkind IN ('r', 'm')
-         ORDER BY pg_total_relation_size(c.oid) DESC, c.relname",
+pub async fn table_stats(db: impl PgExecutor<'_>) -> sqlx::Result<Vec<TableStatsRow>> {
+    let rows = sqlx::query!(
+        r#"SELECT c.relname::text AS "name!", c.relkind = 'm' AS "is_materialized_view!",
+                  c.reltuples AS "reltuples!", pg_total_relation_size(c.oid) AS "total_bytes!"
+           FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+           WHERE n.nspname = current_schema() AND c.relkind IN ('r', 'm')
+           ORDER BY pg_total_relation_size(c.oid) DESC, c.relname"#
     )
-    .fetch_all(pool)
+    .fetch_all(db)
     .await?;
     Ok(rows
         .into_iter()
-        .map(|(name, kind, reltuples, total_bytes)| TableStats {
-            name,
-            kind: if kind == "m" { "materialized_view" } else { "table" },
-            row_estimate: (reltuples >= 0.0).then_some(reltuples as i64),
-            total_bytes,
+        .map(|row| TableStatsRow {
+            name: row.name,
+            is_materialized_view: row.is_materialized_view,
+            row_estimate: (row.reltuples >= 0.0).then_some(row.reltuples as i64),
+            total_bytes: row.total_bytes,
         })
         .collect())
 }
 
 /// Each materialized view with its last recorded refresh.
-pub async fn view_refreshes(pool: &PgPool) -> sqlx::Result<Vec<ViewRefresh>> {
-    let rows: Vec<(String, bool, Option<NaiveDateTime>, Option<f64>)> = sqlx::query_as(
-        r#"SELECT v.matviewname::text, v.ispopulated, r."refreshedAt", r."durationMs"
+pub async fn view_refreshes(db: impl PgExecutor<'_>) -> sqlx::Result<Vec<ViewRefreshRow>> {
+    sqlx::query_as!(
+        ViewRefreshRow,
+        r#"SELECT v.matviewname::text AS "name!", v.ispopulated AS "populated!",
+                  r."refreshedAt" AS "last_refresh_at?: UtcTime", r."durationMs" AS "last_refresh_ms?"
            FROM pg_matviews v LEFT JOIN "ViewRefresh" r ON r."viewName" = v.matviewname
            WHERE v.schemaname = current_schema()
-           ORDER BY v.matviewname"#,
+           ORDER BY v.matviewname"#
     )
-    .fetch_all(pool)
-    .await?;
-    Ok(rows
-        .into_iter()
-        .map(|(name, populated, last_refresh_at, last_refresh_ms)| ViewRefresh {
-            name,
-            populated,
-            last_refresh_at,
-            last_refresh_ms,
-        })
-        .collect())
+    .fetch_all(db)
+    .await
 }

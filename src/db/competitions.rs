@@ -1,102 +1,84 @@
 //! Competitions: a PUBLIC project is entered at most once (`Competition_projectId_key`),
 //! competitions are listed newest first by status, and move from ACTIVE to CLOSED.
 
-use chrono::NaiveDateTime;
 use serde::{Deserialize, Serialize};
 use sqlx::PgExecutor;
-use utoipa::ToSchema;
 
-use crate::db::collab::{end_of_time, start_position, Position};
-use crate::db::projects::Creator;
+use crate::domain::time::{end_of_time, start_position, Position};
+use crate::domain::{CompetitionStatus, UtcTime};
 
 /// The unique index that allows one competition per project.
 pub const PROJECT_KEY: &str = "Competition_projectId_key";
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema, sqlx::Type)]
-#[serde(rename_all = "UPPERCASE")]
-#[sqlx(type_name = "text", rename_all = "UPPERCASE")]
-pub enum CompetitionStatus {
-    Active,
-    Closed,
-}
-
-/// The entered project, with its creator: never an e-mail.
-#[derive(Debug, Clone, Serialize, Deserialize, sqlx::FromRow, ToSchema)]
-pub struct CompetitionProject {
-    #[sqlx(rename = "projectId")]
-    pub id: String,
-    #[sqlx(rename = "projectName")]
-    pub name: String,
-    #[sqlx(flatten)]
-    pub creator: Creator,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize, sqlx::FromRow, ToSchema)]
-#[serde(rename_all = "camelCase")]
+/// A competition with its project's name and creator (never an e-mail).
+#[derive(Debug, Clone, Serialize, Deserialize, sqlx::FromRow)]
 #[sqlx(rename_all = "camelCase")]
-pub struct Competition {
+pub struct CompetitionRow {
     pub id: String,
     pub project_id: String,
     pub title: String,
     pub status: CompetitionStatus,
-    #[serde(with = "crate::db::timestamp")]
-    #[schema(value_type = String, format = DateTime)]
-    pub created_at: NaiveDateTime,
-    #[serde(with = "crate::db::timestamp")]
-    #[schema(value_type = String, format = DateTime)]
-    pub updated_at: NaiveDateTime,
-    #[sqlx(flatten)]
-    pub project: CompetitionProject,
+    pub created_at: UtcTime,
+    pub updated_at: UtcTime,
+    pub project_name: String,
+    pub owner_id: String,
+    pub owner_name: Option<String>,
+    pub owner_image: Option<String>,
 }
 
 /// The competition columns from a competition relation `c`, joined with its project and the
-/// project's creator.
+/// project's creator, for the assembled page statement.
 const COMPETITION_SELECT: &str = r#"
     c."id", c."projectId", c."title", c."status", c."createdAt", c."updatedAt",
     p."name" AS "projectName", u."id" AS "ownerId", u."name" AS "ownerName", u."image" AS "ownerImage"
     FROM c JOIN "Project" p ON p."id" = c."projectId" JOIN "User" u ON u."id" = p."userId""#;
 
-/// Enters a project, if it is PUBLIC (None otherwise: the check and the insert are one
+/// Enters a project, if it is PUBLIC (false otherwise: the check and the insert are one
 /// statement, so a project made private meanwhile is not entered). A second entry of the same
 /// project is a unique violation on [`PROJECT_KEY`], for the caller to map.
-pub async fn create(
-    db: impl PgExecutor<'_>,
-    id: &str,
-    project_id: &str,
-    title: &str,
-) -> sqlx::Result<Option<Competition>> {
-    sqlx::query_as(&format!(
-        r#"WITH c AS (
-               INSERT INTO "Competition" ("id", "projectId", "title")
-               SELECT $1, p."id", $3 FROM "Project" p WHERE p."id" = $2 AND p."visibility" = 'PUBLIC'
-               RETURNING *
-           )
-           SELECT {COMPETITION_SELECT}"#
-    ))
-    .bind(id)
-    .bind(project_id)
-    .bind(title)
+pub async fn create(db: impl PgExecutor<'_>, id: &str, project_id: &str, title: &str) -> sqlx::Result<bool> {
+    let result = sqlx::query!(
+        r#"INSERT INTO "Competition" ("id", "projectId", "title")
+           SELECT $1, p."id", $3 FROM "Project" p WHERE p."id" = $2 AND p."visibility" = 'PUBLIC'"#,
+        id,
+        project_id,
+        title
+    )
+    .execute(db)
+    .await?;
+    Ok(result.rows_affected() > 0)
+}
+
+pub async fn get(db: impl PgExecutor<'_>, id: &str) -> sqlx::Result<Option<CompetitionRow>> {
+    sqlx::query_as!(
+        CompetitionRow,
+        r#"SELECT c."id", c."projectId" AS "project_id", c."title", c."status" AS "status: CompetitionStatus",
+                  c."createdAt" AS "created_at: UtcTime", c."updatedAt" AS "updated_at: UtcTime",
+                  p."name" AS "project_name", u."id" AS "owner_id", u."name" AS "owner_name",
+                  u."image" AS "owner_image"
+           FROM "Competition" c JOIN "Project" p ON p."id" = c."projectId" JOIN "User" u ON u."id" = p."userId"
+           WHERE c."id" = $1"#,
+        id
+    )
     .fetch_optional(db)
     .await
 }
 
 /// The project a competition belongs to.
 pub async fn project_of(db: impl PgExecutor<'_>, id: &str) -> sqlx::Result<Option<String>> {
-    sqlx::query_scalar(r#"SELECT "projectId" FROM "Competition" WHERE "id" = $1"#).bind(id).fetch_optional(db).await
+    sqlx::query_scalar!(r#"SELECT "projectId" FROM "Competition" WHERE "id" = $1"#, id).fetch_optional(db).await
 }
 
-/// ACTIVE → CLOSED; None when the competition is not ACTIVE (any more).
-pub async fn close(db: impl PgExecutor<'_>, id: &str) -> sqlx::Result<Option<Competition>> {
-    sqlx::query_as(&format!(
-        r#"WITH c AS (
-               UPDATE "Competition" SET "status" = 'CLOSED', "updatedAt" = now() AT TIME ZONE 'UTC'
-               WHERE "id" = $1 AND "status" = 'ACTIVE' RETURNING *
-           )
-           SELECT {COMPETITION_SELECT}"#
-    ))
-    .bind(id)
-    .fetch_optional(db)
-    .await
+/// ACTIVE → CLOSED; false when the competition is not ACTIVE (any more).
+pub async fn close(db: impl PgExecutor<'_>, id: &str) -> sqlx::Result<bool> {
+    let result = sqlx::query!(
+        r#"UPDATE "Competition" SET "status" = 'CLOSED', "updatedAt" = now() AT TIME ZONE 'UTC'
+           WHERE "id" = $1 AND "status" = 'ACTIVE'"#,
+        id
+    )
+    .execute(db)
+    .await?;
+    Ok(result.rows_affected() > 0)
 }
 
 /// One status's newest-first keyset scan of `Competition_status_createdAt_idx`, keeping only
@@ -132,7 +114,7 @@ pub async fn page(
     status: Option<CompetitionStatus>,
     after: Option<&Position>,
     limit: i64,
-) -> sqlx::Result<Vec<Competition>> {
+) -> sqlx::Result<Vec<CompetitionRow>> {
     let (created_at, id) = start_position(after, end_of_time());
     let sql = page_sql(status.is_some());
     let query = sqlx::query_as(&sql).bind(created_at).bind(id).bind(limit);

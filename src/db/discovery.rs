@@ -2,44 +2,15 @@
 //! a substring search over name and description. Keyset-paginated with the `id` tie-breaker,
 //! so a deep page costs what the first does.
 
-use chrono::NaiveDateTime;
 use serde::{Deserialize, Serialize};
 use sqlx::PgExecutor;
-use utoipa::ToSchema;
 
-use crate::db::projects::Creator;
+use crate::domain::discovery::{Position, Sort};
+use crate::domain::UtcTime;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum Sort {
-    /// likeCount
-    Popular,
-    /// forkCount
-    Forks,
-    /// viewCount
-    Trending,
-    /// createdAt
-    Recent,
-    /// isFeatured, then updatedAt
-    Featured,
-    /// the name's similarity to the search term (only with `search`)
-    Relevance,
-}
-
-/// Where a page ends, in the terms of its sort. Serialized into the opaque cursor.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(untagged)]
-pub enum Position {
-    Count(i64, String),
-    Time(NaiveDateTime, String),
-    Featured(bool, NaiveDateTime, String),
-    Score(f32, String),
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize, sqlx::FromRow, ToSchema)]
-#[serde(rename_all = "camelCase")]
+#[derive(Debug, Clone, Serialize, Deserialize, sqlx::FromRow)]
 #[sqlx(rename_all = "camelCase")]
-pub struct DiscoveryEntry {
+pub struct DiscoveryRow {
     pub id: String,
     pub name: String,
     /// The first 200 characters of the description.
@@ -51,33 +22,15 @@ pub struct DiscoveryEntry {
     pub view_count: i32,
     pub is_featured: bool,
     /// Search relevance: the name's trigram similarity to the term (0..1); only with `search`.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub score: Option<f32>,
-    #[sqlx(flatten)]
-    pub creator: Creator,
-    #[serde(with = "crate::db::timestamp")]
-    #[schema(value_type = String, format = DateTime)]
-    pub created_at: NaiveDateTime,
-    #[serde(with = "crate::db::timestamp")]
-    #[schema(value_type = String, format = DateTime)]
-    pub updated_at: NaiveDateTime,
+    pub owner_id: String,
+    pub owner_name: Option<String>,
+    pub owner_image: Option<String>,
+    pub created_at: UtcTime,
+    pub updated_at: UtcTime,
 }
 
-impl Position {
-    /// Whether a cursor's position belongs to `sort`: a cursor from another sort is refused
-    /// rather than bound to the wrong columns.
-    pub fn fits(&self, sort: Sort) -> bool {
-        matches!(
-            (self, sort),
-            (Position::Count(..), Sort::Popular | Sort::Forks | Sort::Trending)
-                | (Position::Time(..), Sort::Recent)
-                | (Position::Featured(..), Sort::Featured)
-                | (Position::Score(..), Sort::Relevance)
-        )
-    }
-}
-
-impl DiscoveryEntry {
+impl DiscoveryRow {
     /// This entry's position under `sort`, for the next page's cursor.
     pub fn position(&self, sort: Sort) -> Position {
         let id = self.id.clone();
@@ -85,8 +38,8 @@ impl DiscoveryEntry {
             Sort::Popular => Position::Count(self.like_count.into(), id),
             Sort::Forks => Position::Count(self.fork_count.into(), id),
             Sort::Trending => Position::Count(self.view_count.into(), id),
-            Sort::Recent => Position::Time(self.created_at, id),
-            Sort::Featured => Position::Featured(self.is_featured, self.updated_at, id),
+            Sort::Recent => Position::Time(self.created_at.0, id),
+            Sort::Featured => Position::Featured(self.is_featured, self.updated_at.0, id),
             Sort::Relevance => Position::Score(self.score.unwrap_or(0.0), id),
         }
     }
@@ -155,13 +108,23 @@ pub fn discovery_sql(sort: Sort, with_type: bool, with_search: bool, with_positi
     )
 }
 
+/// The PostgreSQL types of a `sort`'s position parameters, as [`discover`] binds them.
+pub fn position_types(sort: Sort) -> &'static [&'static str] {
+    match sort {
+        Sort::Popular | Sort::Forks | Sort::Trending => &["int4", "text"],
+        Sort::Recent => &["timestamp", "text"],
+        Sort::Featured => &["bool", "timestamp", "text"],
+        Sort::Relevance => &["float4", "text"],
+    }
+}
+
 /// Escapes `%`, `_` and `\` so the term matches literally inside `%...%`.
 pub fn like_pattern(term: &str) -> String {
     let escaped = term.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
     format!("%{escaped}%")
 }
 
-pub async fn discover(db: impl PgExecutor<'_>, query: &DiscoveryQuery<'_>) -> sqlx::Result<Vec<DiscoveryEntry>> {
+pub async fn discover(db: impl PgExecutor<'_>, query: &DiscoveryQuery<'_>) -> sqlx::Result<Vec<DiscoveryRow>> {
     let sql = discovery_sql(query.sort, query.project_type.is_some(), query.search.is_some(), query.after.is_some());
     let mut statement = sqlx::query_as(&sql)
         .bind(query.limit)

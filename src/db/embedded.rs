@@ -140,10 +140,12 @@ impl EmbeddedCluster {
 
     async fn ensure_database(&self) -> anyhow::Result<()> {
         let mut conn = PgConnection::connect(&self.url_for("postgres")).await?;
-        let exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
-            .bind(DATABASE_NAME)
-            .fetch_one(&mut conn)
-            .await?;
+        let exists = sqlx::query_scalar!(
+            r#"SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1) AS "exists!""#,
+            DATABASE_NAME
+        )
+        .fetch_one(&mut conn)
+        .await?;
         if !exists {
             sqlx::query(&format!("CREATE DATABASE {DATABASE_NAME}")).execute(&mut conn).await?;
         }

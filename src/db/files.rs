@@ -1,36 +1,25 @@
 //! Project files: listings without contents, single reads, and the set-based batch write.
 
-use chrono::NaiveDateTime;
 use serde::{Deserialize, Serialize};
 use sqlx::{PgConnection, PgExecutor};
-use utoipa::ToSchema;
+
+use crate::domain::UtcTime;
 
 /// A file as listings show it: no content.
-#[derive(Debug, Clone, Serialize, Deserialize, sqlx::FromRow, ToSchema)]
-#[serde(rename_all = "camelCase")]
-#[sqlx(rename_all = "camelCase")]
-pub struct FileEntry {
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct FileEntryRow {
     pub path: String,
     pub language: String,
     pub size: i32,
     pub checksum: String,
-    #[serde(with = "crate::db::timestamp")]
-    #[schema(value_type = String, format = DateTime)]
-    pub updated_at: NaiveDateTime,
+    pub updated_at: UtcTime,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, sqlx::FromRow, ToSchema)]
-#[serde(rename_all = "camelCase")]
-#[sqlx(rename_all = "camelCase")]
-pub struct FileContent {
-    pub path: String,
-    pub language: String,
-    pub size: i32,
-    pub checksum: String,
+/// One file with its content.
+#[derive(Debug, Clone)]
+pub struct FileRow {
+    pub entry: FileEntryRow,
     pub content: String,
-    #[serde(with = "crate::db::timestamp")]
-    #[schema(value_type = String, format = DateTime)]
-    pub updated_at: NaiveDateTime,
 }
 
 /// One file to write, with its size and checksum already computed.
@@ -44,7 +33,7 @@ pub struct PreparedUpsert {
 }
 
 /// What a batch did, path by path.
-#[derive(Debug, Default, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Default)]
 pub struct BatchOutcome {
     pub created: Vec<String>,
     pub updated: Vec<String>,
@@ -53,8 +42,7 @@ pub struct BatchOutcome {
 }
 
 /// The listing statement: `$1` project, `$2` the last path seen, `$3` limit.
-pub const LIST_SQL: &str = r#"SELECT "path", "language", "size", "checksum", "updatedAt" FROM "ProjectFile"
-    WHERE "projectId" = $1 AND "path" > $2 ORDER BY "path" LIMIT $3"#;
+pub const LIST_SQL: &str = include_str!("../../queries/files_list.sql");
 
 /// A page of the listing in path order, after `after_path` (exclusive).
 pub async fn list(
@@ -62,19 +50,29 @@ pub async fn list(
     project_id: &str,
     after_path: &str,
     limit: i64,
-) -> sqlx::Result<Vec<FileEntry>> {
-    sqlx::query_as(LIST_SQL).bind(project_id).bind(after_path).bind(limit).fetch_all(db).await
+) -> sqlx::Result<Vec<FileEntryRow>> {
+    sqlx::query_file_as!(FileEntryRow, "queries/files_list.sql", project_id, after_path, limit).fetch_all(db).await
 }
 
-pub async fn get(db: impl PgExecutor<'_>, project_id: &str, path: &str) -> sqlx::Result<Option<FileContent>> {
-    sqlx::query_as(
-        r#"SELECT "path", "language", "size", "checksum", "content", "updatedAt" FROM "ProjectFile"
-           WHERE "projectId" = $1 AND "path" = $2"#,
+pub async fn get(db: impl PgExecutor<'_>, project_id: &str, path: &str) -> sqlx::Result<Option<FileRow>> {
+    let row = sqlx::query!(
+        r#"SELECT "path", "language", "size", "checksum", "content", "updatedAt" AS "updated_at: UtcTime"
+           FROM "ProjectFile" WHERE "projectId" = $1 AND "path" = $2"#,
+        project_id,
+        path
     )
-    .bind(project_id)
-    .bind(path)
     .fetch_optional(db)
-    .await
+    .await?;
+    Ok(row.map(|row| FileRow {
+        entry: FileEntryRow {
+            path: row.path,
+            language: row.language,
+            size: row.size,
+            checksum: row.checksum,
+            updated_at: row.updated_at,
+        },
+        content: row.content,
+    }))
 }
 
 /// Applies deletes, then upserts, as two set-based statements inside the caller's
@@ -88,18 +86,18 @@ pub async fn apply_batch(
 ) -> sqlx::Result<BatchOutcome> {
     let mut outcome = BatchOutcome::default();
     if !deletes.is_empty() {
-        outcome.deleted = sqlx::query_scalar(
+        outcome.deleted = sqlx::query_scalar!(
             r#"DELETE FROM "ProjectFile" WHERE "projectId" = $1 AND "path" = ANY($2) RETURNING "path""#,
+            project_id,
+            deletes
         )
-        .bind(project_id)
-        .bind(deletes)
         .fetch_all(&mut *tx)
         .await?;
     }
     if !upserts.is_empty() {
         let column = |f: fn(&PreparedUpsert) -> &str| upserts.iter().map(f).collect::<Vec<_>>();
         let sizes: Vec<i32> = upserts.iter().map(|u| u.size).collect();
-        let written: Vec<(String, bool)> = sqlx::query_as(
+        let written = sqlx::query!(
             r#"INSERT INTO "ProjectFile" ("id", "projectId", "path", "content", "language", "size", "checksum")
                SELECT u.id, $1, u.path, u.content, u.language, u.size, u.checksum
                FROM UNNEST($2::text[], $3::text[], $4::text[], $5::text[], $6::int4[], $7::text[])
@@ -112,22 +110,22 @@ pub async fn apply_batch(
                    "updatedAt" = now() AT TIME ZONE 'UTC'
                WHERE "ProjectFile"."checksum" <> EXCLUDED."checksum"
                   OR "ProjectFile"."language" <> EXCLUDED."language"
-               RETURNING "path", (xmax = 0) AS created"#,
+               RETURNING "path", (xmax = 0) AS "created!""#,
+            project_id,
+            &column(|u| &u.id) as &[&str],
+            &column(|u| &u.path) as &[&str],
+            &column(|u| &u.content) as &[&str],
+            &column(|u| &u.language) as &[&str],
+            &sizes,
+            &column(|u| &u.checksum) as &[&str],
         )
-        .bind(project_id)
-        .bind(column(|u| &u.id))
-        .bind(column(|u| &u.path))
-        .bind(column(|u| &u.content))
-        .bind(column(|u| &u.language))
-        .bind(&sizes)
-        .bind(column(|u| &u.checksum))
         .fetch_all(&mut *tx)
         .await?;
-        for (path, created) in written {
-            if created {
-                outcome.created.push(path);
+        for row in written {
+            if row.created {
+                outcome.created.push(row.path);
             } else {
-                outcome.updated.push(path);
+                outcome.updated.push(row.path);
             }
         }
         outcome.unchanged = upserts

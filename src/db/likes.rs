@@ -4,9 +4,30 @@
 
 use sqlx::PgExecutor;
 
-/// Likes (`liked`) or unlikes the project; returns the like count after. Doing it twice
-/// changes nothing.
-pub async fn set(db: impl PgExecutor<'_>, project_id: &str, user_id: &str, liked: bool) -> sqlx::Result<i32> {
+/// What a like or unlike came to.
+pub struct LikeOutcome {
+    pub like_count: i32,
+    /// Whose project lists show the count: the owner and the collaborators.
+    pub members: Vec<String>,
+}
+
+/// Likes (`liked`) or unlikes the project; returns the like count after, or None without
+/// such a project. Doing it twice changes nothing. Assembled from two fragments: see
+/// `db::assembled`.
+pub async fn set(
+    db: impl PgExecutor<'_>,
+    project_id: &str,
+    user_id: &str,
+    liked: bool,
+) -> sqlx::Result<Option<LikeOutcome>> {
+    let row: Option<(i32, Vec<String>)> =
+        sqlx::query_as(&set_sql(liked)).bind(project_id).bind(user_id).fetch_optional(db).await?;
+    Ok(row.map(|(like_count, members)| LikeOutcome { like_count, members }))
+}
+
+/// `$1` project, `$2` user: the change to the like row, the counter moved with it, and the
+/// members whose lists show the counter.
+pub fn set_sql(liked: bool) -> String {
     let (change, delta) = if liked {
         (
             r#"INSERT INTO "ProjectLike" ("projectId", "userId") VALUES ($1, $2) ON CONFLICT DO NOTHING RETURNING 1"#,
@@ -15,16 +36,14 @@ pub async fn set(db: impl PgExecutor<'_>, project_id: &str, user_id: &str, liked
     } else {
         (r#"DELETE FROM "ProjectLike" WHERE "projectId" = $1 AND "userId" = $2 RETURNING 1"#, "- 1")
     };
-    sqlx::query_scalar(&format!(
+    format!(
         r#"WITH changed AS ({change}), counted AS (
                UPDATE "Project" SET "likeCount" = "likeCount" {delta}
                WHERE "id" = $1 AND EXISTS (SELECT 1 FROM changed) RETURNING "likeCount"
            )
-           SELECT COALESCE((SELECT "likeCount" FROM counted),
-                           (SELECT "likeCount" FROM "Project" WHERE "id" = $1))"#
-    ))
-    .bind(project_id)
-    .bind(user_id)
-    .fetch_one(db)
-    .await
+           SELECT COALESCE((SELECT "likeCount" FROM counted), p."likeCount"),
+                  array_prepend(p."userId", ARRAY(SELECT c."userId" FROM "ProjectCollaborator" c
+                                                  WHERE c."projectId" = $1))
+           FROM "Project" p WHERE p."id" = $1"#
+    )
 }

@@ -3,30 +3,50 @@
 
 use std::time::Instant;
 
-use chrono::NaiveDateTime;
-use serde::Serialize;
 use sqlx::{PgConnection, PgExecutor};
-use utoipa::ToSchema;
+
+use crate::domain::UtcTime;
 
 /// The materialized views, refreshed concurrently so readers never block.
-pub const VIEWS: [&str; 2] = ["project_stats", "user_token_summary"];
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MaterializedView {
+    ProjectStats,
+    UserTokenSummary,
+}
+
+impl MaterializedView {
+    pub const ALL: [MaterializedView; 2] = [MaterializedView::ProjectStats, MaterializedView::UserTokenSummary];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            MaterializedView::ProjectStats => "project_stats",
+            MaterializedView::UserTokenSummary => "user_token_summary",
+        }
+    }
+}
 
 /// Refreshes one view and records when, in the same transaction: `user_token_summary`
 /// covers the days before the refresh transaction's `now()`, and readers take the live rows
 /// from that day on, so the two must agree.
-pub async fn refresh_view(tx: &mut PgConnection, view: &str) -> sqlx::Result<f64> {
-    debug_assert!(VIEWS.contains(&view));
+pub async fn refresh_view(tx: &mut PgConnection, view: MaterializedView) -> sqlx::Result<f64> {
     let started = Instant::now();
-    sqlx::query(&format!("REFRESH MATERIALIZED VIEW CONCURRENTLY {view}")).execute(&mut *tx).await?;
+    match view {
+        MaterializedView::ProjectStats => {
+            sqlx::query!("REFRESH MATERIALIZED VIEW CONCURRENTLY project_stats").execute(&mut *tx).await?
+        }
+        MaterializedView::UserTokenSummary => {
+            sqlx::query!("REFRESH MATERIALIZED VIEW CONCURRENTLY user_token_summary").execute(&mut *tx).await?
+        }
+    };
     let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
-    sqlx::query(
+    sqlx::query!(
         r#"INSERT INTO "ViewRefresh" ("viewName", "refreshedAt", "durationMs")
            VALUES ($1, now() AT TIME ZONE 'UTC', $2)
            ON CONFLICT ("viewName") DO UPDATE SET "refreshedAt" = EXCLUDED."refreshedAt",
                                                   "durationMs" = EXCLUDED."durationMs""#,
+        view.name(),
+        elapsed_ms
     )
-    .bind(view)
-    .bind(elapsed_ms)
     .execute(&mut *tx)
     .await?;
     Ok(elapsed_ms)
@@ -43,15 +63,18 @@ pub struct Cleanup {
 /// Deletes expired sessions and verification tokens, and login failures older than the
 /// rate limit's window.
 pub async fn cleanup_expired(tx: &mut PgConnection, login_window_secs: f64) -> sqlx::Result<Cleanup> {
-    let now = r#"(now() AT TIME ZONE 'UTC')"#;
-    let sessions = sqlx::query(&format!(r#"DELETE FROM "Session" WHERE "expires" <= {now}"#)).execute(&mut *tx).await?;
-    let tokens =
-        sqlx::query(&format!(r#"DELETE FROM "VerificationToken" WHERE "expires" <= {now}"#)).execute(&mut *tx).await?;
-    let failures =
-        sqlx::query(&format!(r#"DELETE FROM "LoginFailure" WHERE "at" <= {now} - make_interval(secs => $1)"#))
-            .bind(login_window_secs)
-            .execute(&mut *tx)
-            .await?;
+    let sessions = sqlx::query!(r#"DELETE FROM "Session" WHERE "expires" <= (now() AT TIME ZONE 'UTC')"#)
+        .execute(&mut *tx)
+        .await?;
+    let tokens = sqlx::query!(r#"DELETE FROM "VerificationToken" WHERE "expires" <= (now() AT TIME ZONE 'UTC')"#)
+        .execute(&mut *tx)
+        .await?;
+    let failures = sqlx::query!(
+        r#"DELETE FROM "LoginFailure" WHERE "at" <= (now() AT TIME ZONE 'UTC') - make_interval(secs => $1)"#,
+        login_window_secs
+    )
+    .execute(&mut *tx)
+    .await?;
     Ok(Cleanup {
         sessions: sessions.rows_affected(),
         verification_tokens: tokens.rows_affected(),
@@ -60,32 +83,42 @@ pub async fn cleanup_expired(tx: &mut PgConnection, login_window_secs: f64) -> s
 }
 
 pub async fn analyze(tx: &mut PgConnection) -> sqlx::Result<()> {
-    sqlx::query("ANALYZE").execute(tx).await?;
+    sqlx::query!("ANALYZE").execute(tx).await?;
     Ok(())
 }
 
+/// Lifts the request-sized `statement_timeout` for a job's transaction: a refresh or ANALYZE
+/// on a large database may outlast any request's.
+pub async fn lift_statement_timeout(tx: &mut PgConnection) -> sqlx::Result<()> {
+    sqlx::query!("SET LOCAL statement_timeout = 0").execute(tx).await?;
+    Ok(())
+}
+
+/// Takes the job's advisory lock for the rest of the transaction; false if another session
+/// holds it.
+pub async fn try_job_lock(tx: &mut PgConnection, key: i64) -> sqlx::Result<bool> {
+    sqlx::query_scalar!(r#"SELECT pg_try_advisory_xact_lock($1) AS "locked!""#, key).fetch_one(tx).await
+}
+
 /// The last run of a job, as the detailed health output shows it.
-#[derive(Debug, Clone, Serialize, sqlx::FromRow, ToSchema)]
-#[serde(rename_all = "camelCase")]
-#[sqlx(rename_all = "camelCase")]
-pub struct JobRun {
+#[derive(Debug, Clone)]
+pub struct JobRunRow {
     pub job: String,
-    #[serde(with = "crate::db::timestamp")]
-    #[schema(value_type = String, format = DateTime)]
-    pub last_started_at: NaiveDateTime,
-    #[serde(with = "crate::db::timestamp::option")]
-    #[schema(value_type = Option<String>, format = DateTime)]
-    pub last_succeeded_at: Option<NaiveDateTime>,
+    pub last_started_at: UtcTime,
+    pub last_succeeded_at: Option<UtcTime>,
     pub duration_ms: f64,
     pub outcome: String,
     pub detail: Option<String>,
     pub runs: i64,
 }
 
-pub async fn job_runs(db: impl PgExecutor<'_>) -> sqlx::Result<Vec<JobRun>> {
-    sqlx::query_as(
-        r#"SELECT "job", "lastStartedAt", "lastSucceededAt", "durationMs", "outcome", "detail", "runs"
-           FROM "JobRun" ORDER BY "job""#,
+pub async fn job_runs(db: impl PgExecutor<'_>) -> sqlx::Result<Vec<JobRunRow>> {
+    sqlx::query_as!(
+        JobRunRow,
+        r#"SELECT "job", "lastStartedAt" AS "last_started_at: UtcTime",
+                  "lastSucceededAt" AS "last_succeeded_at: UtcTime", "durationMs" AS "duration_ms", "outcome",
+                  "detail", "runs"
+           FROM "JobRun" ORDER BY "job""#
     )
     .fetch_all(db)
     .await
@@ -93,14 +126,14 @@ pub async fn job_runs(db: impl PgExecutor<'_>) -> sqlx::Result<Vec<JobRun>> {
 
 /// True when no run of `job` succeeded within the last `interval_secs`.
 pub async fn is_due(db: impl PgExecutor<'_>, job: &str, interval_secs: f64) -> sqlx::Result<bool> {
-    sqlx::query_scalar(
+    sqlx::query_scalar!(
         r#"SELECT NOT EXISTS (
                SELECT 1 FROM "JobRun" WHERE "job" = $1
                AND "lastSucceededAt" > (now() AT TIME ZONE 'UTC') - make_interval(secs => $2)
-           )"#,
+           ) AS "due!""#,
+        job,
+        interval_secs
     )
-    .bind(job)
-    .bind(interval_secs)
     .fetch_one(db)
     .await
 }
@@ -117,12 +150,12 @@ pub async fn record_run(
         Ok(detail) => ("ok", detail),
         Err(detail) => ("error", detail),
     };
-    sqlx::query(
+    sqlx::query!(
         r#"INSERT INTO "JobRun" ("job", "lastStartedAt", "lastFinishedAt", "lastSucceededAt", "durationMs",
                                  "outcome", "detail", "runs")
-           VALUES ($1, (now() AT TIME ZONE 'UTC') - make_interval(secs => $2 / 1000),
+           VALUES ($1, (now() AT TIME ZONE 'UTC') - make_interval(secs => $2::float8 / 1000),
                    clock_timestamp() AT TIME ZONE 'UTC',
-                   CASE WHEN $3 THEN now() AT TIME ZONE 'UTC' END, $2, $4, $5, 1)
+                   CASE WHEN $3 THEN now() AT TIME ZONE 'UTC' END, $2::float8, $4, $5, 1)
            ON CONFLICT ("job") DO UPDATE SET
                "lastStartedAt" = EXCLUDED."lastStartedAt",
                "lastFinishedAt" = EXCLUDED."lastFinishedAt",
@@ -131,12 +164,12 @@ pub async fn record_run(
                "outcome" = EXCLUDED."outcome",
                "detail" = EXCLUDED."detail",
                "runs" = "JobRun"."runs" + 1"#,
+        job,
+        duration_ms,
+        succeeded,
+        label,
+        detail
     )
-    .bind(job)
-    .bind(duration_ms)
-    .bind(succeeded)
-    .bind(label)
-    .bind(detail)
     .execute(db)
     .await?;
     Ok(())

@@ -1,43 +1,20 @@
 //! A project's chat history, paged on the monotonically increasing `cursor`.
 
-use chrono::NaiveDateTime;
 use serde::{Deserialize, Serialize};
 use sqlx::{PgConnection, PgExecutor};
-use utoipa::ToSchema;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema, sqlx::Type)]
-#[serde(rename_all = "lowercase")]
-#[sqlx(type_name = "text", rename_all = "lowercase")]
-pub enum MessageRole {
-    User,
-    Assistant,
-    System,
-}
+use crate::domain::{Direction, MessageRole, UtcTime};
 
-#[derive(Debug, Clone, Serialize, Deserialize, sqlx::FromRow, ToSchema)]
-#[serde(rename_all = "camelCase")]
-#[sqlx(rename_all = "camelCase")]
-pub struct Message {
+#[derive(Debug, Clone, Serialize, Deserialize, sqlx::FromRow)]
+pub struct MessageRow {
     pub id: String,
     pub role: MessageRole,
     pub content: String,
     pub tokens: i32,
     /// The message's position in its project's history; pages are keyed on it.
-    #[serde(skip)]
     pub cursor: i64,
-    #[serde(with = "crate::db::timestamp")]
-    #[schema(value_type = String, format = DateTime)]
-    pub created_at: NaiveDateTime,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, ToSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum Direction {
-    /// Newest first, going back in time.
-    #[default]
-    Older,
-    /// Oldest first, going forward.
-    Newer,
+    #[sqlx(rename = "createdAt")]
+    pub created_at: UtcTime,
 }
 
 /// Appends a message. The project row is updated first, in the same transaction: that lock
@@ -50,17 +27,19 @@ pub async fn append(
     role: MessageRole,
     content: &str,
     tokens: i32,
-) -> sqlx::Result<Message> {
+) -> sqlx::Result<MessageRow> {
     crate::db::projects::touch(&mut *tx, project_id).await?;
-    sqlx::query_as(
+    sqlx::query_as!(
+        MessageRow,
         r#"INSERT INTO "Message" ("id", "projectId", "role", "content", "tokens") VALUES ($1, $2, $3, $4, $5)
-           RETURNING "id", "role", "content", "tokens", "cursor", "createdAt""#,
+           RETURNING "id", "role" AS "role: MessageRole", "content", "tokens", "cursor",
+                     "createdAt" AS "created_at: UtcTime""#,
+        id,
+        project_id,
+        role as MessageRole,
+        content,
+        tokens
     )
-    .bind(id)
-    .bind(project_id)
-    .bind(role)
-    .bind(content)
-    .bind(tokens)
     .fetch_one(&mut *tx)
     .await
 }
@@ -73,7 +52,7 @@ pub async fn page(
     direction: Direction,
     after_cursor: Option<i64>,
     limit: i64,
-) -> sqlx::Result<Vec<Message>> {
+) -> sqlx::Result<Vec<MessageRow>> {
     let start = match direction {
         Direction::Older => i64::MAX,
         Direction::Newer => i64::MIN,
@@ -89,7 +68,7 @@ pub async fn page(
 /// The statement of one page: `$1` project, `$2` cursor, `$3` limit, `$4` role if filtered.
 /// Each (role filter, direction) pair is its own static statement, so every plan is a range
 /// scan on `Message_projectId_cursor_key` or `Message_projectId_role_cursor_idx` rather than
-/// one generic plan with optional predicates.
+/// one generic plan with optional predicates. Assembled: see `db::assembled`.
 pub fn page_sql(role_filter: bool, direction: Direction) -> String {
     let (comparison, order) = match direction {
         Direction::Older => ("<", "DESC"),

@@ -10,7 +10,7 @@ use std::time::Instant;
 
 use anyhow::{bail, Context};
 use sha2::{Digest, Sha256};
-use sqlx::{Connection, Executor, PgConnection, Row};
+use sqlx::{Connection, Executor, PgConnection};
 
 /// Serialises concurrent `migrate` runs (two instances starting at once).
 const MIGRATION_LOCK_KEY: i64 = 0x7669_6269_6e67_0001;
@@ -82,9 +82,9 @@ impl Report {
 /// Brings the database to the latest schema. Safe to run again: a database that is current is
 /// left untouched.
 pub async fn run(conn: &mut PgConnection) -> anyhow::Result<Report> {
-    sqlx::query("SELECT pg_advisory_lock($1)").bind(MIGRATION_LOCK_KEY).execute(&mut *conn).await?;
+    sqlx::query!(r#"SELECT pg_advisory_lock($1)::text AS "locked""#, MIGRATION_LOCK_KEY).fetch_one(&mut *conn).await?;
     let result = run_locked(conn).await;
-    sqlx::query("SELECT pg_advisory_unlock($1)").bind(MIGRATION_LOCK_KEY).execute(&mut *conn).await?;
+    sqlx::query!(r#"SELECT pg_advisory_unlock($1) AS "unlocked""#, MIGRATION_LOCK_KEY).fetch_one(&mut *conn).await?;
     result
 }
 
@@ -102,9 +102,12 @@ async fn run_locked(conn: &mut PgConnection) -> anyhow::Result<Report> {
     .await?;
 
     let applied: Vec<(i64, String)> =
-        sqlx::query_as(r#"SELECT "version", "checksum" FROM "_vibing2_migrations" ORDER BY "version""#)
+        sqlx::query!(r#"SELECT "version", "checksum" FROM "_vibing2_migrations" ORDER BY "version""#)
             .fetch_all(&mut *conn)
-            .await?;
+            .await?
+            .into_iter()
+            .map(|row| (row.version, row.checksum))
+            .collect();
     for (version, checksum) in &applied {
         match MIGRATIONS.iter().find(|m| m.version == *version) {
             Some(migration) if migration.checksum() == *checksum => {}
@@ -122,7 +125,7 @@ async fn run_locked(conn: &mut PgConnection) -> anyhow::Result<Report> {
     }
 
     let done: Vec<i64> =
-        sqlx::query_scalar(r#"SELECT "version" FROM "_vibing2_migrations""#).fetch_all(&mut *conn).await?;
+        sqlx::query_scalar!(r#"SELECT "version" FROM "_vibing2_migrations""#).fetch_all(&mut *conn).await?;
     for migration in MIGRATIONS.iter().filter(|m| !done.contains(&m.version)) {
         let started = Instant::now();
         if migration.transactional() {
@@ -147,32 +150,26 @@ async fn run_locked(conn: &mut PgConnection) -> anyhow::Result<Report> {
         report.applied.push((migration.version, migration.name, elapsed));
     }
 
-    report.issues = sqlx::query(
-        r#"SELECT "tableName", "rowId", "columnName", "originalValue", "problem"
-           FROM "MigrationIssue" ORDER BY "id""#,
+    report.issues = sqlx::query_as!(
+        MigrationIssue,
+        r#"SELECT "tableName" AS "table", "rowId" AS "row_id", "columnName" AS "column",
+                  "originalValue" AS "original_value", "problem"
+           FROM "MigrationIssue" ORDER BY "id""#
     )
     .fetch_all(&mut *conn)
-    .await?
-    .into_iter()
-    .map(|row| MigrationIssue {
-        table: row.get(0),
-        row_id: row.get(1),
-        column: row.get(2),
-        original_value: row.get(3),
-        problem: row.get(4),
-    })
-    .collect();
+    .await?;
     Ok(report)
 }
 
 /// The newest migration applied to the database, if any.
 pub async fn current_version(conn: &mut PgConnection) -> sqlx::Result<Option<i64>> {
-    let ledger_exists: bool =
-        sqlx::query_scalar(r#"SELECT to_regclass('"_vibing2_migrations"') IS NOT NULL"#).fetch_one(&mut *conn).await?;
+    let ledger_exists = sqlx::query_scalar!(r#"SELECT to_regclass('"_vibing2_migrations"') IS NOT NULL AS "exists!""#)
+        .fetch_one(&mut *conn)
+        .await?;
     if !ledger_exists {
         return Ok(None);
     }
-    sqlx::query_scalar(r#"SELECT max("version") FROM "_vibing2_migrations""#).fetch_one(conn).await
+    sqlx::query_scalar!(r#"SELECT max("version") FROM "_vibing2_migrations""#).fetch_one(conn).await
 }
 
 pub fn latest_version() -> i64 {
@@ -180,15 +177,15 @@ pub fn latest_version() -> i64 {
 }
 
 async fn record(conn: &mut PgConnection, migration: &Migration, mode: &str, duration_ms: f64) -> sqlx::Result<()> {
-    sqlx::query(
+    sqlx::query!(
         r#"INSERT INTO "_vibing2_migrations" ("version", "name", "checksum", "mode", "durationMs")
            VALUES ($1, $2, $3, $4, $5)"#,
+        migration.version,
+        migration.name,
+        migration.checksum(),
+        mode,
+        duration_ms
     )
-    .bind(migration.version)
-    .bind(migration.name)
-    .bind(migration.checksum())
-    .bind(mode)
-    .bind(duration_ms)
     .execute(conn)
     .await?;
     Ok(())
@@ -211,11 +208,11 @@ pub const PHASE2_TABLES: [&str; 10] = [
 /// A database Prisma built has every table of migration 1. A partial set is refused: it is
 /// neither empty nor Phase-2, and guessing would risk data.
 async fn phase2_schema_present(conn: &mut PgConnection) -> anyhow::Result<bool> {
-    let present: Vec<String> = sqlx::query_scalar(
-        "SELECT table_name::text FROM information_schema.tables
-         WHERE table_schema = current_schema() AND table_name = ANY($1)",
+    let present = sqlx::query_scalar!(
+        r#"SELECT table_name::text AS "name!" FROM information_schema.tables
+           WHERE table_schema = current_schema() AND table_name = ANY($1)"#,
+        &PHASE2_TABLES[..] as &[&str]
     )
-    .bind(&PHASE2_TABLES[..])
     .fetch_all(&mut *conn)
     .await?;
     match present.len() {
@@ -231,11 +228,11 @@ async fn phase2_schema_present(conn: &mut PgConnection) -> anyhow::Result<bool> 
 /// An interrupted `CREATE INDEX CONCURRENTLY` leaves an invalid index behind, which
 /// `IF NOT EXISTS` would then keep forever. Drop those before a no-transaction migration runs.
 async fn drop_invalid_indexes(conn: &mut PgConnection) -> anyhow::Result<()> {
-    let invalid: Vec<String> = sqlx::query_scalar(
-        "SELECT format('%I', c.relname) FROM pg_index i
-         JOIN pg_class c ON c.oid = i.indexrelid
-         JOIN pg_namespace n ON n.oid = c.relnamespace
-         WHERE NOT i.indisvalid AND n.nspname = current_schema()",
+    let invalid = sqlx::query_scalar!(
+        r#"SELECT format('%I', c.relname) AS "name!" FROM pg_index i
+           JOIN pg_class c ON c.oid = i.indexrelid
+           JOIN pg_namespace n ON n.oid = c.relnamespace
+           WHERE NOT i.indisvalid AND n.nspname = current_schema()"#
     )
     .fetch_all(&mut *conn)
     .await?;

@@ -1,6 +1,7 @@
 //! The database layer: the connection pool, the embedded cluster, migrations and catalog
 //! queries. Nothing here knows about HTTP.
 
+pub mod assembled;
 pub mod catalog;
 pub mod collab;
 pub mod competitions;
@@ -14,7 +15,6 @@ pub mod messages;
 pub mod migrate;
 pub mod projects;
 pub mod sessions;
-pub mod timestamp;
 pub mod usage;
 pub mod users;
 

@@ -1,17 +1,14 @@
 //! Token usage: recording a call (charging the balance in the same statement), the exact
 //! summary (materialized view plus live rows), and the recent-usage list.
 
-use chrono::NaiveDateTime;
 use serde::{Deserialize, Serialize};
 use sqlx::PgExecutor;
-use utoipa::ToSchema;
 
-use crate::db::timestamp::{end_of_time, start_position};
+use crate::domain::time::{end_of_time, start_position, Position};
+use crate::domain::{GroupBy, UtcTime};
 
-#[derive(Debug, Clone, Serialize, Deserialize, sqlx::FromRow, ToSchema)]
-#[serde(rename_all = "camelCase")]
-#[sqlx(rename_all = "camelCase")]
-pub struct UsageRecord {
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct UsageRow {
     pub id: String,
     pub project_id: Option<String>,
     pub endpoint: String,
@@ -20,9 +17,7 @@ pub struct UsageRecord {
     pub context_used: f64,
     pub saved_tokens: i32,
     pub cost: f64,
-    #[serde(with = "crate::db::timestamp")]
-    #[schema(value_type = String, format = DateTime)]
-    pub timestamp: NaiveDateTime,
+    pub timestamp: UtcTime,
 }
 
 pub struct NewUsage<'a> {
@@ -37,21 +32,12 @@ pub struct NewUsage<'a> {
     pub cost: f64,
 }
 
-const RECORD_COLUMNS: &str = r#""id", "projectId", "endpoint", "model", "tokensUsed", "contextUsed",
-    "savedTokens", "cost"::float8 AS "cost", "timestamp""#;
-
 /// Records one AI call and charges it, in one statement: the balance is decremented only if
 /// it covers the call (the row lock makes concurrent calls queue and re-check), and the usage
 /// row is written only if the charge happened. None: the balance was too small; nothing
 /// changed.
-pub async fn record(db: impl PgExecutor<'_>, usage: &NewUsage<'_>) -> sqlx::Result<Option<(UsageRecord, i32)>> {
-    #[derive(sqlx::FromRow)]
-    struct Row {
-        #[sqlx(flatten)]
-        record: UsageRecord,
-        balance: i32,
-    }
-    let row: Option<Row> = sqlx::query_as(&format!(
+pub async fn record(db: impl PgExecutor<'_>, usage: &NewUsage<'_>) -> sqlx::Result<Option<(UsageRow, i32)>> {
+    let row = sqlx::query!(
         r#"WITH charged AS (
                UPDATE "User" SET "tokenBalance" = "tokenBalance" - $5, "contextUsed" = "contextUsed" + $6,
                                  "updatedAt" = now() AT TIME ZONE 'UTC'
@@ -63,36 +49,43 @@ pub async fn record(db: impl PgExecutor<'_>, usage: &NewUsage<'_>) -> sqlx::Resu
                SELECT $1, $2, $3, $4, $8, $5, $6, $7, $9 FROM charged
                RETURNING *
            )
-           SELECT {RECORD_COLUMNS}, (SELECT "tokenBalance" FROM charged) AS balance FROM recorded"#
-    ))
-    .bind(usage.id)
-    .bind(usage.user_id)
-    .bind(usage.project_id)
-    .bind(usage.endpoint)
-    .bind(usage.tokens_used)
-    .bind(usage.context_used)
-    .bind(usage.saved_tokens)
-    .bind(usage.model)
-    .bind(usage.cost)
+           SELECT "id" AS "id!", "projectId" AS "project_id", "endpoint" AS "endpoint!", "model" AS "model!",
+                  "tokensUsed" AS "tokens_used!", "contextUsed" AS "context_used!", "savedTokens" AS "saved_tokens!",
+                  "cost"::float8 AS "cost!", "timestamp" AS "timestamp!: UtcTime",
+                  (SELECT "tokenBalance" FROM charged) AS "balance!"
+           FROM recorded"#,
+        usage.id,
+        usage.user_id,
+        usage.project_id,
+        usage.endpoint,
+        usage.tokens_used,
+        usage.context_used,
+        usage.saved_tokens,
+        usage.model,
+        usage.cost as f64,
+    )
     .fetch_optional(db)
     .await?;
-    Ok(row.map(|row| (row.record, row.balance)))
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum GroupBy {
-    #[default]
-    Day,
-    Endpoint,
-    Model,
+    Ok(row.map(|row| {
+        let record = UsageRow {
+            id: row.id,
+            project_id: row.project_id,
+            endpoint: row.endpoint,
+            model: row.model,
+            tokens_used: row.tokens_used,
+            context_used: row.context_used,
+            saved_tokens: row.saved_tokens,
+            cost: row.cost,
+            timestamp: row.timestamp,
+        };
+        (record, row.balance)
+    }))
 }
 
 /// One group of a usage summary.
-#[derive(Debug, Clone, Serialize, Deserialize, sqlx::FromRow, ToSchema)]
-#[serde(rename_all = "camelCase")]
+#[derive(Debug, Clone, Serialize, Deserialize, sqlx::FromRow)]
 #[sqlx(rename_all = "camelCase")]
-pub struct UsageGroup {
+pub struct UsageGroupRow {
     /// The day (YYYY-MM-DD), endpoint or model.
     pub key: String,
     pub requests: i64,
@@ -140,23 +133,20 @@ pub async fn summary(
     user_id: &str,
     days: i32,
     group_by: GroupBy,
-) -> sqlx::Result<Vec<UsageGroup>> {
+) -> sqlx::Result<Vec<UsageGroupRow>> {
     sqlx::query_as(&summary_sql(group_by)).bind(user_id).bind(days).fetch_all(db).await
 }
 
 /// The recent-usage statement: `$1` user, `$2`/`$3` the last (timestamp, id) seen, `$4` limit.
-pub const RECENT_SQL: &str = r#"SELECT "id", "projectId", "endpoint", "model", "tokensUsed", "contextUsed",
-    "savedTokens", "cost"::float8 AS "cost", "timestamp"
-    FROM "TokenUsage" WHERE "userId" = $1 AND ("timestamp", "id") < ($2, $3)
-    ORDER BY "timestamp" DESC, "id" DESC LIMIT $4"#;
+pub const RECENT_SQL: &str = include_str!("../../queries/usage_recent.sql");
 
 /// A user's usage, newest first, one keyset page.
 pub async fn recent(
     db: impl PgExecutor<'_>,
     user_id: &str,
-    after: Option<&(NaiveDateTime, String)>,
+    after: Option<&Position>,
     limit: i64,
-) -> sqlx::Result<Vec<UsageRecord>> {
+) -> sqlx::Result<Vec<UsageRow>> {
     let (timestamp, id) = start_position(after, end_of_time());
-    sqlx::query_as(RECENT_SQL).bind(user_id).bind(timestamp).bind(id).bind(limit).fetch_all(db).await
+    sqlx::query_file_as!(UsageRow, "queries/usage_recent.sql", user_id, timestamp, id, limit).fetch_all(db).await
 }

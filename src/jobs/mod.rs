@@ -9,9 +9,9 @@ use std::time::{Duration, Instant};
 use sqlx::{Connection, PgPool};
 use tokio::sync::watch;
 
-use crate::auth::rate_limit;
 use crate::config::JobSettings;
-use crate::db::maintenance;
+use crate::db::maintenance::{self, MaterializedView};
+use crate::service::rate_limit;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Job {
@@ -52,9 +52,13 @@ impl Job {
     async fn execute(self, tx: &mut sqlx::PgConnection) -> sqlx::Result<String> {
         match self {
             Job::RefreshProjectStats | Job::RefreshUserTokenSummary => {
-                let view = if self == Job::RefreshProjectStats { "project_stats" } else { "user_token_summary" };
+                let view = if self == Job::RefreshProjectStats {
+                    MaterializedView::ProjectStats
+                } else {
+                    MaterializedView::UserTokenSummary
+                };
                 let elapsed = maintenance::refresh_view(tx, view).await?;
-                Ok(format!("refreshed {view} in {elapsed:.0} ms"))
+                Ok(format!("refreshed {} in {elapsed:.0} ms", view.name()))
             }
             Job::CleanupExpired => {
                 let removed = maintenance::cleanup_expired(tx, rate_limit::WINDOW.as_secs_f64()).await?;
@@ -117,10 +121,8 @@ impl Scheduler {
     async fn run_if_due(&self, job: Job) -> sqlx::Result<Attempt> {
         let mut conn = self.pool.acquire().await?;
         let mut tx = conn.begin().await?;
-        // A refresh or ANALYZE on a large database may outlast any request's timeout.
-        sqlx::query("SET LOCAL statement_timeout = 0").execute(&mut *tx).await?;
-        let locked: bool =
-            sqlx::query_scalar("SELECT pg_try_advisory_xact_lock($1)").bind(job.lock_key()).fetch_one(&mut *tx).await?;
+        maintenance::lift_statement_timeout(&mut tx).await?;
+        let locked = maintenance::try_job_lock(&mut tx, job.lock_key()).await?;
         let interval = job.interval(&self.settings).as_secs_f64();
         if !locked || !maintenance::is_due(&mut *tx, job.name(), interval).await? {
             return Ok(Attempt::Skipped);
@@ -151,12 +153,12 @@ impl Scheduler {
 /// transaction, whatever the schedule says.
 pub async fn refresh_views_now(pool: &PgPool) -> anyhow::Result<Vec<(&'static str, f64)>> {
     let mut refreshed = Vec::new();
-    for view in maintenance::VIEWS {
+    for view in MaterializedView::ALL {
         let mut tx = pool.begin().await?;
-        sqlx::query("SET LOCAL statement_timeout = 0").execute(&mut *tx).await?;
+        maintenance::lift_statement_timeout(&mut tx).await?;
         let elapsed = maintenance::refresh_view(&mut tx, view).await?;
         tx.commit().await?;
-        refreshed.push((view, elapsed));
+        refreshed.push((view.name(), elapsed));
     }
     Ok(refreshed)
 }

@@ -351,6 +351,8 @@ struct InviteRow {
 }
 
 async fn snapshot(app: &TestApp, project: &str) -> Snapshot {
+    // Counted views are part of the state; they reach the table in batches.
+    app.flush_views().await;
     let pool = &app.pool;
     let (projects, sessions, likes, invites, competitions): (i64, i64, i64, i64, i64) = sqlx::query_as(
         r#"SELECT (SELECT count(*) FROM "Project"), (SELECT count(*) FROM "Session"),

@@ -12,21 +12,11 @@ use axum::http::{Method, StatusCode};
 use axum::Router;
 use redis::AsyncCommands;
 use serde_json::json;
-use vibing2::app::{self, AppState};
 use vibing2::cache::{Cache, Kind, Scope};
-use vibing2::config::Settings;
 
-use crate::support::{send, TestApp, TestUser};
-
-const ADMIN_TOKEN: &str = "test-admin-token-0123456789";
-
-fn shared_redis_url() -> String {
-    std::env::var("TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
-}
-
-fn namespace() -> String {
-    format!("t{}x{:08x}", std::process::id(), rand::random::<u32>())
-}
+use crate::support::{
+    cache_settings, instance, namespace, send, shared_redis_url, two_tier_app, TestApp, TestUser, ADMIN_TOKEN,
+};
 
 async fn redis_connection(url: &str) -> redis::aio::MultiplexedConnection {
     redis::Client::open(url).unwrap().get_multiplexed_async_connection().await.unwrap()
@@ -71,27 +61,6 @@ impl PrivateRedis {
             child.kill().await.unwrap();
         }
     }
-}
-
-/// Another instance of the service on the same database and Redis namespace.
-fn instance(app: &TestApp, settings: &Settings) -> Router {
-    app::router(AppState::new(app.pool.clone(), settings.clone()).unwrap())
-}
-
-fn cache_settings(app: &TestApp, redis_url: &str, namespace: &str) -> Settings {
-    app.db.settings(&[("redis.url", redis_url), ("cache.namespace", namespace), ("admin_token", ADMIN_TOKEN)])
-}
-
-async fn two_tier_app(redis_url: &str) -> (TestApp, Settings) {
-    let namespace = namespace();
-    let app = TestApp::with_settings(&[
-        ("redis.url", redis_url),
-        ("cache.namespace", &namespace),
-        ("admin_token", ADMIN_TOKEN),
-    ])
-    .await;
-    let settings = cache_settings(&app, redis_url, &namespace);
-    (app, settings)
 }
 
 async fn project_name(router: &Router, user: &TestUser, project: &str) -> String {
@@ -140,7 +109,7 @@ async fn two_hundred_concurrent_misses_on_a_cold_key_cost_one_database_load() {
                 .get_or_load(Kind::Project, &scope, "", || async move {
                     loads.fetch_add(1, Ordering::SeqCst);
                     let value: i64 = sqlx::query_scalar("SELECT 42::int8 FROM pg_sleep(0.05)").fetch_one(&pool).await?;
-                    Ok(value)
+                    Ok::<_, vibing2::Error>(value)
                 })
                 .await
                 .unwrap()
@@ -175,6 +144,7 @@ async fn after_a_write_returns_the_same_instance_never_serves_the_old_value() {
     let discover = app.call(Method::GET, "/api/discover", None, None).await;
     assert_eq!(discover.json["items"][0]["name"], "Renamed 4");
     app.call(Method::POST, &format!("{uri}/view"), None, None).await;
+    app.flush_views().await;
     let discover = app.call(Method::GET, "/api/discover", None, None).await;
     assert_eq!(discover.json["items"][0]["viewCount"], 1, "a view invalidates discovery");
     let files = json!({"operations": [{"op": "upsert", "path": "a.js", "content": "x"}]});

@@ -5,7 +5,8 @@ use axum::routing::post;
 use axum::Router;
 use serde::Deserialize;
 use vibing2::api::extract::Json;
-use vibing2::app::{self, AppState};
+use vibing2::app;
+use vibing2::state::AppState;
 
 use crate::support::{send, TestApp};
 

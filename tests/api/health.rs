@@ -1,7 +1,8 @@
 use axum::http::{header, StatusCode};
 use sqlx::postgres::PgPoolOptions;
-use vibing2::app::{self, AppState};
+use vibing2::app;
 use vibing2::config::Settings;
+use vibing2::state::AppState;
 
 use crate::support::{send, TestApp};
 

@@ -3,10 +3,13 @@
 
 use serde_json::Value;
 use sqlx::{Executor, PgConnection};
-use vibing2::db::discovery::{discovery_sql, Sort};
-use vibing2::db::messages::{page_sql, Direction};
-use vibing2::db::usage::{summary_sql, GroupBy, RECENT_SQL};
+use vibing2::db::discovery::discovery_sql;
+use vibing2::db::messages::page_sql;
+use vibing2::db::usage::{summary_sql, RECENT_SQL};
 use vibing2::db::{files, projects};
+use vibing2::domain::discovery::Sort;
+use vibing2::domain::Direction;
+use vibing2::domain::GroupBy;
 
 use crate::support::TestDb;
 

@@ -83,6 +83,7 @@ async fn views_are_counted_atomically() {
     while let Some(status) = views.join_next().await {
         assert_eq!(status.unwrap(), StatusCode::OK);
     }
+    app.flush_views().await;
     let count: i32 = sqlx::query_scalar(r#"SELECT "viewCount" FROM "Project" WHERE "id" = $1"#)
         .bind(&id)
         .fetch_one(&app.pool)

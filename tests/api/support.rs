@@ -13,10 +13,11 @@ use serde_json::Value;
 use sqlx::{Connection, Executor, PgConnection, PgPool};
 use tokio::sync::OnceCell;
 use tower::ServiceExt;
-use vibing2::app::{self, AppState};
+use vibing2::app;
 use vibing2::config::Settings;
 use vibing2::db::embedded::EmbeddedCluster;
 use vibing2::db::{self, migrate};
+use vibing2::state::AppState;
 
 /// Serialises template builds across test processes.
 const TEMPLATE_LOCK_KEY: i64 = 0x7669_6269_6e67_7465;
@@ -154,6 +155,7 @@ async fn template() -> String {
 pub struct TestApp {
     pub db: TestDb,
     pub pool: PgPool,
+    pub state: AppState,
     pub router: Router,
 }
 
@@ -166,8 +168,15 @@ impl TestApp {
         let db = TestDb::migrated().await;
         let settings = db.settings(overrides);
         let pool = db.pool(&settings).await;
-        let router = app::router(AppState::new(pool.clone(), settings).unwrap());
-        Self { db, pool, router }
+        let state = AppState::new(pool.clone(), settings).unwrap();
+        let router = app::router(state.clone());
+        Self { db, pool, state, router }
+    }
+
+    /// Writes the views this instance counted but has not written yet (they are written in
+    /// batches), so the database shows every view counted so far.
+    pub async fn flush_views(&self) {
+        self.state.views.flush().await.expect("flushing counted views");
     }
 
     pub async fn get(&self, uri: &str) -> TestResponse {
@@ -180,18 +189,7 @@ impl TestApp {
 
     /// A request as `token`'s holder (or anonymous), with an optional JSON body.
     pub async fn call(&self, method: Method, uri: &str, token: Option<&str>, body: Option<Value>) -> TestResponse {
-        let mut request = Request::builder().method(method).uri(uri);
-        if let Some(token) = token {
-            request = request.header(header::AUTHORIZATION, format!("Bearer {token}"));
-        }
-        let body = match body {
-            Some(json) => {
-                request = request.header(header::CONTENT_TYPE, "application/json");
-                Body::from(serde_json::to_vec(&json).unwrap())
-            }
-            None => Body::empty(),
-        };
-        into_test_response(self.router.clone().oneshot(request.body(body).unwrap()).await.unwrap()).await
+        call(&self.router, method, uri, token, body).await
     }
 
     /// Signs a new user up and logs them in.
@@ -261,6 +259,28 @@ impl TestResponse {
     }
 }
 
+/// A request through `router` as `token`'s holder (or anonymous), with an optional JSON body.
+pub async fn call(
+    router: &Router,
+    method: Method,
+    uri: &str,
+    token: Option<&str>,
+    body: Option<Value>,
+) -> TestResponse {
+    let mut request = Request::builder().method(method).uri(uri);
+    if let Some(token) = token {
+        request = request.header(header::AUTHORIZATION, format!("Bearer {token}"));
+    }
+    let body = match body {
+        Some(json) => {
+            request = request.header(header::CONTENT_TYPE, "application/json");
+            Body::from(serde_json::to_vec(&json).unwrap())
+        }
+        None => Body::empty(),
+    };
+    into_test_response(router.clone().oneshot(request.body(body).unwrap()).await.unwrap()).await
+}
+
 /// Sends one request through a router; `body` is (content type, bytes).
 pub async fn send(router: &Router, method: Method, uri: &str, body: Option<(&str, Vec<u8>)>) -> TestResponse {
     let mut request = Request::builder().method(method).uri(uri);
@@ -284,4 +304,41 @@ async fn into_test_response(response: axum::response::Response) -> TestResponse 
         serde_json::from_slice(&bytes).unwrap_or_else(|_| panic!("not JSON: {}", String::from_utf8_lossy(&bytes)))
     };
     TestResponse { status, headers, json }
+}
+
+/// The admin token of two-tier apps, so `POST /api/cache/clear` is on.
+pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789";
+
+/// The Redis that two-tier tests share, each under a namespace of its own.
+pub fn shared_redis_url() -> String {
+    std::env::var("TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
+}
+
+/// A cache namespace no other test (or test run) uses.
+pub fn namespace() -> String {
+    format!("t{}x{:08x}", std::process::id(), rand::random::<u32>())
+}
+
+/// Settings for an instance on `app`'s database over `redis_url` and `namespace`.
+pub fn cache_settings(app: &TestApp, redis_url: &str, namespace: &str) -> Settings {
+    app.db.settings(&[("redis.url", redis_url), ("cache.namespace", namespace), ("admin_token", ADMIN_TOKEN)])
+}
+
+/// An app on the two-tier cache under a fresh namespace, and the settings that make another
+/// instance of it (see [`instance`]).
+pub async fn two_tier_app(redis_url: &str) -> (TestApp, Settings) {
+    let namespace = namespace();
+    let app = TestApp::with_settings(&[
+        ("redis.url", redis_url),
+        ("cache.namespace", &namespace),
+        ("admin_token", ADMIN_TOKEN),
+    ])
+    .await;
+    let settings = cache_settings(&app, redis_url, &namespace);
+    (app, settings)
+}
+
+/// Another instance of the service on the same database and Redis namespace.
+pub fn instance(app: &TestApp, settings: &Settings) -> Router {
+    app::router(AppState::new(app.pool.clone(), settings.clone()).unwrap())
 }

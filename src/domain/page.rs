@@ -1,11 +1,12 @@
-//! Keyset pagination: the `{"items", "nextCursor"}` envelope, the `?cursor=&limit=` query,
-//! and opaque cursors (base64url of a small JSON position, so clients cannot build them).
+//! Keyset pagination: the `{"items", "nextCursor"}` envelope, page sizes, opaque cursors
+//! (base64url of a small JSON position, so clients cannot build them), and [`Keyset`], the
+//! one helper every list uses to go from a request to a page.
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
-use utoipa::{IntoParams, ToSchema};
+use utoipa::ToSchema;
 
 use crate::error::Error;
 
@@ -17,14 +18,11 @@ pub struct Page<T> {
     pub next_cursor: Option<String>,
 }
 
-#[derive(Debug, Default, Deserialize, IntoParams)]
-#[serde(deny_unknown_fields)]
-#[into_params(parameter_in = Query)]
-pub struct PageQuery {
-    /// The `nextCursor` of the previous page.
-    pub cursor: Option<String>,
-    /// Page size (default 20, at most 100; larger values are capped).
-    pub limit: Option<u32>,
+impl<T> Page<T> {
+    /// The same page with each item converted, e.g. from rows to wire types.
+    pub fn map<U>(self, convert: impl FnMut(T) -> U) -> Page<U> {
+        Page { items: self.items.into_iter().map(convert).collect(), next_cursor: self.next_cursor }
+    }
 }
 
 /// Page-size rules of one list: a default and a cap.
@@ -44,6 +42,41 @@ impl PageSize {
             Some(limit) => Ok(i64::from(limit.min(self.max))),
             None => Ok(i64::from(self.default)),
         }
+    }
+}
+
+/// One list request, checked: where it starts (`after`, decoded from the cursor) and how
+/// many rows it shows. Statements fetch [`Keyset::fetch`] rows, one more than the page, and
+/// [`Keyset::page`] turns them into the page and the next cursor.
+#[derive(Debug, Clone)]
+pub struct Keyset<P> {
+    pub after: Option<P>,
+    pub limit: i64,
+}
+
+impl<P: Serialize + DeserializeOwned> Keyset<P> {
+    pub fn parse(size: PageSize, cursor: Option<&str>, limit: Option<u32>) -> Result<Self, Error> {
+        let limit = size.resolve(limit)?;
+        let after = cursor.map(decode_cursor).transpose()?;
+        Ok(Keyset { after, limit })
+    }
+
+    /// The first page of `limit` rows.
+    pub fn first(limit: i64) -> Self {
+        Keyset { after: None, limit }
+    }
+
+    pub fn is_first(&self) -> bool {
+        self.after.is_none()
+    }
+
+    /// How many rows to fetch: the page and one more, which only says another page exists.
+    pub fn fetch(&self) -> i64 {
+        self.limit + 1
+    }
+
+    pub fn page<T>(&self, rows: Vec<T>, position: impl Fn(&T) -> P) -> Page<T> {
+        page_from(rows, self.limit, position)
     }
 }
 
@@ -95,5 +128,12 @@ mod tests {
         assert_eq!(page.items, [1, 2]);
         assert_eq!(decode_cursor::<i32>(page.next_cursor.as_deref().unwrap()).unwrap(), 2);
         assert!(page_from(vec![1, 2], 2, |n| *n).next_cursor.is_none());
+    }
+
+    #[test]
+    fn a_keyset_fetches_one_more_row_than_it_shows() {
+        let keyset = Keyset::<i32>::parse(PageSize::STANDARD, Some(&encode_cursor(&7)), Some(3)).unwrap();
+        assert_eq!((keyset.after, keyset.limit, keyset.fetch()), (Some(7), 3, 4));
+        assert!(Keyset::<i32>::parse(PageSize::STANDARD, Some("forged"), None).is_err());
     }
 }

@@ -1,0 +1,65 @@
+//! The cache's settings (`[cache]`): namespace, local tier bounds, and TTLs per kind within
+//! the seed's range of one minute to 30 days. The local tier keeps an entry for
+//! `local_ttl_secs` at most, never longer than the shared tier would.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use super::kinds::{CacheTtls, Kind};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CacheSettings {
+    /// Key prefix in Redis (`<namespace>:v1:`); `CACHE_NAMESPACE`.
+    pub namespace: String,
+    pub local_max_bytes: u64,
+    pub local_ttl_secs: u64,
+    pub ttl_secs: CacheTtls,
+}
+
+impl Default for CacheSettings {
+    fn default() -> Self {
+        Self {
+            namespace: "vibing2".into(),
+            local_max_bytes: 100 * 1024 * 1024,
+            local_ttl_secs: 10,
+            ttl_secs: CacheTtls::default(),
+        }
+    }
+}
+
+/// The shortest and longest shared-tier TTL the seed allows.
+const TTL_RANGE_SECS: std::ops::RangeInclusive<u64> = 60..=30 * 24 * 3600;
+
+impl CacheSettings {
+    pub fn shared_ttl(&self, kind: Kind) -> Duration {
+        self.ttl_secs.get(kind)
+    }
+
+    /// Never longer than the shared tier's.
+    pub fn local_ttl(&self, kind: Kind) -> Duration {
+        Duration::from_secs(self.local_ttl_secs).min(self.shared_ttl(kind))
+    }
+
+    /// The longest TTL of any kind: generation counters must outlive every entry.
+    pub fn longest_ttl(&self) -> Duration {
+        Kind::ALL.iter().map(|kind| self.shared_ttl(*kind)).max().unwrap_or(Duration::from_secs(60))
+    }
+
+    /// Checks the settings; the error names the setting.
+    pub fn validate(&self) -> Result<(), String> {
+        if let Some(kind) = Kind::ALL.iter().find(|kind| !TTL_RANGE_SECS.contains(&self.shared_ttl(**kind).as_secs())) {
+            return Err(format!("cache.ttl_secs.{} must be 60 to 2592000 seconds (1 minute to 30 days)", kind.name()));
+        }
+        if self.local_ttl_secs == 0 || self.local_max_bytes == 0 {
+            return Err("cache.local_ttl_secs and cache.local_max_bytes must be greater than zero".into());
+        }
+        let namespace_ok = !self.namespace.is_empty()
+            && self.namespace.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
+        if !namespace_ok {
+            return Err("CACHE_NAMESPACE must be letters, digits, '-', '_' or '.'".into());
+        }
+        Ok(())
+    }
+}

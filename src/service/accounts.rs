@@ -1,0 +1,104 @@
+//! Accounts and sessions: sign-up, login (rate-limited, bcrypt hashes upgraded), logout, the
+//! session behind a token, and the user's own profile.
+
+use chrono::Duration;
+use serde::{Deserialize, Serialize};
+
+use crate::auth::password::{self, Verdict};
+use crate::auth::token;
+use crate::cache::{Kind, Scope};
+use crate::db::{sessions, users, users::UserRow};
+use crate::domain::UtcTime;
+use crate::error::{Error, Result, ResultExt};
+use crate::service::invalidation::{self, Subjects, Write};
+use crate::service::rate_limit;
+use crate::state::AppState;
+
+/// A session as the cache keeps it: never the token, only whose it is and until when.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Session {
+    pub user_id: String,
+    pub expires: UtcTime,
+}
+
+/// A new session: the token goes to the client once and is stored only as its hash.
+pub struct OpenedSession {
+    pub token: String,
+    pub expires_at: UtcTime,
+    pub user: UserRow,
+}
+
+/// Creates an account. A taken e-mail is 409, decided before any hashing.
+pub async fn signup(state: &AppState, name: &str, email: &str, password: String) -> Result<UserRow> {
+    let taken = || Error::Conflict("an account with this e-mail exists".into());
+    if users::email_taken(&state.pool, email).await? {
+        return Err(taken());
+    }
+    let hash = password::hash(password).await?;
+    // Two signups racing for one e-mail: the unique index decides.
+    users::create(&state.pool, &token::new_id(), name, email, &hash).await.on_unique_violation("User_email_key", taken)
+}
+
+/// Verifies the password and opens a session. Unknown e-mails cost the same as wrong
+/// passwords; the rate limit counts failures per e-mail and per client address.
+pub async fn login(state: &AppState, email: &str, client: &str, password: String) -> Result<OpenedSession> {
+    let keys = rate_limit::keys(email, client);
+    rate_limit::check(&state.pool, &keys).await?;
+
+    let credentials = users::credentials_by_email(&state.pool, email).await?;
+    let stored = credentials.as_ref().map(|c| c.password.clone());
+    let verdict = password::verify(password.clone(), stored).await?;
+    let user_id = match (verdict, credentials) {
+        (Verdict::Invalid, _) | (_, None) => {
+            rate_limit::record_failure(&state.pool, &keys).await?;
+            return Err(Error::Unauthorized);
+        }
+        (Verdict::ValidNeedsRehash, Some(credentials)) => {
+            let rehashed = password::hash(password).await?;
+            users::set_password_hash(&state.pool, &credentials.id, &rehashed).await?;
+            tracing::info!(user = %credentials.id, "Phase-1 bcrypt hash replaced by argon2id");
+            credentials.id
+        }
+        (Verdict::Valid, Some(credentials)) => credentials.id,
+    };
+    rate_limit::record_success(&state.pool, &keys).await?;
+
+    let (session_token, token_hash) = token::new_session_token();
+    let ttl = Duration::days(i64::from(state.settings.auth.session_ttl_days));
+    let expires_at = UtcTime((chrono::Utc::now() + ttl).naive_utc());
+    sessions::create(&state.pool, &token_hash, &user_id, expires_at).await?;
+    let user = users::by_id(&state.pool, &user_id).await?.ok_or(Error::Unauthorized)?;
+    invalidation::after(&state.cache, Write::Login, Subjects::default()).await;
+    Ok(OpenedSession { token: session_token, expires_at, user })
+}
+
+/// The live session behind a presented token's hash, through the cache; 401 otherwise.
+pub async fn session(state: &AppState, token_hash: &str) -> Result<Session> {
+    let scope = Scope::Session(token_hash.to_owned());
+    let session = state
+        .cache
+        .get_or_load(Kind::Session, &scope, "", || async {
+            let (user_id, expires) = sessions::live(&state.pool, token_hash).await?.ok_or(Error::Unauthorized)?;
+            Ok::<_, Error>(Session { user_id, expires })
+        })
+        .await?;
+    // A cached session is only as good as its expiry.
+    if session.expires <= UtcTime::now() {
+        return Err(Error::Unauthorized);
+    }
+    Ok(session)
+}
+
+pub async fn logout(state: &AppState, token_hash: &str) -> Result<()> {
+    sessions::delete(&state.pool, token_hash).await?;
+    invalidation::after(&state.cache, Write::Logout, Subjects { session: Some(token_hash), ..Subjects::default() })
+        .await;
+    Ok(())
+}
+
+/// The user's own profile, through the cache.
+pub async fn profile(state: &AppState, user_id: &str) -> Result<UserRow> {
+    let scope = Scope::User(user_id.to_owned());
+    let load = || async { users::by_id(&state.pool, user_id).await?.ok_or(Error::Unauthorized) };
+    state.cache.get_or_load(Kind::User, &scope, "", load).await
+}

@@ -1,0 +1,53 @@
+//! A project's files: the listing (its first page cached with the project), one file, and
+//! the batch write.
+
+use crate::cache::{Kind, Scope};
+use crate::db::files::{self, BatchOutcome, FileEntryRow, FileRow, PreparedUpsert};
+use crate::db::projects;
+use crate::domain::page::{Keyset, Page, PageSize};
+use crate::error::{Error, Result};
+use crate::service::invalidation::{self, Subjects, Write};
+use crate::state::AppState;
+
+/// File listings are metadata only, and a web app wants the whole tree: larger pages.
+pub const FILE_PAGE: PageSize = PageSize { default: 100, max: 1000 };
+
+/// A page of the listing in path order; the first page comes through the cache.
+pub async fn list(state: &AppState, project_id: &str, keyset: Keyset<String>) -> Result<Page<FileEntryRow>> {
+    let load = || async {
+        let after = keyset.after.as_deref().unwrap_or("");
+        let rows = files::list(&state.pool, project_id, after, keyset.fetch()).await?;
+        Ok(keyset.page(rows, |file| file.path.clone()))
+    };
+    if keyset.is_first() {
+        let scope = Scope::Project(project_id.to_owned());
+        return state.cache.get_or_load(Kind::FileListing, &scope, &format!("first:{}", keyset.limit), load).await;
+    }
+    load().await
+}
+
+pub async fn get(state: &AppState, project_id: &str, path: &str) -> Result<FileRow> {
+    files::get(&state.pool, project_id, path).await?.ok_or(Error::NotFound("file"))
+}
+
+/// Applies a prepared batch in one transaction of two set-based statements; touches the
+/// project only when something changed.
+pub async fn write(
+    state: &AppState,
+    project_id: &str,
+    upserts: &[PreparedUpsert],
+    deletes: &[String],
+) -> Result<BatchOutcome> {
+    let mut tx = state.pool.begin().await?;
+    let outcome = files::apply_batch(&mut tx, project_id, upserts, deletes).await?;
+    let changed = !(outcome.created.is_empty() && outcome.updated.is_empty() && outcome.deleted.is_empty());
+    if !changed {
+        return Ok(outcome);
+    }
+    projects::touch(&mut *tx, project_id).await?;
+    let members = projects::member_ids(&mut *tx, project_id).await?;
+    tx.commit().await?;
+    let subjects = Subjects { projects: &[project_id], members: &members, ..Subjects::default() };
+    invalidation::after(&state.cache, Write::WriteFiles, subjects).await;
+    Ok(outcome)
+}

@@ -1,0 +1,49 @@
+//! The database health check and its details. Each query takes a pooled connection of its
+//! own only while it runs: nothing holds one connection while it waits for another.
+
+use std::time::{Duration, Instant};
+
+use crate::db::catalog::{self, TableStatsRow, ViewRefreshRow};
+use crate::db::maintenance::{self, JobRunRow};
+use crate::db::migrate;
+use crate::error::{Error, Result};
+use crate::state::AppState;
+
+/// How the ping went: how long it took, and why it failed if it did.
+pub struct Ping {
+    pub elapsed: Duration,
+    pub failure: Option<String>,
+}
+
+/// `SELECT 1` within the health-check timeout.
+pub async fn ping(state: &AppState) -> Ping {
+    let timeout = state.settings.database.health_check_timeout();
+    let started = Instant::now();
+    let outcome = tokio::time::timeout(timeout, catalog::ping(&state.pool)).await;
+    let failure = match outcome {
+        Ok(Ok(())) => None,
+        Ok(Err(error)) => Some(Error::from(error).to_string()),
+        Err(_) => Some(format!("the database did not answer within {} ms", timeout.as_millis())),
+    };
+    Ping { elapsed: started.elapsed(), failure }
+}
+
+pub struct Details {
+    pub schema_version: Option<i64>,
+    pub tables: Vec<TableStatsRow>,
+    pub views: Vec<ViewRefreshRow>,
+    pub jobs: Vec<JobRunRow>,
+}
+
+pub async fn details(state: &AppState) -> Result<Details> {
+    let schema_version = {
+        let mut conn = state.pool.acquire().await?;
+        migrate::current_version(&mut conn).await?
+    };
+    Ok(Details {
+        schema_version,
+        tables: catalog::table_stats(&state.pool).await?,
+        views: catalog::view_refreshes(&state.pool).await?,
+        jobs: maintenance::job_runs(&state.pool).await?,
+    })
+}

@@ -1,0 +1,97 @@
+//! Projects: create, the member's list, read, update, delete, fork, like and view.
+
+use crate::cache::{Kind, Scope};
+use crate::db::likes::{self, LikeOutcome};
+use crate::db::projects::{self, NewProject, ProjectPatch, ProjectRow, ProjectSummaryRow};
+use crate::domain::page::{Keyset, Page};
+use crate::domain::time::Position;
+use crate::domain::Visibility;
+use crate::error::{Error, Result};
+use crate::service::invalidation::{self, Subjects, Write};
+use crate::state::AppState;
+
+pub async fn create(state: &AppState, id: &str, owner_id: &str, new: &NewProject<'_>) -> Result<ProjectRow> {
+    projects::create(&state.pool, id, owner_id, new).await?;
+    let project = projects::get(&state.pool, id).await?.ok_or(Error::NotFound("project"))?;
+    let members = [owner_id.to_owned()];
+    let subjects = Subjects { members: &members, public: new.visibility == Visibility::Public, ..Subjects::default() };
+    invalidation::after(&state.cache, Write::CreateProject, subjects).await;
+    Ok(project)
+}
+
+/// The member's own and shared projects. The first page is what the web app shows on every
+/// visit, so it is cached; deeper pages go to the database.
+pub async fn list_for_member(
+    state: &AppState,
+    user_id: &str,
+    keyset: Keyset<Position>,
+) -> Result<Page<ProjectSummaryRow>> {
+    let load = || async {
+        let rows = projects::list_for_member(&state.pool, user_id, keyset.after.as_ref(), keyset.fetch()).await?;
+        Ok(keyset.page(rows, |p| (p.updated_at.0, p.id.clone())))
+    };
+    if keyset.is_first() {
+        let scope = Scope::MemberProjects(user_id.to_owned());
+        return state.cache.get_or_load(Kind::ProjectList, &scope, &format!("first:{}", keyset.limit), load).await;
+    }
+    load().await
+}
+
+/// A project's metadata, through the cache. The caller's access was checked before.
+pub async fn get(state: &AppState, id: &str) -> Result<ProjectRow> {
+    let scope = Scope::Project(id.to_owned());
+    state
+        .cache
+        .get_or_load(Kind::Project, &scope, "", || async {
+            projects::get(&state.pool, id).await?.ok_or(Error::NotFound("project"))
+        })
+        .await
+}
+
+pub async fn update(state: &AppState, id: &str, patch: &ProjectPatch) -> Result<ProjectRow> {
+    let mut tx = state.pool.begin().await?;
+    if !projects::update(&mut *tx, id, patch).await? {
+        return Err(Error::NotFound("project"));
+    }
+    let project = projects::get(&mut *tx, id).await?.ok_or(Error::NotFound("project"))?;
+    let members = projects::member_ids(&mut *tx, id).await?;
+    tx.commit().await?;
+    let subjects = Subjects { projects: &[id], members: &members, ..Subjects::default() };
+    invalidation::after(&state.cache, Write::UpdateProject, subjects).await;
+    Ok(project)
+}
+
+pub async fn delete(state: &AppState, id: &str) -> Result<()> {
+    let members = projects::delete(&state.pool, id).await?.ok_or(Error::NotFound("project"))?;
+    let subjects = Subjects { projects: &[id], members: &members, ..Subjects::default() };
+    invalidation::after(&state.cache, Write::DeleteProject, subjects).await;
+    Ok(())
+}
+
+/// Copies a project the caller can read into a new PRIVATE project of theirs.
+pub async fn fork(state: &AppState, source_id: &str, user_id: &str, name: Option<&str>) -> Result<ProjectRow> {
+    let new_id = crate::auth::token::new_id();
+    let mut members =
+        projects::fork(&state.pool, source_id, &new_id, user_id, name).await?.ok_or(Error::NotFound("project"))?;
+    members.push(user_id.to_owned());
+    let subjects = Subjects { projects: &[source_id], members: &members, ..Subjects::default() };
+    invalidation::after(&state.cache, Write::ForkProject, subjects).await;
+    projects::get(&state.pool, &new_id).await?.ok_or(Error::NotFound("project"))
+}
+
+/// Likes (`liked`) or unlikes a project; returns the like count after.
+pub async fn set_like(state: &AppState, id: &str, user_id: &str, liked: bool) -> Result<i32> {
+    let LikeOutcome { like_count, members } =
+        likes::set(&state.pool, id, user_id, liked).await?.ok_or(Error::NotFound("project"))?;
+    let write = if liked { Write::LikeProject } else { Write::UnlikeProject };
+    invalidation::after(&state.cache, write, Subjects { projects: &[id], members: &members, ..Subjects::default() })
+        .await;
+    Ok(like_count)
+}
+
+/// Counts a view; returns the project's view count including it. The count reaches the
+/// table, and the cached reads, with the next flush (`views.flush_ms`).
+pub async fn record_view(state: &AppState, id: &str) -> Result<i32> {
+    let stored = || projects::view_count(&state.pool, id);
+    state.views.count(id, stored).await?.ok_or(Error::NotFound("project"))
+}
