@@ -62,21 +62,20 @@ async fn run_server(settings: Settings, url: &SecretString) -> anyhow::Result<()
     let state = AppState::new(pool.clone(), settings)?;
     crate::auth::password::warm_up();
     let (stop_jobs, jobs_stopped) = tokio::sync::watch::channel(false);
+    let views_stopped = jobs_stopped.clone();
     let jobs = state.settings.jobs.enabled.then(|| {
         let scheduler = Scheduler::new(pool.clone(), state.settings.jobs.clone());
         tokio::spawn(scheduler.run(jobs_stopped))
     });
-    let views = state.views.clone();
+    // Views counted since the last flush are written before the pool closes.
+    let views = tokio::spawn(crate::service::views::flush_periodically(state.clone(), views_stopped));
     let service = app::router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
     axum::serve(listener, service).with_graceful_shutdown(shutdown_signal()).await?;
-    // Views counted since the last flush are written before the pool closes.
-    if let Err(error) = views.flush().await {
-        tracing::error!(%error, "the last counted views could not be written");
-    }
     let _ = stop_jobs.send(true);
     if let Some(jobs) = jobs {
         let _ = jobs.await;
     }
+    let _ = views.await;
     pool.close().await;
     Ok(())
 }

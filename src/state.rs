@@ -1,28 +1,29 @@
 //! The application state every handler and service function receives, cloned cheaply into
-//! each request.
+//! each request, and the in-memory view buffer it carries.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use sqlx::PgPool;
+use tokio::sync::RwLock;
 
 use crate::cache::Cache;
 use crate::config::Settings;
-use crate::service::views::ViewCounter;
 
 #[derive(Clone)]
 pub struct AppState {
     pub pool: PgPool,
     pub settings: Arc<Settings>,
     pub cache: Cache,
-    /// Views counted since the last flush, written in batches.
-    pub views: ViewCounter,
+    /// Views counted since the last flush (`service::views` writes them in batches).
+    pub views: ViewBuffer,
     pub started_at: Instant,
 }
 
 impl AppState {
-    /// Builds the state; needs a Tokio runtime (the cache's subscription and the view
-    /// flusher run as tasks).
+    /// Builds the state; needs a Tokio runtime (the cache's subscription runs as a task).
     pub fn new(pool: PgPool, settings: Settings) -> anyhow::Result<Self> {
         use secrecy::ExposeSecret;
         let redis = match &settings.redis.url {
@@ -32,7 +33,59 @@ impl AppState {
             None => None,
         };
         let cache = Cache::new(settings.cache.clone(), redis);
-        let views = ViewCounter::start(pool.clone(), cache.clone(), Duration::from_millis(settings.views.flush_ms));
-        Ok(Self { pool, settings: Arc::new(settings), cache, views, started_at: Instant::now() })
+        Ok(Self { pool, settings: Arc::new(settings), cache, views: ViewBuffer::default(), started_at: Instant::now() })
+    }
+}
+
+/// Views per project, counted in memory until a flush writes them.
+#[derive(Clone, Default)]
+pub struct ViewBuffer(Arc<ViewBufferInner>);
+
+#[derive(Default)]
+struct ViewBufferInner {
+    pending: Mutex<HashMap<String, i32>>,
+    /// Counting holds it shared; a flush holds it alone while it moves counts from memory to
+    /// the table, so no count ever sees a view twice or not at all.
+    flushing: RwLock<()>,
+}
+
+impl ViewBuffer {
+    /// Counts one view of `project_id` and returns the project's count including it, given
+    /// `stored`, the count the table holds (None: no such project, nothing counted).
+    pub async fn count<E, Fut>(&self, project_id: &str, stored: Fut) -> Result<Option<i32>, E>
+    where
+        Fut: Future<Output = Result<Option<i32>, E>>,
+    {
+        let _counting = self.0.flushing.read().await;
+        let Some(stored) = stored.await? else { return Ok(None) };
+        let mut pending = self.0.pending.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let views = pending.entry(project_id.to_owned()).or_insert(0);
+        *views += 1;
+        Ok(Some(stored + *views))
+    }
+
+    /// Hands every counted view to `write`; if it fails, the views are counted again, so none
+    /// is lost. Returns what `write` returned, or None when nothing was counted.
+    pub async fn flush<T, E, F, Fut>(&self, write: F) -> Result<Option<T>, E>
+    where
+        F: FnOnce(Vec<String>, Vec<i32>) -> Fut,
+        Fut: Future<Output = Result<T, E>>,
+    {
+        let _alone = self.0.flushing.write().await;
+        let batch = std::mem::take(&mut *self.0.pending.lock().unwrap_or_else(|poisoned| poisoned.into_inner()));
+        if batch.is_empty() {
+            return Ok(None);
+        }
+        let (ids, views): (Vec<String>, Vec<i32>) = batch.iter().map(|(id, views)| (id.clone(), *views)).unzip();
+        match write(ids, views).await {
+            Ok(written) => Ok(Some(written)),
+            Err(error) => {
+                let mut pending = self.0.pending.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+                for (id, views) in batch {
+                    *pending.entry(id).or_insert(0) += views;
+                }
+                Err(error)
+            }
+        }
     }
 }

@@ -16,7 +16,7 @@ use crate::domain::page::{Keyset, Page, PageSize};
 use crate::domain::{UtcTime, Visibility};
 use crate::error::{Error, ErrorResponse, Result};
 use crate::service::files::FILE_PAGE;
-use crate::service::{access, files, projects};
+use crate::service::{access, files, projects, views};
 use crate::state::AppState;
 use crate::validate;
 
@@ -310,7 +310,7 @@ async fn record_view(
     Path(id): Path<String>,
 ) -> Result<Json<ViewCount>> {
     access::project(&state, &id, caller.id(), Action::Read).await?;
-    Ok(Json(ViewCount { view_count: projects::record_view(&state, &id).await? }))
+    Ok(Json(ViewCount { view_count: views::record(&state, &id).await? }))
 }
 
 /// Copies a project the caller can read (metadata and files, not messages) into a new

@@ -88,10 +88,3 @@ pub async fn set_like(state: &AppState, id: &str, user_id: &str, liked: bool) ->
         .await;
     Ok(like_count)
 }
-
-/// Counts a view; returns the project's view count including it. The count reaches the
-/// table, and the cached reads, with the next flush (`views.flush_ms`).
-pub async fn record_view(state: &AppState, id: &str) -> Result<i32> {
-    let stored = || projects::view_count(&state.pool, id);
-    state.views.count(id, stored).await?.ok_or(Error::NotFound("project"))
-}

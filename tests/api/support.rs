@@ -176,7 +176,7 @@ impl TestApp {
     /// Writes the views this instance counted but has not written yet (they are written in
     /// batches), so the database shows every view counted so far.
     pub async fn flush_views(&self) {
-        self.state.views.flush().await.expect("flushing counted views");
+        vibing2::service::views::flush(&self.state).await.expect("flushing counted views");
     }
 
     pub async fn get(&self, uri: &str) -> TestResponse {

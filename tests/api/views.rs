@@ -85,7 +85,7 @@ async fn a_failed_flush_keeps_its_views_for_the_next() {
         .execute(&app.pool)
         .await
         .unwrap();
-    assert!(app.state.views.flush().await.is_err());
+    assert!(vibing2::service::views::flush(&app.state).await.is_err());
     sqlx::query(r#"ALTER TABLE "Project" DROP CONSTRAINT "no_views""#).execute(&app.pool).await.unwrap();
     app.flush_views().await;
     assert_eq!(stored_views(&app, &project).await, 1, "the view survived the failed flush");
