@@ -22,10 +22,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("app", &["api", "error", "state"]),
     ("jobs", &["config", "db", "domain", "error", "service"]),
     ("bench", &["auth", "cache", "config", "db", "domain", "error", "jobs", "validate"]),
-    (
-        "commands",
-        &["app", "auth", "bench", "cli", "config", "db", "domain", "error", "jobs", "service", "state"],
-    ),
+    ("commands", &["app", "auth", "bench", "cli", "config", "db", "domain", "error", "jobs", "service", "state"]),
 ];
 
 fn rust_files(dir: &Path, found: &mut Vec<PathBuf>) {

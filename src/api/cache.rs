@@ -11,7 +11,7 @@ use utoipa_axum::routes;
 
 use crate::api::extract::{bearer_token, Json};
 use crate::error::{Error, ErrorResponse, Result};
-use crate::service::invalidation::{self, Subjects, Write};
+use crate::service::invalidation;
 use crate::state::AppState;
 
 pub fn routes() -> OpenApiRouter<AppState> {
@@ -53,8 +53,7 @@ pub struct Cleared {
               (status = 404, description = "no ADMIN_TOKEN configured", body = ErrorResponse),
               (status = 503, description = "Redis is unreachable", body = ErrorResponse)))]
 async fn clear_cache(State(state): State<AppState>, _admin: Admin) -> Result<Json<Cleared>> {
-    let removed_keys = state.cache.clear().await?;
-    invalidation::after(&state.cache, Write::ClearCache, Subjects::default()).await;
+    let removed_keys = invalidation::clear_all(&state.cache).await?;
     tracing::info!(removed_keys, "cache cleared");
     Ok(Json(Cleared { removed_keys }))
 }

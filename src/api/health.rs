@@ -184,7 +184,7 @@ async fn database(State(state): State<AppState>, Query(query): Query<DatabaseQue
         database: DatabaseCheck { status: if failure.is_none() { "up" } else { "down" }, response_time_ms },
         reason: failure,
         pool: pool_stats(&state),
-        cache: state.cache.status().await,
+        cache: health::cache_status(&state).await,
         details,
     };
     let status = if body.reason.is_none() { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
@@ -203,11 +203,15 @@ async fn details(state: &AppState) -> Result<Details> {
 }
 
 fn pool_stats(state: &AppState) -> PoolStats {
-    let size = state.pool.size();
-    let idle = state.pool.num_idle();
-    let in_use = (size as usize).saturating_sub(idle);
-    let max = state.settings.database.connection_limit;
-    PoolStats { size, idle, in_use, max, utilization: in_use as f64 / f64::from(max) }
+    let pool = health::pool_usage(state);
+    let in_use = (pool.size as usize).saturating_sub(pool.idle);
+    PoolStats {
+        size: pool.size,
+        idle: pool.idle,
+        in_use,
+        max: pool.max,
+        utilization: in_use as f64 / f64::from(pool.max),
+    }
 }
 
 fn millis(duration: Duration) -> f64 {

@@ -4,6 +4,7 @@
 use serde::{Deserialize, Serialize};
 use sqlx::PgExecutor;
 
+use crate::db::CREATOR_COLUMNS;
 use crate::domain::time::{end_of_time, start_position, Position};
 use crate::domain::{CompetitionStatus, UtcTime};
 
@@ -28,10 +29,13 @@ pub struct CompetitionRow {
 
 /// The competition columns from a competition relation `c`, joined with its project and the
 /// project's creator, for the assembled page statement.
-const COMPETITION_SELECT: &str = r#"
-    c."id", c."projectId", c."title", c."status", c."createdAt", c."updatedAt",
-    p."name" AS "projectName", u."id" AS "ownerId", u."name" AS "ownerName", u."image" AS "ownerImage"
-    FROM c JOIN "Project" p ON p."id" = c."projectId" JOIN "User" u ON u."id" = p."userId""#;
+fn competition_select() -> String {
+    format!(
+        r#"c."id", c."projectId", c."title", c."status", c."createdAt", c."updatedAt", p."name" AS "projectName",
+           {CREATOR_COLUMNS}
+           FROM c JOIN "Project" p ON p."id" = c."projectId" JOIN "User" u ON u."id" = p."userId""#
+    )
+}
 
 /// Enters a project, if it is PUBLIC (false otherwise: the check and the insert are one
 /// statement, so a project made private meanwhile is not entered). A second entry of the same
@@ -103,8 +107,9 @@ pub fn page_sql(filtered: bool) -> String {
     };
     format!(
         r#"WITH c AS ({scans})
-           SELECT {COMPETITION_SELECT}
-           ORDER BY c."createdAt" DESC, c."id" DESC LIMIT $3"#
+           SELECT {select}
+           ORDER BY c."createdAt" DESC, c."id" DESC LIMIT $3"#,
+        select = competition_select()
     )
 }
 

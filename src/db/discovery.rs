@@ -5,6 +5,7 @@
 use serde::{Deserialize, Serialize};
 use sqlx::PgExecutor;
 
+use crate::db::CREATOR_COLUMNS;
 use crate::domain::discovery::{Position, Sort};
 use crate::domain::UtcTime;
 
@@ -99,7 +100,7 @@ pub fn discovery_sql(sort: Sort, with_type: bool, with_search: bool, with_positi
     format!(
         r#"SELECT p."id", p."name", left(p."description", 200) AS "preview", p."projectType", p."previewUrl",
                   p."likeCount", p."forkCount", p."viewCount", p."isFeatured", {select_score},
-                  u."id" AS "ownerId", u."name" AS "ownerName", u."image" AS "ownerImage",
+                  {CREATOR_COLUMNS},
                   p."createdAt", p."updatedAt"
            FROM {from} JOIN "User" u ON u."id" = p."userId"
            WHERE {filters}

@@ -27,6 +27,10 @@ use sqlx::{ConnectOptions, PgPool};
 
 use crate::config::{redact_url, DatabaseSettings};
 
+/// A project creator's public columns (never an e-mail), from the owner joined as `u`, for
+/// the assembled statements. The checked literals spell the same three columns.
+pub const CREATOR_COLUMNS: &str = r#"u."id" AS "ownerId", u."name" AS "ownerName", u."image" AS "ownerImage""#;
+
 /// Builds the pool from the settings. Every connection gets `statement_timeout`,
 /// `idle_in_transaction_session_timeout` and UTC as its time zone at startup, so no request
 /// can hold a connection (or a lock) forever.

@@ -3,6 +3,7 @@
 
 use std::time::{Duration, Instant};
 
+use crate::cache::CacheStatus;
 use crate::db::catalog::{self, TableStatsRow, ViewRefreshRow};
 use crate::db::maintenance::{self, JobRunRow};
 use crate::db::migrate;
@@ -26,6 +27,21 @@ pub async fn ping(state: &AppState) -> Ping {
         Err(_) => Some(format!("the database did not answer within {} ms", timeout.as_millis())),
     };
     Ping { elapsed: started.elapsed(), failure }
+}
+
+/// The pool's occupancy now.
+pub struct PoolUsage {
+    pub size: u32,
+    pub idle: usize,
+    pub max: u32,
+}
+
+pub fn pool_usage(state: &AppState) -> PoolUsage {
+    PoolUsage { size: state.pool.size(), idle: state.pool.num_idle(), max: state.settings.database.connection_limit }
+}
+
+pub async fn cache_status(state: &AppState) -> CacheStatus {
+    state.cache.status().await
 }
 
 pub struct Details {

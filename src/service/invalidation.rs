@@ -3,7 +3,7 @@
 //! invalidates them all at once (one Redis pipeline), after the write committed, so no reader
 //! can cache the old state under the new generation.
 
-use crate::cache::{Cache, Scope};
+use crate::cache::{Cache, CacheError, Scope};
 
 /// Every write the service makes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -128,6 +128,14 @@ pub fn scopes(write: Write, subjects: &Subjects<'_>) -> Vec<Scope> {
     }
     scopes.dedup();
     scopes
+}
+
+/// Clears this service's namespace in Redis and every instance's local tier; returns the keys
+/// removed.
+pub async fn clear_all(cache: &Cache) -> Result<u64, CacheError> {
+    let removed = cache.clear().await?;
+    after(cache, Write::ClearCache, Subjects::default()).await;
+    Ok(removed)
 }
 
 /// Invalidates what `write` declared stale for these subjects.

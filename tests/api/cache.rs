@@ -370,3 +370,12 @@ async fn app_namespace(app: &TestApp) -> String {
     let health = app.get("/api/health/database").await;
     health.json["cache"]["namespace"].as_str().unwrap().split(':').next().unwrap().to_owned()
 }
+
+#[tokio::test]
+async fn a_clear_that_cannot_reach_redis_says_the_cache_is_unavailable() {
+    // Nothing listens on port 1: every Redis call fails at once.
+    let app = TestApp::with_settings(&[("redis.url", "redis://127.0.0.1:1"), ("admin_token", ADMIN_TOKEN)]).await;
+    let cleared = app.call(Method::POST, "/api/cache/clear", Some(ADMIN_TOKEN), None).await;
+    assert_eq!(cleared.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(cleared.error_code(), "cache_unavailable");
+}
