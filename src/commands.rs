@@ -89,11 +89,29 @@ pub async fn migrate(settings: Settings) -> anyhow::Result<()> {
     if report.adopted_phase2 {
         println!("adopted the existing Phase-2 (Prisma) schema as migration 1");
     }
+    if let Some(adoption) = &report.adoption {
+        println!("found: {}", adoption.state);
+        if !adoption.indexes_dropped.is_empty() {
+            println!("dropped the report's indexes: {}", adoption.indexes_dropped.join(", "));
+        }
+    }
     for (version, name, elapsed_ms) in &report.applied {
         println!("applied {version:04} {name} in {elapsed_ms:.0} ms");
     }
     if report.is_noop() {
         println!("the schema is current (version {}); nothing to do", migrate::latest_version());
+    }
+    if let Some(adoption) = &report.adoption {
+        println!(
+            "carried over: {} projects' counters, views and flags ({} where the legacy likes/forks disagreed; the \
+             larger was kept), {} usage rows' project, model and cost, {} messages renumbered in createdAt order, {} \
+             files' sizes and checksums recomputed",
+            adoption.projects,
+            adoption.counter_disagreements,
+            adoption.usage_rows,
+            adoption.messages,
+            adoption.files_recomputed
+        );
     }
     for issue in &report.issues {
         println!(

@@ -12,6 +12,8 @@ use anyhow::{bail, Context};
 use sha2::{Digest, Sha256};
 use sqlx::{Connection, Executor, PgConnection};
 
+use super::adopt;
+
 /// Serialises concurrent `migrate` runs (two instances starting at once).
 const MIGRATION_LOCK_KEY: i64 = 0x7669_6269_6e67_0001;
 const NO_TRANSACTION_MARKER: &str = "-- vibing2:no-transaction";
@@ -59,6 +61,8 @@ impl Migration {
 #[derive(Debug, Default)]
 pub struct Report {
     pub adopted_phase2: bool,
+    /// What adopting an optimized Phase-2 database carried over, if one was adopted.
+    pub adoption: Option<adopt::Adoption>,
     pub applied: Vec<(i64, &'static str, f64)>,
     /// Legacy values the upgrade could not carry over as they were (table `MigrationIssue`).
     pub issues: Vec<MigrationIssue>,
@@ -89,6 +93,13 @@ pub async fn run(conn: &mut PgConnection) -> anyhow::Result<Report> {
 }
 
 async fn run_locked(conn: &mut PgConnection) -> anyhow::Result<Report> {
+    // A Phase-2 database that migration 2 has not upgraded yet is read first: a state that
+    // cannot be adopted stops here, before anything (even the ledger) is written.
+    let phase2 = if baseline_upgrade_pending(conn).await? && phase2_schema_present(conn).await? {
+        Some(adopt::inspect(conn).await?)
+    } else {
+        None
+    };
     conn.execute(
         r#"CREATE TABLE IF NOT EXISTS "_vibing2_migrations" (
                "version" BIGINT PRIMARY KEY,
@@ -117,7 +128,7 @@ async fn run_locked(conn: &mut PgConnection) -> anyhow::Result<Report> {
     }
 
     let mut report = Report::default();
-    if applied.is_empty() && phase2_schema_present(conn).await? {
+    if applied.is_empty() && phase2.is_some() {
         let baseline = &MIGRATIONS[0];
         record(conn, baseline, "adopted", 0.0).await?;
         report.adopted_phase2 = true;
@@ -130,9 +141,17 @@ async fn run_locked(conn: &mut PgConnection) -> anyhow::Result<Report> {
         let started = Instant::now();
         if migration.transactional() {
             let mut tx = conn.begin().await?;
+            let adopting = phase2.as_ref().filter(|state| migration.version == 2 && state.is_optimized());
+            if let Some(state) = adopting {
+                tracing::info!(state = %state.describe(), "adopting an optimized Phase-2 database");
+                adopt::before_baseline_upgrade(&mut tx, state).await?;
+            }
             tx.execute(sqlx::raw_sql(migration.sql))
                 .await
                 .with_context(|| format!("migration {} ({}) failed", migration.version, migration.name))?;
+            if let Some(state) = adopting {
+                report.adoption = Some(adopt::after_baseline_upgrade(&mut tx, state).await?);
+            }
             let elapsed = started.elapsed().as_secs_f64() * 1000.0;
             record(&mut tx, migration, "applied", elapsed).await?;
             tx.commit().await?;
@@ -159,6 +178,21 @@ async fn run_locked(conn: &mut PgConnection) -> anyhow::Result<Report> {
     .fetch_all(&mut *conn)
     .await?;
     Ok(report)
+}
+
+/// Whether migration 2, which upgrades the Phase-2 baseline, has yet to run.
+async fn baseline_upgrade_pending(conn: &mut PgConnection) -> sqlx::Result<bool> {
+    let ledger_exists = sqlx::query_scalar!(r#"SELECT to_regclass('"_vibing2_migrations"') IS NOT NULL AS "exists!""#)
+        .fetch_one(&mut *conn)
+        .await?;
+    if !ledger_exists {
+        return Ok(true);
+    }
+    let done =
+        sqlx::query_scalar!(r#"SELECT EXISTS (SELECT 1 FROM "_vibing2_migrations" WHERE "version" = 2) AS "done!""#)
+            .fetch_one(&mut *conn)
+            .await?;
+    Ok(!done)
 }
 
 /// The newest migration applied to the database, if any.

@@ -1,6 +1,7 @@
 //! The database layer: the connection pool, the embedded cluster, migrations and catalog
 //! queries. Nothing here knows about HTTP.
 
+pub mod adopt;
 pub mod assembled;
 pub mod catalog;
 pub mod collab;

@@ -1,6 +1,7 @@
 //! Integration tests against a real PostgreSQL; each test gets its own database.
 
 mod access_matrix;
+mod adopt;
 mod auth;
 mod bad_input;
 mod bench_seed;

@@ -13,7 +13,7 @@ use crate::support::TestDb;
 const LEGACY_ROWS: &str = include_str!("../fixtures/phase2_legacy_rows.sql");
 
 /// Columns, constraints and indexes of the public schema, for before/after comparisons.
-async fn catalog_snapshot(conn: &mut PgConnection) -> Vec<String> {
+pub async fn catalog_snapshot(conn: &mut PgConnection) -> Vec<String> {
     sqlx::query_scalar(
         r#"SELECT format('column %s.%s %s %s %s', table_name, column_name, data_type, is_nullable,
                          coalesce(column_default, ''))

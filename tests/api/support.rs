@@ -165,7 +165,11 @@ impl TestApp {
     }
 
     pub async fn with_settings(overrides: &[(&str, &str)]) -> Self {
-        let db = TestDb::migrated().await;
+        Self::on(TestDb::migrated().await, overrides).await
+    }
+
+    /// The service over a database the test prepared (and migrated) itself.
+    pub async fn on(db: TestDb, overrides: &[(&str, &str)]) -> Self {
         let settings = db.settings(overrides);
         let pool = db.pool(&settings).await;
         let state = AppState::new(pool.clone(), settings).unwrap();
