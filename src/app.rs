@@ -1,9 +1,11 @@
 //! The assembled router with its tower layers.
 
 use axum::extract::DefaultBodyLimit;
+use axum::http::{header, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use axum::Router;
 use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::error::Error;
@@ -22,6 +24,9 @@ pub fn with_layers(routes: Router<AppState>, state: AppState) -> Router {
         .fallback(|| async { Error::NotFound("route") })
         .method_not_allowed_fallback(|| async { Error::MethodNotAllowed })
         .layer(DefaultBodyLimit::max(body_limit))
+        // Responses carry sessions, private projects and per-caller views: no browser or proxy
+        // may keep them.
+        .layer(SetResponseHeaderLayer::if_not_present(header::CACHE_CONTROL, HeaderValue::from_static("no-store")))
         .layer(TraceLayer::new_for_http())
         .layer(CatchPanicLayer::custom(|_panic| -> Response {
             Error::from(anyhow::anyhow!("handler panicked")).into_response()

@@ -97,4 +97,7 @@ pub enum SeedFlavor {
     Current,
     /// The Phase-2 (Prisma init_postgresql) schema.
     Phase2,
+    /// The Phase-2 schema as the platform's own optimization left it: the report's optimized
+    /// columns and indexes on top (what `migrate` adopts).
+    Phase2Optimized,
 }

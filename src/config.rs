@@ -63,6 +63,9 @@ pub struct DatabaseSettings {
     pub migrate_on_start: bool,
     /// Where the embedded cluster keeps its data, relative to the working directory.
     pub embedded_dir: PathBuf,
+    /// Refuse to start without `DATABASE_URL` instead of running the embedded development
+    /// database: for deployments.
+    pub require_url: bool,
 }
 
 impl Default for DatabaseSettings {
@@ -78,6 +81,7 @@ impl Default for DatabaseSettings {
             health_check_timeout_ms: 2_000,
             migrate_on_start: true,
             embedded_dir: PathBuf::from(".vibing2/postgres"),
+            require_url: false,
         }
     }
 }
@@ -290,6 +294,12 @@ impl Settings {
         if let Some((name, _)) = positive.iter().find(|(_, value)| *value == 0) {
             return Err(ConfigError(format!("{name} must be greater than zero")));
         }
+        if db.require_url && db.url.is_none() {
+            return Err(ConfigError(
+                "DATABASE_URL is unset and database.require_url is on: set DATABASE_URL to the deployment's database"
+                    .into(),
+            ));
+        }
         if let Some(url) = &db.url {
             let url = url.expose_secret();
             if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
@@ -413,6 +423,19 @@ mod tests {
                 Ok(())
             });
         }
+    }
+
+    #[test]
+    fn a_deployment_can_refuse_to_start_without_a_database_url() {
+        Jail::expect_with(|jail| {
+            jail.set_env("VIBING2_DATABASE__REQUIRE_URL", "true");
+            let message = Settings::load().unwrap_err().to_string();
+            assert!(message.contains("DATABASE_URL is unset") && message.contains("require_url"), "{message}");
+            assert_eq!(message.lines().count(), 1);
+            jail.set_env("DATABASE_URL", "postgres://db.internal/vibing2");
+            assert!(Settings::load().is_ok());
+            Ok(())
+        });
     }
 
     #[test]

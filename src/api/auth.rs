@@ -74,6 +74,12 @@ pub struct LoginResponse {
     user: User,
 }
 
+/// The longest e-mail address there can be (RFC 5321's path limit).
+const MAX_EMAIL_BYTES: usize = 254;
+/// Signup allows 128 characters; a Phase-1 password may have been longer, so login allows more,
+/// still bounded.
+const MAX_LOGIN_PASSWORD_BYTES: usize = 1024;
+
 fn check_password_rules(password: &str) -> Result<()> {
     let length = password.chars().count();
     if !(8..=128).contains(&length) {
@@ -104,6 +110,13 @@ async fn login(
     ClientAddress(client): ClientAddress,
     Json(request): Json<LoginRequest>,
 ) -> Result<Response> {
+    // Bounded before anything is looked up or hashed: the e-mail is a rate-limit key.
+    if request.email.len() > MAX_EMAIL_BYTES {
+        return Err(Error::Unprocessable(format!("email is at most {MAX_EMAIL_BYTES} bytes")));
+    }
+    if request.password.len() > MAX_LOGIN_PASSWORD_BYTES {
+        return Err(Error::Unprocessable(format!("password is at most {MAX_LOGIN_PASSWORD_BYTES} bytes")));
+    }
     let email = request.email.trim().to_lowercase();
     let session = accounts::login(&state, &email, &client, request.password).await?;
     let ttl_secs = i64::from(state.settings.auth.session_ttl_days) * 24 * 3600;

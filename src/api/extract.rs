@@ -169,6 +169,47 @@ fn presented_token(parts: &Parts) -> Option<String> {
     })
 }
 
+/// A request carrying `Authorization: Bearer <ADMIN_TOKEN>`: the operational endpoints'
+/// credential. Without an `ADMIN_TOKEN` configured those endpoints are off (404).
+pub struct Admin;
+
+impl Admin {
+    /// Checks the request's headers for the admin token.
+    pub fn check(parts: &Parts, state: &AppState) -> Result<Admin, Error> {
+        use secrecy::ExposeSecret;
+        use sha2::{Digest, Sha256};
+        let Some(expected) = &state.settings.admin_token else {
+            return Err(Error::NotFound("route"));
+        };
+        let presented = bearer_token(parts).unwrap_or_default();
+        // Comparing digests keeps the comparison's time independent of where the strings differ.
+        if Sha256::digest(presented.as_bytes()) == Sha256::digest(expected.expose_secret().as_bytes()) {
+            Ok(Admin)
+        } else {
+            Err(Error::Unauthorized)
+        }
+    }
+}
+
+impl FromRequestParts<AppState> for Admin {
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        Admin::check(parts, state)
+    }
+}
+
+/// The admin credential if one was presented; the route decides what needs it.
+pub struct MaybeAdmin(pub Result<Admin, Error>);
+
+impl FromRequestParts<AppState> for MaybeAdmin {
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        Ok(MaybeAdmin(Admin::check(parts, state)))
+    }
+}
+
 /// The `?cursor=&limit=` query of a list.
 #[derive(Debug, Default, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]

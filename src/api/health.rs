@@ -12,12 +12,12 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::api::extract::Query;
+use crate::api::extract::{MaybeAdmin, Query};
 use crate::db::catalog::{TableStatsRow, ViewRefreshRow};
 use crate::db::maintenance::JobRunRow;
 use crate::db::migrate;
 use crate::domain::UtcTime;
-use crate::error::Result;
+use crate::error::{ErrorResponse, Result};
 use crate::service::health;
 use crate::state::AppState;
 
@@ -47,7 +47,8 @@ async fn liveness(State(state): State<AppState>) -> Json<Liveness> {
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 struct DatabaseQuery {
-    /// Adds the schema version, table sizes and view refresh times.
+    /// Adds the schema version, table sizes, view refresh times and job runs; needs the admin
+    /// token (401 without it, 404 when none is configured).
     #[serde(default)]
     detailed: bool,
 }
@@ -165,12 +166,22 @@ impl From<JobRunRow> for JobRun {
 
 /// Readiness: 200 only when the database answers, 503 with the reason otherwise.
 #[utoipa::path(get, path = "/api/health/database", tag = "health", params(DatabaseQuery),
-    responses((status = 200, body = DatabaseHealth), (status = 503, body = DatabaseHealth)))]
+    security((), ("admin" = [])),
+    responses((status = 200, body = DatabaseHealth), (status = 401, body = ErrorResponse),
+              (status = 503, body = DatabaseHealth)))]
 ///
 /// Answers 200 only when the database answers `SELECT 1` within the health-check timeout;
 /// otherwise 503 with the reason. Redis being down degrades the cache, not the service, so it
 /// is reported but does not fail the check.
-async fn database(State(state): State<AppState>, Query(query): Query<DatabaseQuery>) -> Result<Response> {
+async fn database(
+    State(state): State<AppState>,
+    admin: MaybeAdmin,
+    Query(query): Query<DatabaseQuery>,
+) -> Result<Response> {
+    // The details (schema version, table sizes, jobs) are for operators only.
+    if query.detailed {
+        admin.0?;
+    }
     let ping = health::ping(&state).await;
     let response_time_ms = millis(ping.elapsed);
     let failure = ping.failure;

@@ -257,7 +257,7 @@ async fn get_project(
     }))
 }
 
-/// Changes the allowed fields. Owner and ADMIN collaborators.
+/// Changes the allowed fields. Owner and ADMIN collaborators; `visibility` only the owner.
 #[utoipa::path(patch, path = "/api/projects/{id}", tag = "projects", params(("id" = String, Path)),
     request_body = UpdateProject, security(("session" = [])),
     responses((status = 200, body = Project), (status = 403, body = ErrorResponse), (status = 404, body = ErrorResponse),
@@ -274,7 +274,8 @@ async fn update_project(
     request.active_agents.as_deref().map(check_agents).transpose()?;
     request.preview_url.clone().flatten().as_deref().map(check_preview_url).transpose()?;
 
-    access::project(&state, &id, caller.id(), Action::Manage).await?;
+    let action = if request.visibility.is_some() { Action::SetVisibility } else { Action::Manage };
+    access::project(&state, &id, caller.id(), action).await?;
     let patch = ProjectPatch {
         name: request.name.map(|name| name.trim().to_owned()),
         description: request.description,

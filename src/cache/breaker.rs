@@ -48,6 +48,17 @@ impl Breaker {
         }
     }
 
+    /// A call that was let through and then dropped before it finished (its request was
+    /// cancelled). If it was the probe, the breaker opens again, so the next cool-down lets
+    /// another probe through; left half-open, the tier would never be tried again.
+    pub fn abandoned(&self) {
+        let mut inner = self.inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if inner.state == BreakerState::HalfOpen {
+            inner.state = BreakerState::Open;
+            inner.open_until = Instant::now() + self.cool_down;
+        }
+    }
+
     pub fn success(&self) {
         let mut inner = self.inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         inner.state = BreakerState::Closed;
@@ -68,9 +79,59 @@ impl Breaker {
     }
 }
 
+/// Records the outcome of one call let through the breaker, even if the call's future is
+/// dropped half-way: whatever is not recorded as a success or failure counts as abandoned.
+pub struct Attempt<'a> {
+    breaker: &'a Breaker,
+    settled: bool,
+}
+
+impl<'a> Attempt<'a> {
+    /// None when the breaker does not let the call through.
+    pub fn start(breaker: &'a Breaker) -> Option<Self> {
+        breaker.allow().then_some(Attempt { breaker, settled: false })
+    }
+
+    pub fn succeeded(mut self) {
+        self.settled = true;
+        self.breaker.success();
+    }
+
+    pub fn failed(mut self) {
+        self.settled = true;
+        self.breaker.failure();
+    }
+}
+
+impl Drop for Attempt<'_> {
+    fn drop(&mut self) {
+        if !self.settled {
+            self.breaker.abandoned();
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_cancelled_probe_lets_the_next_cool_down_probe_again() {
+        let breaker = Breaker::new(1, Duration::from_millis(20));
+        breaker.failure();
+        tokio::time::sleep(Duration::from_millis(25)).await;
+        // The probe's request is cancelled while it waits on Redis.
+        let probe = async {
+            let _attempt = Attempt::start(&breaker).expect("the probe is let through");
+            std::future::pending::<()>().await;
+        };
+        assert!(tokio::time::timeout(Duration::from_millis(5), probe).await.is_err());
+        assert_eq!(breaker.state(), BreakerState::Open, "not stuck half-open");
+        tokio::time::sleep(Duration::from_millis(25)).await;
+        let next = Attempt::start(&breaker).expect("another probe after the cool-down");
+        next.succeeded();
+        assert_eq!(breaker.state(), BreakerState::Closed);
+    }
 
     #[test]
     fn opens_after_the_threshold_and_probes_once_after_the_cool_down() {

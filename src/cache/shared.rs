@@ -7,7 +7,7 @@ use redis::aio::MultiplexedConnection;
 use redis::{AsyncConnectionConfig, Client};
 use tokio::sync::Mutex;
 
-use super::breaker::{Breaker, BreakerState};
+use super::breaker::{Attempt, Breaker, BreakerState};
 
 pub struct SharedTier {
     client: Client,
@@ -46,9 +46,9 @@ impl SharedTier {
         F: FnOnce(MultiplexedConnection) -> Fut,
         Fut: std::future::Future<Output = redis::RedisResult<T>>,
     {
-        if !self.breaker.allow() {
+        let Some(attempt) = Attempt::start(&self.breaker) else {
             return Err(());
-        }
+        };
         let outcome = tokio::time::timeout(self.timeout, async {
             let conn = self.connection().await?;
             let result = call(conn).await;
@@ -61,18 +61,18 @@ impl SharedTier {
         .await;
         match outcome {
             Ok(Ok(value)) => {
-                self.breaker.success();
+                attempt.succeeded();
                 Ok(value)
             }
             Ok(Err(error)) => {
                 tracing::debug!(%error, "shared cache tier error");
-                self.breaker.failure();
+                attempt.failed();
                 Err(())
             }
             Err(_) => {
                 tracing::debug!("shared cache tier timed out");
+                attempt.failed();
                 *self.connection.lock().await = None;
-                self.breaker.failure();
                 Err(())
             }
         }

@@ -310,11 +310,7 @@ pub async fn after_baseline_upgrade(tx: &mut PgConnection, state: &Phase2State) 
     let mut usage_sets = Vec::new();
     if restore("TokenUsage", "projectId") {
         // A project deleted since keeps its usage, unattributed, as ON DELETE SET NULL would.
-        usage_sets.push(
-            r#""projectId" = CASE WHEN EXISTS (SELECT 1 FROM "Project" p WHERE p."id" = k."projectId")
-                                 THEN k."projectId" END"#
-                .to_owned(),
-        );
+        usage_sets.push(r#""projectId" = p."id""#.to_owned());
     }
     if restore("TokenUsage", "model") {
         usage_sets.push(r#""model" = COALESCE(NULLIF(k."model", ''), 'unknown')"#.into());
@@ -323,9 +319,11 @@ pub async fn after_baseline_upgrade(tx: &mut PgConnection, state: &Phase2State) 
         usage_sets.push(r#""cost" = GREATEST(round(k."cost"::numeric, 6), 0)"#.into());
     }
     if !usage_sets.is_empty() {
+        let projects =
+            if restore("TokenUsage", "projectId") { r#"LEFT JOIN "Project" p ON p."id" = k."projectId""# } else { "" };
         let result = tx
             .execute(sqlx::raw_sql(&format!(
-                r#"UPDATE "TokenUsage" t SET {} FROM "kept_TokenUsage" k WHERE k."id" = t."id""#,
+                r#"UPDATE "TokenUsage" t SET {} FROM "kept_TokenUsage" k {projects} WHERE k."id" = t."id""#,
                 usage_sets.join(", ")
             )))
             .await?;

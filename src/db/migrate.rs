@@ -35,6 +35,7 @@ pub static MIGRATIONS: &[Migration] = &[
         name: "trigram_fastupdate_off",
         sql: include_str!("../../migrations/0006_trigram_fastupdate_off.sql"),
     },
+    Migration { version: 7, name: "login_attempts", sql: include_str!("../../migrations/0007_login_attempts.sql") },
 ];
 
 impl Migration {

@@ -49,6 +49,9 @@ pub enum Action {
     Write,
     /// Project settings and members.
     Manage,
+    /// Who may read the project: publishing it, or taking it private. Owner only: it decides
+    /// what the owner shows the world, which member management does not cover.
+    SetVisibility,
     /// Deleting the project.
     Delete,
 }
@@ -59,7 +62,7 @@ impl Action {
             Action::Read => Access::Public,
             Action::Write => Access::Editor,
             Action::Manage => Access::Admin,
-            Action::Delete => Access::Owner,
+            Action::SetVisibility | Action::Delete => Access::Owner,
         }
     }
 }

@@ -43,16 +43,14 @@ pub async fn signup(state: &AppState, name: &str, email: &str, password: String)
 /// passwords; the rate limit counts failures per e-mail and per client address.
 pub async fn login(state: &AppState, email: &str, client: &str, password: String) -> Result<OpenedSession> {
     let keys = rate_limit::keys(email, client);
-    rate_limit::check(&state.pool, &keys).await?;
+    let reservation = rate_limit::reserve(&state.pool, &keys).await?;
 
     let credentials = users::credentials_by_email(&state.pool, email).await?;
     let stored = credentials.as_ref().map(|c| c.password.clone());
     let verdict = password::verify(password.clone(), stored).await?;
     let user_id = match (verdict, credentials) {
-        (Verdict::Invalid, _) | (_, None) => {
-            rate_limit::record_failure(&state.pool, &keys).await?;
-            return Err(Error::Unauthorized);
-        }
+        // The reservation stays: it is the failure.
+        (Verdict::Invalid, _) | (_, None) => return Err(Error::Unauthorized),
         (Verdict::ValidNeedsRehash, Some(credentials)) => {
             let rehashed = password::hash(password).await?;
             users::set_password_hash(&state.pool, &credentials.id, &rehashed).await?;
@@ -61,7 +59,7 @@ pub async fn login(state: &AppState, email: &str, client: &str, password: String
         }
         (Verdict::Valid, Some(credentials)) => credentials.id,
     };
-    rate_limit::record_success(&state.pool, &keys).await?;
+    rate_limit::succeeded(&state.pool, &keys, reservation).await?;
 
     let (session_token, token_hash) = token::new_session_token();
     let ttl = Duration::days(i64::from(state.settings.auth.session_ttl_days));

@@ -585,6 +585,19 @@ fn endpoints() -> Vec<Endpoint> {
             ..endpoint(Method::PATCH, "/api/projects/{id}", Needs::Project(Admin), StatusCode::OK)
         },
         Endpoint {
+            note: "visibility",
+            body: |case| Some(json!({"visibility": if case.public { "PRIVATE" } else { "PUBLIC" }})),
+            effect: |snapshot, case| {
+                snapshot.project.as_mut().unwrap().visibility = (if case.public { "PRIVATE" } else { "PUBLIC" }).into();
+            },
+            touches: true,
+            fixture: Fixture::Fresh,
+            check: |case, response, _| {
+                assert_eq!(response.json["visibility"], if case.public { "PRIVATE" } else { "PUBLIC" });
+            },
+            ..endpoint(Method::PATCH, "/api/projects/{id}", Needs::Project(Owner), StatusCode::OK)
+        },
+        Endpoint {
             effect: |snapshot, _| {
                 snapshot.projects -= 1;
                 snapshot.project = None;

@@ -206,3 +206,54 @@ async fn an_unknown_email_costs_as_much_as_a_wrong_password() {
     // leaves room for a busy machine without hiding that.
     assert!(unknown * 4 >= known && known * 4 >= unknown, "unknown e-mail {unknown:?} vs wrong password {known:?}");
 }
+
+#[tokio::test]
+async fn responses_with_tokens_or_private_data_are_never_stored() {
+    let app = TestApp::new().await;
+    let owner = app.user("Owner").await;
+    let login = app.login(&owner.email, &owner.password).await;
+    let project = app.project(&owner, "PRIVATE").await;
+    let file = serde_json::json!({"operations": [{"op": "upsert", "path": "a.js", "content": "x"}]});
+    let written =
+        app.call(Method::PUT, &format!("/api/projects/{project}/files"), Some(&owner.token), Some(file)).await;
+    assert_eq!(written.status, StatusCode::OK, "{}", written.json);
+    let responses = [
+        ("login", login),
+        ("session", app.call(Method::GET, "/api/auth/session", Some(&owner.token), None).await),
+        ("private project", app.call(Method::GET, &format!("/api/projects/{project}"), Some(&owner.token), None).await),
+        ("file", app.call(Method::GET, &format!("/api/projects/{project}/files/a.js"), Some(&owner.token), None).await),
+        ("an error", app.call(Method::GET, "/api/auth/session", None, None).await),
+    ];
+    for (what, response) in responses {
+        assert_eq!(response.headers.get("cache-control").map(|v| v.to_str().unwrap()), Some("no-store"), "{what}");
+    }
+}
+
+/// Every attempt reserves its place under the limit before the password is hashed, so a burst
+/// of parallel guesses cannot all pass the check before the first failure is recorded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn fifty_parallel_wrong_passwords_get_at_most_five_hashes() {
+    let app = TestApp::new().await;
+    let user = app.user("Raced").await;
+    let mut attempts = tokio::task::JoinSet::new();
+    for _ in 0..50 {
+        let router = app.router.clone();
+        let body = json!({"email": user.email, "password": "wrong-password"});
+        attempts.spawn(async move {
+            crate::support::call(&router, Method::POST, "/api/auth/login", None, Some(body)).await.status
+        });
+    }
+    let mut statuses = Vec::new();
+    while let Some(status) = attempts.join_next().await {
+        statuses.push(status.unwrap());
+    }
+    let verified = statuses.iter().filter(|status| **status == StatusCode::UNAUTHORIZED).count();
+    let limited = statuses.iter().filter(|status| **status == StatusCode::TOO_MANY_REQUESTS).count();
+    assert_eq!((verified, limited), (5, 45), "{statuses:?}");
+    let recorded: i64 = sqlx::query_scalar(r#"SELECT count(*) FROM "LoginFailure" WHERE "key" = $1"#)
+        .bind(format!("email:{}", user.email))
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(recorded, 5, "one reservation per attempt that was hashed");
+}

@@ -434,6 +434,19 @@ async fn over_long_and_too_short_strings_are_422() {
         ("signup e-mail of 255", signup_req(signup("New", &format!("{}@example.com", long(243)), "password1"))),
         ("signup e-mail without @", signup_req(signup("New", "new.example.com", "password1"))),
         (
+            "login e-mail of 3000",
+            json_req(
+                Method::POST,
+                "/api/auth/login",
+                None,
+                json!({"email": format!("{}@example.com", long(2988)), "password": "password1"}),
+            ),
+        ),
+        (
+            "login password of 1025",
+            json_req(Method::POST, "/api/auth/login", None, json!({"email": "a@example.com", "password": long(1025)})),
+        ),
+        (
             "message of 200001 characters",
             json_req(Method::POST, w.messages(), token, json!({"role": "user", "content": long(200_001)})),
         ),

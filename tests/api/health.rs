@@ -1,10 +1,10 @@
-use axum::http::{header, StatusCode};
+use axum::http::{header, Method, StatusCode};
 use sqlx::postgres::PgPoolOptions;
 use vibing2::app;
 use vibing2::config::Settings;
 use vibing2::state::AppState;
 
-use crate::support::{send, TestApp};
+use crate::support::{send, TestApp, ADMIN_TOKEN};
 
 #[tokio::test]
 async fn liveness_reports_version_and_uptime_without_touching_the_database() {
@@ -39,9 +39,9 @@ async fn database_health_reports_pool_and_cache_and_is_never_cached() {
 
 #[tokio::test]
 async fn detailed_health_adds_schema_version_tables_and_view_refreshes() {
-    let app = TestApp::new().await;
+    let app = TestApp::with_settings(&[("admin_token", ADMIN_TOKEN)]).await;
     sqlx::query("ANALYZE").execute(&app.pool).await.unwrap();
-    let response = app.get("/api/health/database?detailed=true").await;
+    let response = app.admin_get("/api/health/database?detailed=true").await;
     assert_eq!(response.status, StatusCode::OK, "{}", response.json);
     let details = &response.json["details"];
     assert_eq!(details["schemaVersion"], vibing2::db::migrate::latest_version());
@@ -84,4 +84,44 @@ async fn a_bad_detailed_flag_is_a_400_in_the_json_shape() {
     let response = app.get("/api/health/database?detailed=maybe").await;
     assert_eq!(response.status, StatusCode::BAD_REQUEST);
     assert_eq!(response.error_code(), "bad_request");
+}
+
+#[tokio::test]
+async fn detailed_health_is_for_operators_and_plain_health_stays_public() {
+    let off = TestApp::new().await;
+    let response = off.get("/api/health/database?detailed=true").await;
+    assert_eq!(response.status, StatusCode::NOT_FOUND, "no ADMIN_TOKEN configured: details are off");
+    assert_eq!(off.get("/api/health/database").await.status, StatusCode::OK);
+
+    let app = TestApp::with_settings(&[("admin_token", ADMIN_TOKEN)]).await;
+    let anonymous = app.get("/api/health/database?detailed=true").await;
+    assert_eq!((anonymous.status, anonymous.error_code()), (StatusCode::UNAUTHORIZED, "unauthorized"));
+    assert!(anonymous.json.get("details").is_none());
+    let plain = app.get("/api/health/database").await;
+    assert_eq!(plain.status, StatusCode::OK);
+    assert!(plain.json.get("details").is_none());
+    assert_eq!(app.admin_get("/api/health/database?detailed=true").await.status, StatusCode::OK);
+}
+
+/// Each of the details' queries takes a connection only while it runs, so parallel detailed
+/// checks cannot starve one another of the pool: with one pooled connection, all succeed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn parallel_detailed_checks_never_deadlock_the_pool() {
+    let app = TestApp::with_settings(&[
+        ("admin_token", ADMIN_TOKEN),
+        ("database.connection_limit", "1"),
+        ("database.pool_timeout_secs", "2"),
+    ])
+    .await;
+    let mut checks = tokio::task::JoinSet::new();
+    for _ in 0..25 {
+        let router = app.router.clone();
+        checks.spawn(async move {
+            let uri = "/api/health/database?detailed=true";
+            crate::support::call(&router, Method::GET, uri, Some(ADMIN_TOKEN), None).await.status
+        });
+    }
+    while let Some(status) = checks.join_next().await {
+        assert_eq!(status.unwrap(), StatusCode::OK);
+    }
 }

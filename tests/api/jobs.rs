@@ -5,7 +5,7 @@ use axum::http::StatusCode;
 use vibing2::config::JobSettings;
 use vibing2::jobs::{Attempt, Job, Scheduler};
 
-use crate::support::TestApp;
+use crate::support::{TestApp, ADMIN_TOKEN};
 
 fn hourly() -> JobSettings {
     JobSettings {
@@ -46,14 +46,14 @@ async fn two_schedulers_on_one_database_run_each_job_once() {
 
 #[tokio::test]
 async fn job_runs_and_refreshes_show_in_detailed_health() {
-    let app = TestApp::new().await;
+    let app = TestApp::with_settings(&[("admin_token", ADMIN_TOKEN)]).await;
     let before: chrono::NaiveDateTime =
         sqlx::query_scalar(r#"SELECT "refreshedAt" FROM "ViewRefresh" WHERE "viewName" = 'project_stats'"#)
             .fetch_one(&app.pool)
             .await
             .unwrap();
     Scheduler::new(app.pool.clone(), hourly()).tick().await;
-    let response = app.get("/api/health/database?detailed=true").await;
+    let response = app.admin_get("/api/health/database?detailed=true").await;
     assert_eq!(response.status, StatusCode::OK);
     let jobs = response.json["details"]["jobs"].as_array().unwrap();
     let names: Vec<&str> = jobs.iter().map(|job| job["job"].as_str().unwrap()).collect();

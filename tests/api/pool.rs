@@ -3,7 +3,7 @@
 use axum::http::StatusCode;
 use sqlx::{Connection, Executor};
 
-use crate::support::TestApp;
+use crate::support::{TestApp, ADMIN_TOKEN};
 
 #[tokio::test]
 async fn every_pooled_connection_carries_the_configured_timeouts() {
@@ -37,16 +37,16 @@ async fn a_query_past_statement_timeout_is_cancelled() {
 /// is cancelled by PostgreSQL and answered 503 in the JSON error shape.
 #[tokio::test]
 async fn the_api_answers_a_timed_out_query_with_503() {
-    let app = TestApp::with_settings(&[("database.statement_timeout_ms", "300")]).await;
+    let app = TestApp::with_settings(&[("database.statement_timeout_ms", "300"), ("admin_token", ADMIN_TOKEN)]).await;
     let mut blocker = app.db.connect().await;
     let mut tx = blocker.begin().await.unwrap();
     tx.execute(r#"LOCK TABLE "_vibing2_migrations" IN ACCESS EXCLUSIVE MODE"#).await.unwrap();
 
-    let response = app.get("/api/health/database?detailed=true").await;
+    let response = app.admin_get("/api/health/database?detailed=true").await;
     assert_eq!(response.status, StatusCode::SERVICE_UNAVAILABLE, "{}", response.json);
     assert_eq!(response.error_code(), "database_timeout");
     tx.rollback().await.unwrap();
 
-    let after = app.get("/api/health/database?detailed=true").await;
+    let after = app.admin_get("/api/health/database?detailed=true").await;
     assert_eq!(after.status, StatusCode::OK, "the pool recovers once the lock is gone");
 }

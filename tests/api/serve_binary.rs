@@ -16,11 +16,18 @@ async fn serve_on_the_embedded_default_answers_health_and_stops_the_cluster_on_s
         .env_remove("REDIS_URL")
         .env("VIBING2_DATABASE__EMBEDDED_DIR", dir.path())
         .env("PORT", port.to_string())
-        .stdout(Stdio::null())
+        .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .kill_on_drop(true)
         .spawn()
         .unwrap();
+    // The log goes to standard output.
+    let mut stdout = child.stdout.take().unwrap();
+    let log = tokio::spawn(async move {
+        let mut text = String::new();
+        tokio::io::AsyncReadExt::read_to_string(&mut stdout, &mut text).await.unwrap();
+        text
+    });
 
     let client = reqwest::Client::new();
     let url = format!("http://127.0.0.1:{port}/api/health/database");
@@ -41,4 +48,8 @@ async fn serve_on_the_embedded_default_answers_health_and_stops_the_cluster_on_s
     let status = tokio::time::timeout(Duration::from_secs(30), child.wait()).await.unwrap().unwrap();
     assert!(status.success(), "clean exit on SIGTERM: {status}");
     assert!(!dir.path().join("data/postmaster.pid").exists(), "the cluster was stopped");
+    let log = log.await.unwrap();
+    let warnings: Vec<&str> = log.lines().filter(|line| line.contains("embedded development database")).collect();
+    assert_eq!(warnings.len(), 1, "one clear warning line: {log}");
+    assert!(warnings[0].contains("WARN"), "{}", warnings[0]);
 }

@@ -183,6 +183,12 @@ impl TestApp {
         vibing2::service::views::flush(&self.state).await.expect("flushing counted views");
     }
 
+    /// A GET with the operational endpoints' admin token (the app must be configured with
+    /// [`ADMIN_TOKEN`]).
+    pub async fn admin_get(&self, uri: &str) -> TestResponse {
+        self.call(Method::GET, uri, Some(ADMIN_TOKEN), None).await
+    }
+
     pub async fn get(&self, uri: &str) -> TestResponse {
         self.request(Method::GET, uri, None).await
     }
