@@ -122,11 +122,21 @@ pub struct AuthSettings {
     /// Take the client address for the login rate limit from `X-Forwarded-For`. Only behind
     /// a proxy that sets it: otherwise any client could pick its own address.
     pub trust_forwarded_for: bool,
+    /// Password hashes (sign-up, login) waiting for a free core at most; past it, 503.
+    pub hash_queue: usize,
+    /// Accounts one client address may create per rate-limit window (15 minutes).
+    pub signups_per_window: i64,
 }
 
 impl Default for AuthSettings {
     fn default() -> Self {
-        Self { session_ttl_days: 30, secure_cookie: false, trust_forwarded_for: false }
+        Self {
+            session_ttl_days: 30,
+            secure_cookie: false,
+            trust_forwarded_for: false,
+            hash_queue: 64,
+            signups_per_window: 30,
+        }
     }
 }
 
@@ -228,11 +238,16 @@ impl Default for JobSettings {
 pub struct ViewSettings {
     /// How often the counted views are written, in milliseconds.
     pub flush_ms: u64,
+    /// A viewer (a user, or an anonymous client address) counts once per project in this
+    /// window, in seconds.
+    pub viewer_window_secs: u64,
+    /// How many (project, viewer) pairs each instance remembers for that; the oldest go first.
+    pub viewers_remembered: u64,
 }
 
 impl Default for ViewSettings {
     fn default() -> Self {
-        Self { flush_ms: 2_000 }
+        Self { flush_ms: 2_000, viewer_window_secs: 3600, viewers_remembered: 200_000 }
     }
 }
 
@@ -290,6 +305,7 @@ impl Settings {
             ("redis.timeout_ms", self.redis.timeout_ms),
             ("auth.session_ttl_days", u64::from(self.auth.session_ttl_days)),
             ("limits.batch_operations", self.limits.batch_operations as u64),
+            ("auth.signups_per_window", self.auth.signups_per_window.max(0) as u64),
         ];
         if let Some((name, _)) = positive.iter().find(|(_, value)| *value == 0) {
             return Err(ConfigError(format!("{name} must be greater than zero")));
@@ -313,8 +329,11 @@ impl Settings {
             }
         }
         self.cache.validate().map_err(ConfigError)?;
-        if self.views.flush_ms == 0 {
-            return Err(ConfigError("views.flush_ms must be greater than zero".into()));
+        if self.views.flush_ms == 0 || self.views.viewer_window_secs == 0 || self.views.viewers_remembered == 0 {
+            return Err(ConfigError(
+                "views.flush_ms, views.viewer_window_secs and views.viewers_remembered must be greater than zero"
+                    .into(),
+            ));
         }
         if self.admin_token.as_ref().is_some_and(|t| t.expose_secret().len() < 16) {
             return Err(ConfigError("ADMIN_TOKEN must be at least 16 characters".into()));

@@ -47,6 +47,8 @@ pub enum Error {
     DatabaseUnavailable,
     #[error("the shared cache is unavailable")]
     CacheUnavailable,
+    #[error("the service is busy, retry in {retry_after_secs} s")]
+    Overloaded { retry_after_secs: u64 },
     /// Shared, so a single-flight cache load can hand one failure to all its waiters.
     #[error("internal error")]
     Internal(Arc<anyhow::Error>),
@@ -84,6 +86,7 @@ impl Error {
             Error::DatabaseTimeout => (StatusCode::SERVICE_UNAVAILABLE, "database_timeout"),
             Error::DatabaseUnavailable => (StatusCode::SERVICE_UNAVAILABLE, "database_unavailable"),
             Error::CacheUnavailable => (StatusCode::SERVICE_UNAVAILABLE, "cache_unavailable"),
+            Error::Overloaded { .. } => (StatusCode::SERVICE_UNAVAILABLE, "overloaded"),
             Error::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
     }
@@ -149,7 +152,10 @@ impl From<CacheError> for Error {
 
 impl From<HashingError> for Error {
     fn from(error: HashingError) -> Self {
-        Error::Internal(Arc::new(error.into()))
+        match error {
+            HashingError::Busy => Error::Overloaded { retry_after_secs: 1 },
+            failed @ HashingError::Failed(_) => Error::Internal(Arc::new(failed.into())),
+        }
     }
 }
 
@@ -161,9 +167,21 @@ impl IntoResponse for Error {
         let (status, code) = self.http();
         let body = ErrorResponse { error: ErrorBody { code, message: self.to_string() } };
         let mut response = (status, Json(body)).into_response();
-        if let Error::RateLimited { retry_after_secs } = self {
+        if let Error::RateLimited { retry_after_secs } | Error::Overloaded { retry_after_secs } = self {
             response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
         }
         response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_full_hash_queue_answers_503_with_retry_after() {
+        let response = Error::from(HashingError::Busy).into_response();
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(response.headers()[header::RETRY_AFTER], "1");
     }
 }

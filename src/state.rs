@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use sqlx::PgPool;
 use tokio::sync::RwLock;
 
+use crate::auth::password::HashQueue;
 use crate::cache::Cache;
 use crate::config::Settings;
 
@@ -19,6 +20,8 @@ pub struct AppState {
     pub cache: Cache,
     /// Views counted since the last flush (`service::views` writes them in batches).
     pub views: ViewBuffer,
+    /// Where password hashes wait for a core.
+    pub hashes: Arc<HashQueue>,
     pub started_at: Instant,
 }
 
@@ -33,34 +36,48 @@ impl AppState {
             None => None,
         };
         let cache = Cache::new(settings.cache.clone(), redis);
-        Ok(Self { pool, settings: Arc::new(settings), cache, views: ViewBuffer::default(), started_at: Instant::now() })
+        let views =
+            ViewBuffer::new(Duration::from_secs(settings.views.viewer_window_secs), settings.views.viewers_remembered);
+        let hashes = Arc::new(HashQueue::per_core(settings.auth.hash_queue));
+        Ok(Self { pool, settings: Arc::new(settings), cache, views, hashes, started_at: Instant::now() })
     }
 }
 
-/// Views per project, counted in memory until a flush writes them.
-#[derive(Clone, Default)]
+/// Views per project, counted in memory until a flush writes them, and the viewers already
+/// counted.
+#[derive(Clone)]
 pub struct ViewBuffer(Arc<ViewBufferInner>);
 
-#[derive(Default)]
 struct ViewBufferInner {
     pending: Mutex<HashMap<String, i32>>,
+    /// (project, viewer) pairs counted within the viewer window.
+    seen: moka::sync::Cache<(String, String), ()>,
     /// Counting holds it shared; a flush holds it alone while it moves counts from memory to
     /// the table, so no count ever sees a view twice or not at all.
     flushing: RwLock<()>,
 }
 
 impl ViewBuffer {
-    /// Counts one view of `project_id` and returns the project's count including it, given
-    /// `stored`, the count the table holds (None: no such project, nothing counted).
-    pub async fn count<E, Fut>(&self, project_id: &str, stored: Fut) -> Result<Option<i32>, E>
+    pub fn new(viewer_window: Duration, viewers_remembered: u64) -> Self {
+        let seen = moka::sync::Cache::builder().max_capacity(viewers_remembered).time_to_live(viewer_window).build();
+        ViewBuffer(Arc::new(ViewBufferInner { pending: Mutex::default(), seen, flushing: RwLock::new(()) }))
+    }
+
+    /// Counts one view of `project_id` by `viewer`, unless that viewer was counted for it within
+    /// the window, and returns the project's count, given `stored`, the count the table holds
+    /// (None: no such project, nothing counted).
+    pub async fn count<E, Fut>(&self, project_id: &str, viewer: &str, stored: Fut) -> Result<Option<i32>, E>
     where
         Fut: Future<Output = Result<Option<i32>, E>>,
     {
         let _counting = self.0.flushing.read().await;
         let Some(stored) = stored.await? else { return Ok(None) };
+        let first_view = self.0.seen.entry((project_id.to_owned(), viewer.to_owned())).or_insert(()).is_fresh();
         let mut pending = self.0.pending.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         let views = pending.entry(project_id.to_owned()).or_insert(0);
-        *views += 1;
+        if first_view {
+            *views += 1;
+        }
         Ok(Some(stored + *views))
     }
 

@@ -88,15 +88,22 @@ fn check_password_rules(password: &str) -> Result<()> {
     Ok(())
 }
 
-/// Creates an account on plan FREE with 10000 tokens.
+/// Creates an account on plan FREE with 10000 tokens. A client address may try
+/// `auth.signups_per_window` times per 15 minutes.
 #[utoipa::path(post, path = "/api/auth/signup", tag = "auth", request_body = SignupRequest,
     responses((status = 201, body = User), (status = 409, description = "e-mail taken", body = ErrorResponse),
-              (status = 422, body = ErrorResponse)))]
-async fn signup(State(state): State<AppState>, Json(request): Json<SignupRequest>) -> Result<(StatusCode, Json<User>)> {
+              (status = 422, body = ErrorResponse),
+              (status = 429, description = "too many sign-ups from this address; see Retry-After", body = ErrorResponse),
+              (status = 503, description = "too many password hashes waiting; see Retry-After", body = ErrorResponse)))]
+async fn signup(
+    State(state): State<AppState>,
+    ClientAddress(client): ClientAddress,
+    Json(request): Json<SignupRequest>,
+) -> Result<(StatusCode, Json<User>)> {
     validate::text("name", &request.name, 1, 100)?;
     let email = validate::email(&request.email)?;
     check_password_rules(&request.password)?;
-    let user = accounts::signup(&state, request.name.trim(), &email, request.password).await?;
+    let user = accounts::signup(&state, request.name.trim(), &email, &client, request.password).await?;
     Ok((StatusCode::CREATED, Json(user.into())))
 }
 

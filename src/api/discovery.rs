@@ -73,7 +73,8 @@ pub struct DiscoverParams {
     #[serde(rename = "type")]
     #[param(rename = "type")]
     project_type: Option<String>,
-    /// Case-insensitive substring of the name or the description (2–100 characters).
+    /// Case-insensitive substring of the name or the description (3–100 characters: a
+    /// shorter term has no trigram to search by).
     search: Option<String>,
     cursor: Option<String>,
     limit: Option<u32>,
@@ -90,7 +91,7 @@ async fn discover(
 ) -> Result<Json<Page<DiscoveryEntry>>> {
     let search = params.search.as_deref().map(str::trim).filter(|term| !term.is_empty());
     if let Some(term) = search {
-        validate::text("search", term, 2, 100)?;
+        validate::text("search", term, 3, 100)?;
     }
     if let Some(project_type) = &params.project_type {
         validate::text("type", project_type, 1, 50)?;

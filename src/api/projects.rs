@@ -8,7 +8,7 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::api::extract::{AuthUser, Json, MaybeUser, PageQuery, Query};
+use crate::api::extract::{AuthUser, ClientAddress, Json, MaybeUser, PageQuery, Query};
 use crate::api::files::FileEntry;
 use crate::db::projects::{NewProject, ProjectPatch, ProjectRow, ProjectSummaryRow};
 use crate::domain::access::{Access, Action};
@@ -16,7 +16,8 @@ use crate::domain::page::{Keyset, Page, PageSize};
 use crate::domain::{UtcTime, Visibility};
 use crate::error::{Error, ErrorResponse, Result};
 use crate::service::files::FILE_PAGE;
-use crate::service::{access, files, projects, views};
+use crate::service::views::{self, Viewer};
+use crate::service::{access, files, projects};
 use crate::state::AppState;
 use crate::validate;
 
@@ -301,17 +302,20 @@ async fn delete_project(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// Counts a view. Views are written in batches: the count reaches project reads and lists
-/// within `views.flush_ms`.
+/// Counts a view, once per viewer (a user, or an anonymous client address) and project within
+/// `views.viewer_window_secs`. Views are written in batches: the count reaches project reads
+/// and lists within `views.flush_ms`.
 #[utoipa::path(post, path = "/api/projects/{id}/view", tag = "projects", params(("id" = String, Path)),
     responses((status = 200, body = ViewCount), (status = 404, body = ErrorResponse)))]
 async fn record_view(
     State(state): State<AppState>,
     caller: MaybeUser,
+    ClientAddress(client): ClientAddress,
     Path(id): Path<String>,
 ) -> Result<Json<ViewCount>> {
     access::project(&state, &id, caller.id(), Action::Read).await?;
-    Ok(Json(ViewCount { view_count: views::record(&state, &id).await? }))
+    let viewer = caller.id().map_or(Viewer::Client(&client), Viewer::User);
+    Ok(Json(ViewCount { view_count: views::record(&state, &id, viewer).await? }))
 }
 
 /// Copies a project the caller can read (metadata and files, not messages) into a new

@@ -2,6 +2,7 @@
 //! replaced on the next successful login. Hashing is slow on purpose, so it runs on the
 //! blocking pool, a few at a time, never on the async workers.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, LazyLock};
 
 use argon2::password_hash::rand_core::OsRng;
@@ -19,16 +20,59 @@ pub enum Verdict {
     Invalid,
 }
 
-/// Hashing could not run: the blocking pool shut down or the hashing task panicked.
 #[derive(Debug, thiserror::Error)]
-#[error("password hashing failed: {0}")]
-pub struct HashingError(String);
+pub enum HashingError {
+    /// As many hashes as the queue holds are already waiting: the caller should come back.
+    #[error("too many password checks are waiting")]
+    Busy,
+    /// The blocking pool shut down or the hashing task panicked.
+    #[error("password hashing failed: {0}")]
+    Failed(String),
+}
 
-/// Argon2 takes ~19 MiB per hash; bound how many run at once.
-static HASHING_SLOTS: LazyLock<Arc<Semaphore>> = LazyLock::new(|| {
-    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
-    Arc::new(Semaphore::new(cores))
-});
+/// Where hashes wait for a slot. Argon2 takes ~19 MiB and a core's worth of time per hash, so
+/// a few run at once; the rest wait, and past `max_waiting` a new one is refused at once
+/// rather than queued without end.
+pub struct HashQueue {
+    slots: Arc<Semaphore>,
+    waiting: AtomicUsize,
+    max_waiting: usize,
+}
+
+impl HashQueue {
+    pub fn new(workers: usize, max_waiting: usize) -> Self {
+        HashQueue { slots: Arc::new(Semaphore::new(workers.max(1))), waiting: AtomicUsize::new(0), max_waiting }
+    }
+
+    /// One slot per core.
+    pub fn per_core(max_waiting: usize) -> Self {
+        Self::new(std::thread::available_parallelism().map_or(2, |n| n.get()), max_waiting)
+    }
+
+    /// Takes a slot until the guard drops, as a running hash would: for tests that need a busy
+    /// queue.
+    pub async fn hold(&self) -> tokio::sync::OwnedSemaphorePermit {
+        self.slots.clone().acquire_owned().await.expect("the queue's semaphore is never closed")
+    }
+
+    async fn run<T: Send + 'static>(&self, work: impl FnOnce() -> T + Send + 'static) -> Result<T, HashingError> {
+        let slot = match self.slots.clone().try_acquire_owned() {
+            Ok(slot) => slot,
+            Err(_) => {
+                if self.waiting.fetch_add(1, Ordering::SeqCst) >= self.max_waiting {
+                    self.waiting.fetch_sub(1, Ordering::SeqCst);
+                    return Err(HashingError::Busy);
+                }
+                let slot = self.slots.clone().acquire_owned().await;
+                self.waiting.fetch_sub(1, Ordering::SeqCst);
+                slot.map_err(|error| HashingError::Failed(error.to_string()))?
+            }
+        };
+        let outcome = tokio::task::spawn_blocking(work).await;
+        drop(slot);
+        outcome.map_err(|error| HashingError::Failed(error.to_string()))
+    }
+}
 
 /// A hash of a random password, verified against when the account does not exist or holds no
 /// real hash, so such a login costs what a wrong password costs.
@@ -37,14 +81,14 @@ static DUMMY_HASH: LazyLock<String> = LazyLock::new(|| {
     hash_blocking(&hex::encode(random))
 });
 
-pub async fn hash(password: String) -> Result<String, HashingError> {
-    run_blocking(move || hash_blocking(&password)).await
+pub async fn hash(queue: &HashQueue, password: String) -> Result<String, HashingError> {
+    queue.run(move || hash_blocking(&password)).await
 }
 
 /// Verifies `password` against the stored value. A missing user (`None`) or a stored value
 /// that is not a hash at all still pays for one argon2 verification, and is always invalid.
-pub async fn verify(password: String, stored: Option<String>) -> Result<Verdict, HashingError> {
-    run_blocking(move || verify_blocking(&password, stored.as_deref())).await
+pub async fn verify(queue: &HashQueue, password: String, stored: Option<String>) -> Result<Verdict, HashingError> {
+    queue.run(move || verify_blocking(&password, stored.as_deref())).await
 }
 
 /// Computes the dummy hash now rather than on the first login for an unknown e-mail.
@@ -82,21 +126,43 @@ fn is_bcrypt(hash: &str) -> bool {
     ["$2a$", "$2b$", "$2y$"].iter().any(|prefix| hash.starts_with(prefix))
 }
 
-async fn run_blocking<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> Result<T, HashingError> {
-    let _slot = HASHING_SLOTS.clone().acquire_owned().await.map_err(|error| HashingError(error.to_string()))?;
-    tokio::task::spawn_blocking(work).await.map_err(|error| HashingError(error.to_string()))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn queue() -> HashQueue {
+        HashQueue::new(2, 16)
+    }
+
     #[tokio::test]
     async fn argon2id_round_trip() {
-        let hash = hash("correct horse".into()).await.unwrap();
+        let queue = queue();
+        let hash = hash(&queue, "correct horse".into()).await.unwrap();
         assert!(hash.starts_with("$argon2id$"));
-        assert_eq!(verify("correct horse".into(), Some(hash.clone())).await.unwrap(), Verdict::Valid);
-        assert_eq!(verify("wrong horse".into(), Some(hash)).await.unwrap(), Verdict::Invalid);
+        assert_eq!(verify(&queue, "correct horse".into(), Some(hash.clone())).await.unwrap(), Verdict::Valid);
+        assert_eq!(verify(&queue, "wrong horse".into(), Some(hash)).await.unwrap(), Verdict::Invalid);
+    }
+
+    #[tokio::test]
+    async fn a_full_queue_refuses_at_once_instead_of_waiting() {
+        let queue = Arc::new(HashQueue::new(1, 2));
+        // The one slot is taken, and two hashes wait for it: the queue is full.
+        let taken = queue.slots.clone().try_acquire_owned().unwrap();
+        let busy: Vec<_> = (0..2)
+            .map(|_| {
+                let queue = queue.clone();
+                tokio::spawn(async move { hash(&queue, "x".repeat(20)).await })
+            })
+            .collect();
+        while queue.waiting.load(Ordering::SeqCst) < 2 {
+            tokio::task::yield_now().await;
+        }
+        assert!(matches!(hash(&queue, "one more".into()).await, Err(HashingError::Busy)));
+        drop(taken);
+        for task in busy {
+            assert!(task.await.unwrap().is_ok());
+        }
+        assert!(hash(&queue, "after the rush".into()).await.is_ok(), "the queue drains");
     }
 
     #[tokio::test]
@@ -104,19 +170,23 @@ mod tests {
         for prefix in ["$2a$", "$2b$", "$2y$"] {
             let hash = bcrypt::hash("phase1-owner-pass", 4).unwrap().replacen("$2b$", prefix, 1);
             assert_eq!(
-                verify("phase1-owner-pass".into(), Some(hash.clone())).await.unwrap(),
+                verify(&queue(), "phase1-owner-pass".into(), Some(hash.clone())).await.unwrap(),
                 Verdict::ValidNeedsRehash,
                 "{prefix}"
             );
-            assert_eq!(verify("nope".into(), Some(hash)).await.unwrap(), Verdict::Invalid);
+            assert_eq!(verify(&queue(), "nope".into(), Some(hash)).await.unwrap(), Verdict::Invalid);
         }
     }
 
     #[tokio::test]
     async fn a_stored_value_that_is_no_hash_never_verifies() {
         for stored in ["password_hash", "", "$argon2id$garbage", "$2b$garbage"] {
-            assert_eq!(verify(stored.into(), Some(stored.into())).await.unwrap(), Verdict::Invalid, "{stored}");
+            assert_eq!(
+                verify(&queue(), stored.into(), Some(stored.into())).await.unwrap(),
+                Verdict::Invalid,
+                "{stored}"
+            );
         }
-        assert_eq!(verify("anything".into(), None).await.unwrap(), Verdict::Invalid);
+        assert_eq!(verify(&queue(), "anything".into(), None).await.unwrap(), Verdict::Invalid);
     }
 }

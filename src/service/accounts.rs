@@ -28,13 +28,17 @@ pub struct OpenedSession {
     pub user: UserRow,
 }
 
-/// Creates an account. A taken e-mail is 409, decided before any hashing.
-pub async fn signup(state: &AppState, name: &str, email: &str, password: String) -> Result<UserRow> {
+/// Creates an account. A taken e-mail is 409, decided by one lookup before anything is
+/// written or hashed; past that, each client address may hash `auth.signups_per_window`
+/// sign-ups per window (429 beyond).
+pub async fn signup(state: &AppState, name: &str, email: &str, client: &str, password: String) -> Result<UserRow> {
     let taken = || Error::Conflict("an account with this e-mail exists".into());
     if users::email_taken(&state.pool, email).await? {
         return Err(taken());
     }
-    let hash = password::hash(password).await?;
+    let keys = [rate_limit::signup_key(client)];
+    rate_limit::reserve(&state.pool, &keys, state.settings.auth.signups_per_window).await?;
+    let hash = password::hash(&state.hashes, password).await?;
     // Two signups racing for one e-mail: the unique index decides.
     users::create(&state.pool, &token::new_id(), name, email, &hash).await.on_unique_violation("User_email_key", taken)
 }
@@ -43,16 +47,16 @@ pub async fn signup(state: &AppState, name: &str, email: &str, password: String)
 /// passwords; the rate limit counts failures per e-mail and per client address.
 pub async fn login(state: &AppState, email: &str, client: &str, password: String) -> Result<OpenedSession> {
     let keys = rate_limit::keys(email, client);
-    let reservation = rate_limit::reserve(&state.pool, &keys).await?;
+    let reservation = rate_limit::reserve(&state.pool, &keys, rate_limit::MAX_FAILURES).await?;
 
     let credentials = users::credentials_by_email(&state.pool, email).await?;
     let stored = credentials.as_ref().map(|c| c.password.clone());
-    let verdict = password::verify(password.clone(), stored).await?;
+    let verdict = password::verify(&state.hashes, password.clone(), stored).await?;
     let user_id = match (verdict, credentials) {
         // The reservation stays: it is the failure.
         (Verdict::Invalid, _) | (_, None) => return Err(Error::Unauthorized),
         (Verdict::ValidNeedsRehash, Some(credentials)) => {
-            let rehashed = password::hash(password).await?;
+            let rehashed = password::hash(&state.hashes, password).await?;
             users::set_password_hash(&state.pool, &credentials.id, &rehashed).await?;
             tracing::info!(user = %credentials.id, "Phase-1 bcrypt hash replaced by argon2id");
             credentials.id

@@ -1,6 +1,6 @@
-//! The login rate limit, as the seed's auth limiter: at most 5 failed attempts per 15 minutes
-//! per e-mail and per client address. Failures are kept in PostgreSQL, so every instance of
-//! the service counts the same attempts.
+//! The auth rate limits, as the seed's auth limiter: at most 5 failed logins per 15 minutes per
+//! e-mail and per client address, and `auth.signups_per_window` sign-ups per client address.
+//! Attempts are kept in PostgreSQL (`LoginFailure`), so every instance counts the same ones.
 
 use std::time::Duration;
 
@@ -12,26 +12,31 @@ use crate::error::{Error, Result};
 pub const MAX_FAILURES: i64 = 5;
 pub const WINDOW: Duration = Duration::from_secs(15 * 60);
 
+/// The key of a client address's sign-ups: each one counts, successful or not.
+pub fn signup_key(client: &str) -> String {
+    format!("signup:{client}")
+}
+
 /// The keys one login attempt counts against.
 pub fn keys(email: &str, client: &str) -> [String; 2] {
     [format!("email:{email}"), format!("addr:{client}")]
 }
 
-/// One login attempt's place under the limit, counted as a failure until it succeeds.
+/// One attempt's place under the limit, counted until a successful login takes it back.
 pub struct Reservation(String);
 
-/// Reserves one attempt under both keys before the password is verified, or refuses it with
-/// 429 and `Retry-After` if either key is at the limit. The check and the reservation happen
+/// Reserves one attempt under every key before any password is hashed, or refuses it with
+/// 429 and `Retry-After` if a key is at `limit`. The check and the reservation happen
 /// under each key's advisory lock, so of N parallel attempts at most the limit get through.
-/// The e-mail key is always locked before the address key, so two attempts never wait on
-/// each other in a cycle.
-pub async fn reserve(pool: &PgPool, keys: &[String; 2]) -> Result<Reservation> {
+/// Keys are locked in the order given (for a login, the e-mail's before the address's), so two
+/// attempts never wait on each other in a cycle.
+pub async fn reserve(pool: &PgPool, keys: &[String], limit: i64) -> Result<Reservation> {
     let mut tx = pool.begin().await?;
     for key in keys {
         login_failures::lock(&mut tx, key).await?;
     }
     let counts = login_failures::recent(&mut *tx, keys, WINDOW).await?;
-    let blocked = counts.iter().filter(|count| count.failures >= MAX_FAILURES);
+    let blocked = counts.iter().filter(|count| count.failures >= limit);
     if let Some(retry_after_secs) = blocked.map(|count| count.seconds_until_oldest_expires).max() {
         return Err(Error::RateLimited { retry_after_secs: retry_after_secs.max(1) as u64 });
     }

@@ -15,11 +15,22 @@ use crate::error::{Error, Result};
 use crate::service::invalidation::{self, Subjects, Write};
 use crate::state::AppState;
 
-/// Counts a view; returns the project's view count including it. The count reaches the
-/// table, and the cached reads, with the next flush.
-pub async fn record(state: &AppState, project_id: &str) -> Result<i32> {
+/// Who viewed: a signed-in user, or an anonymous client by address.
+pub enum Viewer<'a> {
+    User(&'a str),
+    Client(&'a str),
+}
+
+/// Counts a view, once per viewer and project within `views.viewer_window_secs`; returns the
+/// project's view count. The count reaches the table, and the cached reads, with the next
+/// flush.
+pub async fn record(state: &AppState, project_id: &str, viewer: Viewer<'_>) -> Result<i32> {
+    let viewer = match viewer {
+        Viewer::User(id) => format!("user:{id}"),
+        Viewer::Client(address) => format!("addr:{address}"),
+    };
     let stored = projects::view_count(&state.pool, project_id);
-    state.views.count(project_id, stored).await?.ok_or(Error::NotFound("project"))
+    state.views.count(project_id, &viewer, stored).await?.ok_or(Error::NotFound("project"))
 }
 
 /// Writes every counted view now; returns how many projects were written.

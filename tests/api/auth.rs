@@ -257,3 +257,37 @@ async fn fifty_parallel_wrong_passwords_get_at_most_five_hashes() {
         .unwrap();
     assert_eq!(recorded, 5, "one reservation per attempt that was hashed");
 }
+
+#[tokio::test]
+async fn sign_ups_from_one_address_are_limited() {
+    let app = TestApp::with_settings(&[("auth.signups_per_window", "3")]).await;
+    let signup = |n: u32| json!({"name": "New", "email": format!("new{n}@example.com"), "password": "password1"});
+    for n in 0..3 {
+        let created = app.call(Method::POST, "/api/auth/signup", None, Some(signup(n))).await;
+        assert_eq!(created.status, StatusCode::CREATED, "{}", created.json);
+    }
+    let refused = app.call(Method::POST, "/api/auth/signup", None, Some(signup(3))).await;
+    assert_eq!((refused.status, refused.error_code()), (StatusCode::TOO_MANY_REQUESTS, "rate_limited"));
+    assert!(refused.headers.contains_key(header::RETRY_AFTER));
+    let users: i64 = sqlx::query_scalar(r#"SELECT count(*) FROM "User""#).fetch_one(&app.pool).await.unwrap();
+    assert_eq!(users, 3, "the refused sign-up wrote nothing");
+}
+
+/// A taken e-mail is refused before any hashing: the duplicate costs a lookup, not an argon2id.
+#[tokio::test]
+async fn a_duplicate_sign_up_is_refused_without_hashing() {
+    let app = TestApp::with_settings(&[("auth.hash_queue", "0")]).await;
+    let owner = app.user("Owner").await;
+    // Every core busy: any hash now would have to queue, and the queue holds nothing.
+    let slots: Vec<_> =
+        (0..std::thread::available_parallelism().unwrap().get()).map(|_| app.state.hashes.clone()).collect();
+    let held = futures_util::future::join_all(slots.iter().map(|queue| queue.hold())).await;
+    let again = json!({"name": "Again", "email": owner.email.to_uppercase(), "password": "password1"});
+    let duplicate = app.call(Method::POST, "/api/auth/signup", None, Some(again)).await;
+    assert_eq!(duplicate.status, StatusCode::CONFLICT, "{}", duplicate.json);
+    let fresh = json!({"name": "Fresh", "email": "fresh@example.com", "password": "password1"});
+    let busy = app.call(Method::POST, "/api/auth/signup", None, Some(fresh)).await;
+    assert_eq!((busy.status, busy.error_code()), (StatusCode::SERVICE_UNAVAILABLE, "overloaded"));
+    assert_eq!(busy.headers[header::RETRY_AFTER], "1");
+    drop(held);
+}

@@ -7,7 +7,7 @@ use axum::http::{Method, StatusCode};
 use serde_json::{json, Value};
 use tracing_subscriber::layer::SubscriberExt;
 
-use crate::support::{send, TestApp, TestUser};
+use crate::support::{TestApp, TestUser};
 
 #[tokio::test]
 async fn create_read_update_and_delete_a_project() {
@@ -72,13 +72,14 @@ async fn deleting_a_project_cascades_to_its_files_and_messages() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn views_are_counted_atomically() {
-    let app = TestApp::new().await;
+    // Forty viewers, each at an address of its own: one viewer counts once per window.
+    let app = TestApp::with_settings(&[("auth.trust_forwarded_for", "true")]).await;
     let owner = app.user("Owner").await;
     let id = app.project(&owner, "PUBLIC").await;
     let mut views = tokio::task::JoinSet::new();
-    for _ in 0..40 {
+    for n in 0..40 {
         let (router, uri) = (app.router.clone(), format!("/api/projects/{id}/view"));
-        views.spawn(async move { send(&router, Method::POST, &uri, None).await.status });
+        views.spawn(async move { view_from(&router, &uri, &format!("192.0.2.{n}")).await });
     }
     while let Some(status) = views.join_next().await {
         assert_eq!(status.unwrap(), StatusCode::OK);
@@ -188,4 +189,33 @@ async fn the_project_list_costs_the_same_round_trips_for_1_and_100_entries() {
     assert!(one > 0, "the counter sees sqlx's statements");
     assert_eq!(one, hundred, "no N+1: {one} statements for 1 entry, {hundred} for 100");
     assert_eq!(one, 1, "one list statement");
+}
+
+/// A `POST .../view` from the client at `address` (behind a trusted proxy).
+pub async fn view_from(router: &axum::Router, uri: &str, address: &str) -> StatusCode {
+    let request = axum::http::Request::builder()
+        .method(Method::POST)
+        .uri(uri)
+        .header("x-forwarded-for", address)
+        .body(axum::body::Body::empty())
+        .unwrap();
+    tower::ServiceExt::oneshot(router.clone(), request).await.unwrap().status()
+}
+
+#[tokio::test]
+async fn a_viewer_counts_once_per_project_per_window() {
+    let app = TestApp::with_settings(&[("auth.trust_forwarded_for", "true")]).await;
+    let owner = app.user("Owner").await;
+    let fan = app.user("Fan").await;
+    let id = app.project(&owner, "PUBLIC").await;
+    let uri = format!("/api/projects/{id}/view");
+    for _ in 0..5 {
+        assert_eq!(view_from(&app.router, &uri, "198.51.100.7").await, StatusCode::OK);
+        let signed_in = app.call(Method::POST, &uri, Some(&fan.token), None).await;
+        assert_eq!(signed_in.status, StatusCode::OK);
+    }
+    let again = app.call(Method::POST, &uri, Some(&fan.token), None).await;
+    assert_eq!(again.json["viewCount"], 2, "one anonymous address and one user: {}", again.json);
+    app.flush_views().await;
+    assert_eq!(crate::views::stored_views(&app, &id).await, 2);
 }

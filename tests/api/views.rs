@@ -6,9 +6,9 @@ use axum::http::{Method, StatusCode};
 use redis::AsyncCommands;
 use serde_json::json;
 
-use crate::support::{send, shared_redis_url, TestApp};
+use crate::support::{shared_redis_url, TestApp};
 
-async fn stored_views(app: &TestApp, project: &str) -> i32 {
+pub async fn stored_views(app: &TestApp, project: &str) -> i32 {
     sqlx::query_scalar(r#"SELECT "viewCount" FROM "Project" WHERE "id" = $1"#)
         .bind(project)
         .fetch_one(&app.pool)
@@ -24,6 +24,7 @@ async fn a_flood_of_views_is_written_once_and_bumps_discovery_once() {
         ("redis.url", &shared_redis_url()),
         ("cache.namespace", &namespace),
         ("views.flush_ms", "3600000"),
+        ("auth.trust_forwarded_for", "true"),
     ])
     .await;
     let owner = app.user("Owner").await;
@@ -33,15 +34,27 @@ async fn a_flood_of_views_is_written_once_and_bumps_discovery_once() {
     let generation_before: Option<u64> = redis.get(&discovery_generation).await.unwrap();
 
     let mut views = tokio::task::JoinSet::new();
-    for _ in 0..100 {
+    // A hundred viewers, each at an address of its own.
+    for n in 0..100 {
         let (router, uri) = (app.router.clone(), format!("/api/projects/{project}/view"));
-        views.spawn(async move { send(&router, Method::POST, &uri, None).await });
+        views.spawn(async move {
+            let request = axum::http::Request::builder()
+                .method(Method::POST)
+                .uri(uri)
+                .header("x-forwarded-for", format!("203.0.113.{n}"))
+                .body(axum::body::Body::empty())
+                .unwrap();
+            let response = tower::ServiceExt::oneshot(router, request).await.unwrap();
+            let status = response.status();
+            let body = http_body_util::BodyExt::collect(response.into_body()).await.unwrap().to_bytes();
+            (status, serde_json::from_slice::<serde_json::Value>(&body).unwrap())
+        });
     }
     let mut counts = Vec::new();
     while let Some(response) = views.join_next().await {
-        let response = response.unwrap();
-        assert_eq!(response.status, StatusCode::OK);
-        counts.push(response.json["viewCount"].as_i64().unwrap());
+        let (status, json) = response.unwrap();
+        assert_eq!(status, StatusCode::OK);
+        counts.push(json["viewCount"].as_i64().unwrap());
     }
     counts.sort_unstable();
     assert_eq!(counts, (1..=100).collect::<Vec<_>>(), "each view saw the count including itself");
