@@ -117,11 +117,15 @@ impl Default for ServerSettings {
 #[serde(default)]
 pub struct AuthSettings {
     pub session_ttl_days: u32,
-    /// Adds `Secure` to the session cookie; turn on behind HTTPS.
-    pub secure_cookie: bool,
-    /// Take the client address for the login rate limit from `X-Forwarded-For`. Only behind
-    /// a proxy that sets it: otherwise any client could pick its own address.
+    /// Adds `Secure` to the session cookie. Unset: on, unless the service listens on a
+    /// loopback address (local development over plain HTTP).
+    pub secure_cookie: Option<bool>,
+    /// Treat the TCP peer as a trusted proxy whatever its address, and so read the client
+    /// address from `X-Forwarded-For`. Only where nothing but the proxy can reach the service.
     pub trust_forwarded_for: bool,
+    /// Proxies (CIDRs) whose `X-Forwarded-For` is believed: the client is the right-most hop
+    /// that is not one of them.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
     /// Password hashes (sign-up, login) waiting for a free core at most; past it, 503.
     pub hash_queue: usize,
     /// Accounts one client address may create per rate-limit window (15 minutes).
@@ -132,8 +136,9 @@ impl Default for AuthSettings {
     fn default() -> Self {
         Self {
             session_ttl_days: 30,
-            secure_cookie: false,
+            secure_cookie: None,
             trust_forwarded_for: false,
+            trusted_proxies: Vec::new(),
             hash_queue: 64,
             signups_per_window: 30,
         }
@@ -339,6 +344,13 @@ impl Settings {
             return Err(ConfigError("ADMIN_TOKEN must be at least 16 characters".into()));
         }
         Ok(())
+    }
+}
+
+impl Settings {
+    /// Whether the session cookie carries `Secure`.
+    pub fn secure_cookie(&self) -> bool {
+        self.auth.secure_cookie.unwrap_or(!self.server.host.is_loopback())
     }
 }
 

@@ -150,7 +150,7 @@ async fn session(State(state): State<AppState>, user: AuthUser) -> Result<Json<U
 }
 
 fn session_cookie(state: &AppState, value: &str, max_age_secs: i64) -> HeaderValue {
-    let secure = if state.settings.auth.secure_cookie { "; Secure" } else { "" };
+    let secure = if state.settings.secure_cookie() { "; Secure" } else { "" };
     let cookie = format!("{SESSION_COOKIE}={value}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age_secs}{secure}");
     HeaderValue::from_str(&cookie).expect("session tokens are URL-safe")
 }

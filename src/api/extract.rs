@@ -1,7 +1,7 @@
 //! Extractors that answer malformed input with the project's JSON error shape instead of
 //! axum's plain-text rejections.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 
 use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
@@ -133,9 +133,16 @@ impl FromRequestParts<AppState> for MaybeUser {
     type Rejection = Error;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        let Some(token) = presented_token(parts) else {
+        let Some((token, source)) = presented_token(parts) else {
             return Ok(MaybeUser(None));
         };
+        if source == TokenSource::Cookie && !parts.method.is_safe() && !same_origin(parts) {
+            return Err(Error::Forbidden(
+                "a write authenticated by the session cookie needs an Origin of this site, or the X-Requested-With \
+                 header"
+                    .into(),
+            ));
+        }
         let token_hash = token::hash_token(&token);
         let session = accounts::session(state, &token_hash).await?;
         Ok(MaybeUser(Some(AuthUser { id: session.user_id, token_hash })))
@@ -155,18 +162,47 @@ pub fn bearer_token(parts: &Parts) -> Option<&str> {
     parts.headers.get(header::AUTHORIZATION)?.to_str().ok()?.strip_prefix("Bearer ")
 }
 
-fn presented_token(parts: &Parts) -> Option<String> {
-    bearer_token(parts).map(|token| token.trim().to_owned()).or_else(|| {
-        parts
-            .headers
-            .get_all(header::COOKIE)
-            .iter()
-            .filter_map(|value| value.to_str().ok())
-            .flat_map(|value| value.split(';'))
-            .filter_map(|pair| pair.trim().split_once('='))
-            .find(|(name, _)| *name == SESSION_COOKIE)
-            .map(|(_, token)| token.to_owned())
-    })
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum TokenSource {
+    Bearer,
+    Cookie,
+}
+
+fn presented_token(parts: &Parts) -> Option<(String, TokenSource)> {
+    if let Some(token) = bearer_token(parts) {
+        return Some((token.trim().to_owned(), TokenSource::Bearer));
+    }
+    parts
+        .headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(name, _)| *name == SESSION_COOKIE)
+        .map(|(_, token)| (token.to_owned(), TokenSource::Cookie))
+}
+
+/// Whether a cookie-authenticated write can only have come from this site: its `Origin` names
+/// the host it was sent to, or it carries `X-Requested-With`, which a cross-site form cannot
+/// send (a script needs CORS for it, and the service grants none). Browsers attach cookies to
+/// cross-site form posts; they do neither of these.
+fn same_origin(parts: &Parts) -> bool {
+    if parts.headers.contains_key("x-requested-with") {
+        return true;
+    }
+    let host = parts.headers.get(header::HOST).and_then(|value| value.to_str().ok());
+    let origin = parts.headers.get(header::ORIGIN).and_then(|value| value.to_str().ok());
+    match (origin.and_then(|origin| url::Url::parse(origin).ok()), host) {
+        (Some(origin), Some(host)) => {
+            let origin_host = match origin.port() {
+                Some(port) => format!("{}:{port}", origin.host_str().unwrap_or_default()),
+                None => origin.host_str().unwrap_or_default().to_owned(),
+            };
+            origin_host.eq_ignore_ascii_case(host)
+        }
+        _ => false,
+    }
 }
 
 /// A request carrying `Authorization: Bearer <ADMIN_TOKEN>`: the operational endpoints'
@@ -228,26 +264,90 @@ impl PageQuery {
     }
 }
 
-/// The client's address, for the login rate limit: the peer address, or the first
-/// `X-Forwarded-For` hop when `auth.trust_forwarded_for` is on.
+/// The client's address, for the rate limits and view counting: the TCP peer, or, when the
+/// peer is a trusted proxy, the right-most `X-Forwarded-For` hop that is not one (the hops to
+/// its left are whatever the client chose to send). IPv6 clients are keyed by their /64, the
+/// block one subscriber gets.
 pub struct ClientAddress(pub String);
 
 impl FromRequestParts<AppState> for ClientAddress {
     type Rejection = Error;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        if state.settings.auth.trust_forwarded_for {
-            let forwarded = parts
-                .headers
-                .get("x-forwarded-for")
-                .and_then(|value| value.to_str().ok())
-                .and_then(|value| value.split(',').next())
-                .map(|hop| hop.trim().to_owned());
-            if let Some(address) = forwarded.filter(|hop| !hop.is_empty()) {
-                return Ok(ClientAddress(address));
-            }
-        }
-        let peer = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|info| info.0.ip().to_string());
-        Ok(ClientAddress(peer.unwrap_or_else(|| "unknown".into())))
+        let auth = &state.settings.auth;
+        let peer = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|info| info.0.ip());
+        let forwarded = parts.headers.get("x-forwarded-for").and_then(|value| value.to_str().ok());
+        Ok(ClientAddress(client_address(peer, forwarded, &auth.trusted_proxies, auth.trust_forwarded_for)))
+    }
+}
+
+/// See [`ClientAddress`]. `trust_peer` trusts the peer whatever its address.
+pub fn client_address(
+    peer: Option<IpAddr>,
+    forwarded: Option<&str>,
+    trusted: &[ipnet::IpNet],
+    trust_peer: bool,
+) -> String {
+    let is_trusted = |address: &IpAddr| trusted.iter().any(|net| net.contains(address));
+    let peer_is_proxy = trust_peer || peer.as_ref().is_some_and(is_trusted);
+    let hops: Vec<&str> = forwarded.map(|value| value.split(',').map(str::trim).collect()).unwrap_or_default();
+    if peer_is_proxy && hops.iter().any(|hop| !hop.is_empty()) {
+        let client = hops
+            .iter()
+            .rev()
+            .find(|hop| !hop.is_empty() && hop.parse::<IpAddr>().map_or(true, |address| !is_trusted(&address)))
+            .or_else(|| hops.iter().find(|hop| !hop.is_empty()))
+            .copied()
+            .unwrap_or_default();
+        return match client.parse::<IpAddr>() {
+            Ok(address) => rate_limit_key(address),
+            Err(_) => client.chars().take(64).collect(),
+        };
+    }
+    peer.map_or_else(|| "unknown".into(), rate_limit_key)
+}
+
+/// An IPv4 address as it is; an IPv6 one as its /64 (an IPv4-mapped one as the IPv4 address).
+fn rate_limit_key(address: IpAddr) -> String {
+    match address {
+        IpAddr::V4(v4) => v4.to_string(),
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => v4.to_string(),
+            None => ipnet::Ipv6Net::new(v6, 64).map_or_else(|_| v6.to_string(), |net| net.trunc().to_string()),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn nets(list: &[&str]) -> Vec<ipnet::IpNet> {
+        list.iter().map(|net| net.parse().unwrap()).collect()
+    }
+
+    #[test]
+    fn the_client_is_the_right_most_untrusted_hop_behind_a_trusted_proxy() {
+        let proxies = nets(&["10.0.0.0/8"]);
+        let peer = Some("10.0.0.5".parse().unwrap());
+        // The client sent a forged first hop; the proxy appended what it saw.
+        let forged = Some("1.2.3.4, 203.0.113.9, 10.0.0.7");
+        assert_eq!(client_address(peer, forged, &proxies, false), "203.0.113.9");
+        assert_eq!(client_address(peer, Some("10.1.1.1"), &proxies, false), "10.1.1.1", "all trusted: the left-most");
+        // A peer that is no proxy: its own address, whatever the header says.
+        let stranger = Some("198.51.100.4".parse().unwrap());
+        assert_eq!(client_address(stranger, forged, &proxies, false), "198.51.100.4");
+        assert_eq!(client_address(None, None, &[], false), "unknown");
+    }
+
+    #[test]
+    fn ipv6_clients_are_keyed_by_their_64_block() {
+        let a = client_address(Some("2001:db8:1:2::1".parse().unwrap()), None, &[], false);
+        let b = client_address(Some("2001:db8:1:2:ffff::9".parse().unwrap()), None, &[], false);
+        assert_eq!((a.as_str(), b.as_str()), ("2001:db8:1:2::/64", "2001:db8:1:2::/64"));
+        let mapped = client_address(Some("::ffff:192.0.2.1".parse().unwrap()), None, &[], false);
+        assert_eq!(mapped, "192.0.2.1");
+        let behind = client_address(None, Some("2001:db8:9:9::5"), &[], true);
+        assert_eq!(behind, "2001:db8:9:9::/64");
     }
 }

@@ -291,3 +291,53 @@ async fn a_duplicate_sign_up_is_refused_without_hashing() {
     assert_eq!(busy.headers[header::RETRY_AFTER], "1");
     drop(held);
 }
+
+#[tokio::test]
+async fn cookie_writes_need_this_sites_origin_and_bearer_writes_do_not() {
+    let app = TestApp::new().await;
+    let owner = app.user("Owner").await;
+    let project = app.project(&owner, "PUBLIC").await;
+    let cookie = format!("vibing2_session={}", owner.token);
+    let like = |extra: &[(&str, &str)]| {
+        let mut request = axum::http::Request::builder()
+            .method(Method::PUT)
+            .uri(format!("/api/projects/{project}/like"))
+            .header(header::HOST, "vibing2.example.com")
+            .header(header::COOKIE, &cookie);
+        for (name, value) in extra {
+            request = request.header(*name, *value);
+        }
+        let request = request.body(axum::body::Body::empty()).unwrap();
+        let router = app.router.clone();
+        async move { tower::ServiceExt::oneshot(router, request).await.unwrap().status() }
+    };
+    assert_eq!(like(&[]).await, StatusCode::FORBIDDEN, "a cross-site form carries the cookie and no Origin");
+    assert_eq!(like(&[("origin", "https://evil.example.net")]).await, StatusCode::FORBIDDEN);
+    assert_eq!(like(&[("origin", "https://vibing2.example.com")]).await, StatusCode::OK);
+    assert_eq!(like(&[("x-requested-with", "fetch")]).await, StatusCode::OK);
+    let likes: i64 = sqlx::query_scalar(r#"SELECT count(*) FROM "ProjectLike""#).fetch_one(&app.pool).await.unwrap();
+    assert_eq!(likes, 1, "the refused writes changed nothing");
+
+    // Bodyless writes are covered too; reads by cookie and writes by bearer token are not.
+    let logout = axum::http::Request::builder()
+        .method(Method::POST)
+        .uri("/api/auth/logout")
+        .header(header::COOKIE, &cookie)
+        .body(axum::body::Body::empty())
+        .unwrap();
+    let refused = tower::ServiceExt::oneshot(app.router.clone(), logout).await.unwrap();
+    assert_eq!(refused.status(), StatusCode::FORBIDDEN);
+    let unlike = app.call(Method::DELETE, &format!("/api/projects/{project}/like"), Some(&owner.token), None).await;
+    assert_eq!(unlike.status, StatusCode::OK, "a bearer token is no ambient credential");
+}
+
+#[tokio::test]
+async fn the_session_cookie_is_secure_unless_the_service_listens_on_loopback() {
+    for (host, secure) in [("127.0.0.1", false), ("0.0.0.0", true), ("::1", false)] {
+        let app = TestApp::with_settings(&[("server.host", host)]).await;
+        let user = app.user("Owner").await;
+        let login = app.login(&user.email, &user.password).await;
+        let cookie = login.headers[header::SET_COOKIE].to_str().unwrap().to_owned();
+        assert_eq!(cookie.contains("; Secure"), secure, "{host}: {cookie}");
+    }
+}
