@@ -4,6 +4,7 @@
 WITH i AS (
     SELECT * FROM "CollaborationInvite"
     WHERE "toUserId" = $1 AND "status" = 'PENDING' AND ("createdAt", "id") < ($2, $3)
+      AND "expiresAt" > now() AT TIME ZONE 'UTC'
     ORDER BY "createdAt" DESC, "id" DESC LIMIT $4
 )
 SELECT i."id" AS "id!", i."projectId" AS "project_id!", p."name" AS "project_name",

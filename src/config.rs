@@ -44,6 +44,7 @@ pub struct Settings {
     pub jobs: JobSettings,
     pub cache: CacheSettings,
     pub views: ViewSettings,
+    pub collab: CollabSettings,
     /// Bearer token for the operational endpoints; without one they are off.
     pub admin_token: Option<SecretString>,
 }
@@ -237,6 +238,23 @@ impl Default for JobSettings {
     }
 }
 
+/// Invites.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct CollabSettings {
+    /// How long an invite can be accepted.
+    pub invite_ttl_days: u32,
+    /// Invites one user may send per rate-limit window (15 minutes); inviting by e-mail tells
+    /// whether an address has an account.
+    pub invites_per_window: i64,
+}
+
+impl Default for CollabSettings {
+    fn default() -> Self {
+        Self { invite_ttl_days: 7, invites_per_window: 20 }
+    }
+}
+
 /// Project views are counted in memory and written in batches (see `service::views`).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default)]
@@ -311,6 +329,8 @@ impl Settings {
             ("auth.session_ttl_days", u64::from(self.auth.session_ttl_days)),
             ("limits.batch_operations", self.limits.batch_operations as u64),
             ("auth.signups_per_window", self.auth.signups_per_window.max(0) as u64),
+            ("collab.invite_ttl_days", u64::from(self.collab.invite_ttl_days)),
+            ("collab.invites_per_window", self.collab.invites_per_window.max(0) as u64),
         ];
         if let Some((name, _)) = positive.iter().find(|(_, value)| *value == 0) {
             return Err(ConfigError(format!("{name} must be greater than zero")));

@@ -22,7 +22,8 @@ use crate::validate;
 
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
-        .routes(routes!(invite))
+        .routes(routes!(invite, project_invites))
+        .routes(routes!(revoke_invite))
         .routes(routes!(list_invites))
         .routes(routes!(accept_invite))
         .routes(routes!(decline_invite))
@@ -131,6 +132,39 @@ async fn invite(
     collab::check_grant(access, request.role)?;
     let invite = collab::invite(&state, &id, &user.id, invitee, request.role).await?;
     Ok((StatusCode::CREATED, Json(invite.into())))
+}
+
+/// The project's PENDING invites that have not expired, newest first. The owner or an ADMIN
+/// collaborator.
+#[utoipa::path(get, path = "/api/projects/{id}/invites", tag = "collaboration", params(("id" = String, Path), PageQuery),
+    security(("session" = [])),
+    responses((status = 200, body = Page<Invite>), (status = 401, body = ErrorResponse), (status = 403, body = ErrorResponse),
+              (status = 404, body = ErrorResponse)))]
+async fn project_invites(
+    State(state): State<AppState>,
+    caller: MaybeUser,
+    Path(id): Path<String>,
+    Query(query): Query<PageQuery>,
+) -> Result<Json<Page<Invite>>> {
+    let keyset = query.keyset(PageSize::STANDARD)?;
+    access::project(&state, &id, caller.id(), Action::Manage).await?;
+    Ok(Json(collab::pending_of_project(&state, &id, keyset).await?.map(Invite::from)))
+}
+
+/// Revokes one of the project's PENDING invites. The owner or an ADMIN collaborator; an
+/// invite that is no longer PENDING is 409.
+#[utoipa::path(delete, path = "/api/projects/{id}/invites/{inviteId}", tag = "collaboration",
+    params(("id" = String, Path), ("inviteId" = String, Path)), security(("session" = [])),
+    responses((status = 204), (status = 401, body = ErrorResponse), (status = 403, body = ErrorResponse),
+              (status = 404, body = ErrorResponse), (status = 409, body = ErrorResponse)))]
+async fn revoke_invite(
+    State(state): State<AppState>,
+    caller: MaybeUser,
+    Path((id, invite)): Path<(String, String)>,
+) -> Result<StatusCode> {
+    access::project(&state, &id, caller.id(), Action::Manage).await?;
+    collab::revoke(&state, &id, &invite).await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 /// The caller's PENDING invites, newest first.

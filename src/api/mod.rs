@@ -98,6 +98,7 @@ pub const WRITE_ROUTES: &[(&str, &str, Write)] = &[
     ("post", "/api/projects/{id}/invites", Write::Invite),
     ("post", "/api/invites/{id}/accept", Write::AcceptInvite),
     ("post", "/api/invites/{id}/decline", Write::DeclineInvite),
+    ("delete", "/api/projects/{id}/invites/{inviteId}", Write::RevokeInvite),
     ("patch", "/api/projects/{id}/members/{userId}", Write::ChangeRole),
     ("delete", "/api/projects/{id}/members/{userId}", Write::RemoveMember),
     ("post", "/api/projects/{id}/competition", Write::EnterCompetition),

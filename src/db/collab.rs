@@ -53,8 +53,9 @@ impl MemberRow {
     }
 }
 
-/// Creates a PENDING invite. A second PENDING invite for the same (project, invitee) is a
-/// unique violation on [`PENDING_INVITE_KEY`], for the caller to map.
+/// Creates a PENDING invite that expires `ttl_days` after now. A second PENDING invite for the
+/// same (project, invitee) is a unique violation on [`PENDING_INVITE_KEY`], for the caller to
+/// map.
 pub async fn create_invite(
     db: impl PgExecutor<'_>,
     id: &str,
@@ -62,19 +63,93 @@ pub async fn create_invite(
     from_user_id: &str,
     to_user_id: &str,
     role: Role,
+    ttl_days: i32,
 ) -> sqlx::Result<()> {
     sqlx::query!(
-        r#"INSERT INTO "CollaborationInvite" ("id", "projectId", "fromUserId", "toUserId", "role")
-           VALUES ($1, $2, $3, $4, $5)"#,
+        r#"INSERT INTO "CollaborationInvite" ("id", "projectId", "fromUserId", "toUserId", "role", "expiresAt")
+           VALUES ($1, $2, $3, $4, $5, (now() AT TIME ZONE 'UTC') + make_interval(days => $6))"#,
         id,
         project_id,
         from_user_id,
         to_user_id,
-        role as Role
+        role as Role,
+        ttl_days
     )
     .execute(db)
     .await?;
     Ok(())
+}
+
+/// Closes the invitee's PENDING invite to the project if it has expired, so a new one can be
+/// sent (the partial unique index allows one PENDING invite per pair).
+pub async fn expire_pending(db: impl PgExecutor<'_>, project_id: &str, to_user_id: &str) -> sqlx::Result<()> {
+    sqlx::query!(
+        r#"UPDATE "CollaborationInvite" SET "status" = 'EXPIRED', "updatedAt" = now() AT TIME ZONE 'UTC'
+           WHERE "projectId" = $1 AND "toUserId" = $2 AND "status" = 'PENDING'
+             AND "expiresAt" <= now() AT TIME ZONE 'UTC'"#,
+        project_id,
+        to_user_id
+    )
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
+/// A project's PENDING, unexpired invites, newest first: `$1` project, `$2`/`$3` the last
+/// (createdAt, id) seen, `$4` limit. A project has few; `CollaborationInvite_projectId_idx`
+/// finds them.
+pub async fn pending_of_project(
+    db: impl PgExecutor<'_>,
+    project_id: &str,
+    after: Option<&Position>,
+    limit: i64,
+) -> sqlx::Result<Vec<InviteRow>> {
+    let (created_at, id) = start_position(after, end_of_time());
+    sqlx::query_as!(
+        InviteRow,
+        r#"SELECT i."id", i."projectId" AS "project_id", p."name" AS "project_name", u."id" AS "from_user_id",
+                  u."name" AS "from_user_name", u."image" AS "from_user_image", i."role" AS "role: Role",
+                  i."status" AS "status: InviteStatus", i."createdAt" AS "created_at: UtcTime"
+           FROM "CollaborationInvite" i
+           JOIN "Project" p ON p."id" = i."projectId" JOIN "User" u ON u."id" = i."fromUserId"
+           WHERE i."projectId" = $1 AND i."status" = 'PENDING' AND i."expiresAt" > now() AT TIME ZONE 'UTC'
+             AND (i."createdAt", i."id") < ($2, $3)
+           ORDER BY i."createdAt" DESC, i."id" DESC LIMIT $4"#,
+        project_id,
+        created_at,
+        id,
+        limit
+    )
+    .fetch_all(db)
+    .await
+}
+
+/// How revoking an invite went.
+pub enum Revoked {
+    Revoked,
+    NotPending,
+    Unknown,
+}
+
+/// Revokes one of the project's PENDING invites.
+pub async fn revoke(db: &mut PgConnection, project_id: &str, id: &str) -> sqlx::Result<Revoked> {
+    let status = sqlx::query_scalar!(
+        r#"WITH revoked AS (
+               UPDATE "CollaborationInvite" SET "status" = 'REVOKED', "updatedAt" = now() AT TIME ZONE 'UTC'
+               WHERE "id" = $1 AND "projectId" = $2 AND "status" = 'PENDING' RETURNING "id"
+           )
+           SELECT CASE WHEN EXISTS (SELECT 1 FROM revoked) THEN 'revoked' ELSE 'not pending' END AS "outcome!"
+           FROM "CollaborationInvite" WHERE "id" = $1 AND "projectId" = $2"#,
+        id,
+        project_id
+    )
+    .fetch_optional(&mut *db)
+    .await?;
+    Ok(match status.as_deref() {
+        Some("revoked") => Revoked::Revoked,
+        Some(_) => Revoked::NotPending,
+        None => Revoked::Unknown,
+    })
 }
 
 pub async fn invite(db: impl PgExecutor<'_>, id: &str) -> sqlx::Result<Option<InviteRow>> {
@@ -115,6 +190,8 @@ pub enum Answer {
     Answered { project_id: String, role: Role, from_user_id: String },
     /// The invite exists for this user but is no longer PENDING.
     NotPending,
+    /// The invite is PENDING but past its expiry.
+    Expired,
     /// No such invite for this user.
     Unknown,
 }
@@ -124,7 +201,7 @@ pub enum Answer {
 async fn close_invite(tx: &mut PgConnection, id: &str, user_id: &str, status: InviteStatus) -> sqlx::Result<Answer> {
     let answered = sqlx::query!(
         r#"UPDATE "CollaborationInvite" SET "status" = $3, "updatedAt" = now() AT TIME ZONE 'UTC'
-           WHERE "id" = $1 AND "toUserId" = $2 AND "status" = 'PENDING'
+           WHERE "id" = $1 AND "toUserId" = $2 AND "status" = 'PENDING' AND "expiresAt" > now() AT TIME ZONE 'UTC'
            RETURNING "projectId" AS "project_id", "role" AS "role: Role", "fromUserId" AS "from_user_id""#,
         id,
         user_id,
@@ -135,14 +212,18 @@ async fn close_invite(tx: &mut PgConnection, id: &str, user_id: &str, status: In
     if let Some(row) = answered {
         return Ok(Answer::Answered { project_id: row.project_id, role: row.role, from_user_id: row.from_user_id });
     }
-    let exists = sqlx::query_scalar!(
-        r#"SELECT EXISTS (SELECT 1 FROM "CollaborationInvite" WHERE "id" = $1 AND "toUserId" = $2) AS "exists!""#,
+    let pending = sqlx::query_scalar!(
+        r#"SELECT "status" = 'PENDING' AS "pending!" FROM "CollaborationInvite" WHERE "id" = $1 AND "toUserId" = $2"#,
         id,
         user_id
     )
-    .fetch_one(&mut *tx)
+    .fetch_optional(&mut *tx)
     .await?;
-    Ok(if exists { Answer::NotPending } else { Answer::Unknown })
+    Ok(match pending {
+        Some(true) => Answer::Expired,
+        Some(false) => Answer::NotPending,
+        None => Answer::Unknown,
+    })
 }
 
 /// Accepts the invite and makes its invitee a collaborator, inside the caller's transaction

@@ -36,6 +36,7 @@ pub static MIGRATIONS: &[Migration] = &[
         sql: include_str!("../../migrations/0006_trigram_fastupdate_off.sql"),
     },
     Migration { version: 7, name: "login_attempts", sql: include_str!("../../migrations/0007_login_attempts.sql") },
+    Migration { version: 8, name: "invite_expiry", sql: include_str!("../../migrations/0008_invite_expiry.sql") },
 ];
 
 impl Migration {

@@ -34,7 +34,7 @@ text_enum!(
 
 text_enum!(
     /// Where an invite stands.
-    InviteStatus, "UPPERCASE" { Pending, Accepted, Declined }
+    InviteStatus, "UPPERCASE" { Pending, Accepted, Declined, Revoked, Expired }
 );
 
 text_enum!(

@@ -3,13 +3,14 @@
 //! the owner.
 
 use crate::auth::token;
-use crate::db::collab::{self, Answer, InviteRow, MemberRow, PENDING_INVITE_KEY};
+use crate::db::collab::{self, Answer, InviteRow, MemberRow, Revoked, PENDING_INVITE_KEY};
 use crate::db::{projects, users};
 use crate::domain::access::{Access, ProjectFacts, Role};
 use crate::domain::page::{Keyset, Page};
 use crate::domain::time::Position;
 use crate::error::{Error, Result, ResultExt};
 use crate::service::invalidation::{self, Subjects, Write};
+use crate::service::rate_limit;
 use crate::state::AppState;
 
 /// Who an invite is for, as the request names them.
@@ -36,18 +37,23 @@ pub async fn invite(
     invitee: Invitee,
     role: Role,
 ) -> Result<InviteRow> {
+    // Inviting by e-mail tells whether an address has an account: bounded per sender.
+    let keys = [format!("invite:{from_user_id}")];
+    rate_limit::reserve(&state.pool, &keys, state.settings.collab.invites_per_window).await?;
     let found = match invitee {
         Invitee::Email(email) => users::id_by_email(&state.pool, &email).await?,
         Invitee::Id(id) => users::exists(&state.pool, &id).await?.then_some(id),
     };
     let invitee = found.ok_or(Error::NotFound("user"))?;
+    collab::expire_pending(&state.pool, project_id, &invitee).await?;
     // The project's facts, seen from the invitee: are they the owner or a member already?
     let standing = projects::facts(&state.pool, project_id, Some(&invitee)).await?.ok_or(Error::NotFound("project"))?;
     if standing.owner_id == invitee || standing.caller_role.is_some() {
         return Err(Error::Conflict("this user is already a member of the project".into()));
     }
     let id = token::new_id();
-    collab::create_invite(&state.pool, &id, project_id, from_user_id, &invitee, role)
+    let ttl_days = i32::try_from(state.settings.collab.invite_ttl_days).unwrap_or(i32::MAX);
+    collab::create_invite(&state.pool, &id, project_id, from_user_id, &invitee, role, ttl_days)
         .await
         .on_unique_violation(PENDING_INVITE_KEY, || {
             Error::Conflict("this user already has a pending invite to the project".into())
@@ -63,10 +69,11 @@ pub async fn pending_for(state: &AppState, user_id: &str, keyset: Keyset<Positio
 
 /// The answered invite, or why it could not be answered. Only its invitee sees an invite:
 /// for anyone else it does not exist.
-fn answered(answer: Answer) -> Result<()> {
+fn answered(answer: Answer) -> Result<(String, Role, String)> {
     match answer {
-        Answer::Answered { .. } => Ok(()),
+        Answer::Answered { project_id, role, from_user_id } => Ok((project_id, role, from_user_id)),
         Answer::NotPending => Err(Error::Conflict("this invite was already answered".into())),
+        Answer::Expired => Err(Error::Conflict("this invite has expired".into())),
         Answer::Unknown => Err(Error::NotFound("invite")),
     }
 }
@@ -76,7 +83,14 @@ fn answered(answer: Answer) -> Result<()> {
 /// Of concurrent accepts exactly one succeeds; the others are 409.
 pub async fn accept(state: &AppState, id: &str, user_id: &str) -> Result<InviteRow> {
     let mut tx = state.pool.begin().await?;
-    answered(collab::accept(&mut tx, id, user_id, &token::new_id()).await?)?;
+    let (project_id, role, from_user_id) = answered(collab::accept(&mut tx, id, user_id, &token::new_id()).await?)?;
+    // The sender must still be able to grant the role: an ADMIN removed since cannot let
+    // anyone in, nor return through an invite to an account of their own.
+    let sender = projects::facts(&mut *tx, &project_id, Some(&from_user_id)).await?;
+    let sender_access = sender.as_ref().and_then(|facts| facts.access(Some(&from_user_id)));
+    if !sender_access.is_some_and(|access| access >= Access::Admin && access >= Access::from(role)) {
+        return Err(Error::Conflict("this invite's sender can no longer grant its role".into()));
+    }
     let invite = collab::invite(&mut *tx, id).await?.ok_or(Error::NotFound("invite"))?;
     tx.commit().await?;
     let members = [user_id.to_owned()];
@@ -92,6 +106,29 @@ pub async fn decline(state: &AppState, id: &str, user_id: &str) -> Result<Invite
     tx.commit().await?;
     invalidation::after(&state.cache, Write::DeclineInvite, Subjects::default()).await;
     Ok(invite)
+}
+
+/// The project's PENDING invites, for its managers (checked before).
+pub async fn pending_of_project(
+    state: &AppState,
+    project_id: &str,
+    keyset: Keyset<Position>,
+) -> Result<Page<InviteRow>> {
+    let rows = collab::pending_of_project(&state.pool, project_id, keyset.after.as_ref(), keyset.fetch()).await?;
+    Ok(keyset.page(rows, |invite| (invite.created_at.0, invite.id.clone())))
+}
+
+/// Revokes one of the project's PENDING invites (the caller manages the project).
+pub async fn revoke(state: &AppState, project_id: &str, id: &str) -> Result<()> {
+    let mut conn = state.pool.acquire().await?;
+    match collab::revoke(&mut conn, project_id, id).await? {
+        Revoked::Revoked => {
+            invalidation::after(&state.cache, Write::RevokeInvite, Subjects::default()).await;
+            Ok(())
+        }
+        Revoked::NotPending => Err(Error::Conflict("this invite is no longer pending".into())),
+        Revoked::Unknown => Err(Error::NotFound("invite")),
+    }
 }
 
 /// The project's members: the owner first, then the collaborators in the order they joined.

@@ -24,6 +24,7 @@ pub enum Write {
     Invite,
     AcceptInvite,
     DeclineInvite,
+    RevokeInvite,
     ChangeRole,
     RemoveMember,
     RecordUsage,
@@ -68,6 +69,7 @@ impl Write {
         Write::Invite,
         Write::AcceptInvite,
         Write::DeclineInvite,
+        Write::RevokeInvite,
         Write::ChangeRole,
         Write::RemoveMember,
         Write::RecordUsage,
@@ -82,7 +84,7 @@ impl Write {
     pub fn stale(self) -> &'static [Stale] {
         use Stale::*;
         match self {
-            Write::Signup | Write::Login | Write::Invite | Write::DeclineInvite => &[],
+            Write::Signup | Write::Login | Write::Invite | Write::DeclineInvite | Write::RevokeInvite => &[],
             Write::EnterCompetition | Write::CloseCompetition | Write::ClearCache => &[],
             Write::Logout => &[Session],
             Write::CreateProject => &[MemberLists, DiscoveryIfPublic],

@@ -573,3 +573,102 @@ async fn the_invite_list_uses_its_index() {
         .unwrap();
     assert!(plan.to_string().contains("CollaborationInvite_toUserId_status_createdAt_idx"), "{plan}");
 }
+
+/// An ADMIN removed from a project cannot come back through an invite they sent, before the
+/// removal, to an account of their own: at accept, the sender must still grant the role.
+#[tokio::test]
+async fn an_invite_from_a_removed_admin_cannot_be_accepted() {
+    let app = TestApp::new().await;
+    let cast = cast(&app, "PRIVATE").await;
+    let alt = app.user("AdminsOtherAccount").await;
+    let sent = invite(&app, &cast.admin, &cast.project, json!({"email": alt.email, "role": "ADMIN"})).await;
+    assert_eq!(sent.status, StatusCode::CREATED, "{}", sent.json);
+    assert_eq!(remove(&app, &cast.owner, &cast.project, &cast.admin).await, StatusCode::NO_CONTENT);
+    let accepted = answer(&app, &alt, sent.json["id"].as_str().unwrap(), "accept").await;
+    assert_eq!((accepted.status, accepted.error_code()), (StatusCode::CONFLICT, "conflict"), "{}", accepted.json);
+    assert_eq!(role_of(&app, &cast.project, &alt).await, None, "not a member");
+    assert_eq!(invite_status(&app, sent.json["id"].as_str().unwrap()).await, "PENDING", "nothing changed");
+
+    // A demoted sender cannot grant more than their role now is either.
+    let second = app.user("Second").await;
+    let sent = invite(&app, &cast.owner, &cast.project, json!({"email": second.email, "role": "EDITOR"})).await;
+    assert_eq!(sent.status, StatusCode::CREATED);
+    let accepted = answer(&app, &second, sent.json["id"].as_str().unwrap(), "accept").await;
+    assert_eq!(accepted.status, StatusCode::OK, "the owner's invite stands: {}", accepted.json);
+}
+
+#[tokio::test]
+async fn invites_expire_and_an_expired_one_gives_way_to_a_new_one() {
+    let app = TestApp::new().await;
+    let owner = app.user("Owner").await;
+    let guest = app.user("Guest").await;
+    let project = app.project(&owner, "PRIVATE").await;
+    let sent = invite(&app, &owner, &project, json!({"email": guest.email, "role": "VIEWER"})).await;
+    let id = sent.json["id"].as_str().unwrap().to_owned();
+    let expires: chrono::NaiveDateTime =
+        sqlx::query_scalar(r#"SELECT "expiresAt" - "createdAt" + TIMESTAMP '2000-01-01' FROM "CollaborationInvite""#)
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+    assert_eq!(expires.and_utc().timestamp() - 946_684_800, 7 * 24 * 3600, "seven days by default");
+    sqlx::query(r#"UPDATE "CollaborationInvite" SET "expiresAt" = now() AT TIME ZONE 'UTC' - interval '1 second'"#)
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    let listed = app.call(Method::GET, "/api/invites", Some(&guest.token), None).await;
+    assert_eq!(listed.json["items"].as_array().unwrap().len(), 0, "an expired invite is not listed");
+    let accepted = answer(&app, &guest, &id, "accept").await;
+    assert_eq!(
+        (accepted.status, accepted.json["error"]["message"].as_str()),
+        (StatusCode::CONFLICT, Some("this invite has expired"))
+    );
+    assert_eq!(role_of(&app, &project, &guest).await, None);
+    let again = invite(&app, &owner, &project, json!({"email": guest.email, "role": "VIEWER"})).await;
+    assert_eq!(again.status, StatusCode::CREATED, "the expired invite no longer blocks: {}", again.json);
+    assert_eq!(invite_status(&app, &id).await, "EXPIRED");
+}
+
+#[tokio::test]
+async fn managers_list_and_revoke_a_projects_pending_invites() {
+    let app = TestApp::new().await;
+    let cast = cast(&app, "PUBLIC").await;
+    let sent = invite(&app, &cast.admin, &cast.project, json!({"email": cast.stranger.email, "role": "VIEWER"})).await;
+    let id = sent.json["id"].as_str().unwrap().to_owned();
+    let uri = format!("/api/projects/{}/invites", cast.project);
+    for manager in [&cast.owner, &cast.admin] {
+        let listed = app.call(Method::GET, &uri, Some(&manager.token), None).await;
+        assert_eq!(listed.status, StatusCode::OK, "{}", listed.json);
+        assert_eq!(listed.json["items"][0]["id"], id.as_str());
+        assert_no_emails(&listed.json);
+    }
+    for (who, status) in [(&cast.editor, StatusCode::FORBIDDEN), (&cast.stranger, StatusCode::FORBIDDEN)] {
+        assert_eq!(app.call(Method::GET, &uri, Some(&who.token), None).await.status, status);
+        let revoke = app.call(Method::DELETE, &format!("{uri}/{id}"), Some(&who.token), None).await;
+        assert_eq!(revoke.status, status);
+    }
+    assert_eq!(app.call(Method::GET, &uri, None, None).await.status, StatusCode::UNAUTHORIZED);
+
+    let revoked = app.call(Method::DELETE, &format!("{uri}/{id}"), Some(&cast.owner.token), None).await;
+    assert_eq!(revoked.status, StatusCode::NO_CONTENT);
+    assert_eq!(invite_status(&app, &id).await, "REVOKED");
+    let accepted = answer(&app, &cast.stranger, &id, "accept").await;
+    assert_eq!(accepted.status, StatusCode::CONFLICT);
+    let twice = app.call(Method::DELETE, &format!("{uri}/{id}"), Some(&cast.owner.token), None).await;
+    assert_eq!(twice.status, StatusCode::CONFLICT);
+    let unknown = app.call(Method::DELETE, &format!("{uri}/nope"), Some(&cast.owner.token), None).await;
+    assert_eq!(unknown.status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn inviting_is_rate_limited_per_sender() {
+    let app = TestApp::with_settings(&[("collab.invites_per_window", "2")]).await;
+    let owner = app.user("Owner").await;
+    let project = app.project(&owner, "PRIVATE").await;
+    for n in 0..2 {
+        let probe =
+            invite(&app, &owner, &project, json!({"email": format!("nobody{n}@example.com"), "role": "VIEWER"})).await;
+        assert_eq!(probe.status, StatusCode::NOT_FOUND, "{}", probe.json);
+    }
+    let third = invite(&app, &owner, &project, json!({"email": "nobody2@example.com", "role": "VIEWER"})).await;
+    assert_eq!((third.status, third.error_code()), (StatusCode::TOO_MANY_REQUESTS, "rate_limited"));
+}

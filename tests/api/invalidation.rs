@@ -260,6 +260,23 @@ fn scenarios() -> Vec<Scenario> {
             fresh_within: PUBSUB,
         },
         Scenario {
+            name: "revoke_invite",
+            method: "DELETE",
+            path: "/api/projects/{id}/invites/{inviteId}",
+            setup: Some(|w| Box::pin(owner_invites_fan(w))),
+            write: |w| {
+                let uri = w.at(&format!("/invites/{}", w.noted(INVITE)));
+                Box::pin(w.through_a(Method::DELETE, uri, Who::Owner, None, 204))
+            },
+            reads: |w| {
+                vec![
+                    Read::get(Who::Fan, "/api/invites", Expect::listed("id", &w.noted(INVITE), false)),
+                    Read::get(Who::Owner, w.at("/invites"), Expect::listed("id", &w.noted(INVITE), false)),
+                ]
+            },
+            fresh_within: PUBSUB,
+        },
+        Scenario {
             name: "change_role",
             method: "PATCH",
             path: "/api/projects/{id}/members/{userId}",
@@ -463,6 +480,7 @@ scenario_tests!(
     invite,
     accept_invite,
     decline_invite,
+    revoke_invite,
     change_role,
     remove_member,
     enter_competition,
@@ -518,10 +536,18 @@ async fn the_scenarios_cover_every_write_operation_exactly() {
     // writes whose effects no cached read shows.
     let silent: BTreeSet<String> =
         Write::ALL.iter().filter(|write| write.stale().is_empty()).map(|write| format!("{write:?}")).collect();
-    let expected: BTreeSet<String> =
-        ["Signup", "Login", "Invite", "DeclineInvite", "EnterCompetition", "CloseCompetition", "ClearCache"]
-            .map(String::from)
-            .into();
+    let expected: BTreeSet<String> = [
+        "Signup",
+        "Login",
+        "Invite",
+        "DeclineInvite",
+        "RevokeInvite",
+        "EnterCompetition",
+        "CloseCompetition",
+        "ClearCache",
+    ]
+    .map(String::from)
+    .into();
     assert_eq!(silent, expected);
 }
 

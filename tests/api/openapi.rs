@@ -31,6 +31,8 @@ const ROUTES: &[(&str, &str)] = &[
     ("get", "/api/usage/summary"),
     ("get", "/api/usage/recent"),
     ("post", "/api/projects/{id}/invites"),
+    ("get", "/api/projects/{id}/invites"),
+    ("delete", "/api/projects/{id}/invites/{inviteId}"),
     ("get", "/api/invites"),
     ("post", "/api/invites/{id}/accept"),
     ("post", "/api/invites/{id}/decline"),
