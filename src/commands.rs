@@ -46,6 +46,7 @@ impl Database {
 /// `vibing2 serve`: migrate (unless MIGRATE_ON_START=false), then serve until SIGINT/SIGTERM.
 pub async fn serve(settings: Settings) -> anyhow::Result<()> {
     let database = Database::open(&settings).await?;
+    configure_cursor_key(&settings, database.embedded.is_some())?;
     let outcome = run_server(settings, &database.url).await;
     database.close().await;
     outcome
@@ -81,6 +82,39 @@ async fn run_server(settings: Settings, url: &SecretString) -> anyhow::Result<()
     }
     let _ = views.await;
     pool.close().await;
+    Ok(())
+}
+
+/// Signs cursors with the configured key; else, on the embedded cluster, with a key generated
+/// once and kept beside it; else with a random key for this process (with a warning: cursors
+/// then fail on other instances and after a restart).
+fn configure_cursor_key(settings: &Settings, embedded: bool) -> anyhow::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    if let Some(secret) = &settings.cursor_secret {
+        crate::domain::page::set_cursor_key(secret.expose_secret().as_bytes());
+        return Ok(());
+    }
+    if !embedded {
+        tracing::warn!("cursor_secret is unset: list cursors are signed with a key of this process only");
+        return Ok(());
+    }
+    let path = settings.database.embedded_dir.join("cursor.key");
+    let key = match std::fs::read(&path) {
+        Ok(key) if key.len() >= 32 => key,
+        _ => {
+            let key: [u8; 32] = rand::random();
+            let mut file = std::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .mode(0o600)
+                .open(&path)
+                .with_context(|| format!("cannot write the cursor key {}", path.display()))?;
+            std::io::Write::write_all(&mut file, &key)?;
+            key.to_vec()
+        }
+    };
+    crate::domain::page::set_cursor_key(&key);
     Ok(())
 }
 

@@ -47,6 +47,9 @@ pub struct Settings {
     pub collab: CollabSettings,
     /// Bearer token for the operational endpoints; without one they are off.
     pub admin_token: Option<SecretString>,
+    /// The key list cursors are signed with; the same on every instance. Unset: a key kept
+    /// beside the embedded cluster, or a random one per process with `DATABASE_URL`.
+    pub cursor_secret: Option<SecretString>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -359,6 +362,9 @@ impl Settings {
                 "views.flush_ms, views.viewer_window_secs and views.viewers_remembered must be greater than zero"
                     .into(),
             ));
+        }
+        if self.cursor_secret.as_ref().is_some_and(|t| t.expose_secret().len() < 32) {
+            return Err(ConfigError("cursor_secret must be at least 32 characters".into()));
         }
         if self.admin_token.as_ref().is_some_and(|t| t.expose_secret().len() < 16) {
             return Err(ConfigError("ADMIN_TOKEN must be at least 16 characters".into()));

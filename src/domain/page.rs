@@ -1,11 +1,16 @@
-//! Keyset pagination: the `{"items", "nextCursor"}` envelope, page sizes, opaque cursors
-//! (base64url of a small JSON position, so clients cannot build them), and [`Keyset`], the
-//! one helper every list uses to go from a request to a page.
+//! Keyset pagination: the `{"items", "nextCursor"}` envelope, page sizes, opaque signed
+//! cursors (a small JSON position and its HMAC, so clients can neither read them as an API
+//! nor build them), and [`Keyset`], the one helper every list uses to go from a request to a
+//! page.
+
+use std::sync::OnceLock;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
+use hmac::{Hmac, Mac};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 use utoipa::ToSchema;
 
 use crate::error::Error;
@@ -80,17 +85,44 @@ impl<P: Serialize + DeserializeOwned> Keyset<P> {
     }
 }
 
+/// The key cursors are signed with: process-wide, set once at startup.
+static CURSOR_KEY: OnceLock<[u8; 32]> = OnceLock::new();
+/// How much of the HMAC a cursor carries: 128 bits.
+const TAG_BYTES: usize = 16;
+
+/// Sets the key cursors are signed with (any length: it is hashed to 32 bytes). The first
+/// call wins; it returns false if a key was already in use. Without a call, a random key is
+/// drawn on first use, and cursors last as long as the process.
+pub fn set_cursor_key(secret: &[u8]) -> bool {
+    CURSOR_KEY.set(Sha256::digest(secret).into()).is_ok()
+}
+
+fn cursor_mac() -> Hmac<Sha256> {
+    let key = CURSOR_KEY.get_or_init(rand::random);
+    Hmac::<Sha256>::new_from_slice(key).expect("HMAC takes a key of any length")
+}
+
 pub fn encode_cursor<P: Serialize>(position: &P) -> String {
     let json = serde_json::to_vec(position).expect("cursor positions serialize");
-    URL_SAFE_NO_PAD.encode(json)
+    let mut mac = cursor_mac();
+    mac.update(&json);
+    let tag = mac.finalize().into_bytes();
+    format!("{}.{}", URL_SAFE_NO_PAD.encode(&json), URL_SAFE_NO_PAD.encode(&tag[..TAG_BYTES]))
 }
 
 pub fn decode_cursor<P: DeserializeOwned>(cursor: &str) -> Result<P, Error> {
-    URL_SAFE_NO_PAD
-        .decode(cursor)
-        .ok()
-        .and_then(|json| serde_json::from_slice(&json).ok())
-        .ok_or_else(|| Error::BadRequest("cursor is not one this service issued".into()))
+    let forged = || Error::BadRequest("cursor is not one this service issued".into());
+    let (body, tag) = cursor.split_once('.').ok_or_else(forged)?;
+    let json = URL_SAFE_NO_PAD.decode(body).map_err(|_| forged())?;
+    let tag = URL_SAFE_NO_PAD.decode(tag).map_err(|_| forged())?;
+    let mut mac = cursor_mac();
+    mac.update(&json);
+    // Compared in constant time.
+    mac.verify_truncated_left(&tag).map_err(|_| forged())?;
+    if tag.len() != TAG_BYTES {
+        return Err(forged());
+    }
+    serde_json::from_slice(&json).map_err(|_| forged())
 }
 
 /// Builds a page from `limit + 1` fetched rows: the extra row only says another page exists.
@@ -112,6 +144,20 @@ mod tests {
         assert_eq!(decoded, ("2026-01-01T00:00:00".into(), "abc".into()));
         assert!(decode_cursor::<(String, String)>("not base64 !").is_err());
         assert!(decode_cursor::<i64>(&encode_cursor(&"text")).is_err());
+    }
+
+    #[test]
+    fn a_well_formed_cursor_without_this_services_signature_is_refused() {
+        let genuine = encode_cursor(&("2026-01-01T00:00:00", "abc"));
+        let (body, tag) = genuine.split_once('.').unwrap();
+        // Unsigned, as cursors were before they were signed: valid base64url JSON.
+        assert!(decode_cursor::<(String, String)>(body).is_err());
+        // A position of the client's choosing under the genuine tag.
+        let chosen = URL_SAFE_NO_PAD.encode(br#"["2026-01-01T00:00:00","zzz"]"#);
+        assert!(decode_cursor::<(String, String)>(&format!("{chosen}.{tag}")).is_err());
+        // A shortened tag.
+        assert!(decode_cursor::<(String, String)>(&format!("{body}.{}", &tag[..4])).is_err());
+        assert!(decode_cursor::<(String, String)>(&genuine).is_ok());
     }
 
     #[test]

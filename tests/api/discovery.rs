@@ -4,6 +4,8 @@
 use std::collections::HashSet;
 
 use axum::http::{Method, StatusCode};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
 use serde_json::Value;
 use sqlx::Executor;
 
@@ -137,6 +139,8 @@ async fn bad_discovery_parameters_are_4xx() {
         ("search=ab", StatusCode::UNPROCESSABLE_ENTITY),
         ("limit=0", StatusCode::UNPROCESSABLE_ENTITY),
         ("cursor=garbage", StatusCode::BAD_REQUEST),
+        // Well-formed but unsigned: a position of the client's choosing.
+        (&format!("sort=popular&cursor={}", URL_SAFE_NO_PAD.encode(br#"[0,"p001"]"#)), StatusCode::BAD_REQUEST),
         (&format!("sort=recent&cursor={cursor}"), StatusCode::BAD_REQUEST),
         ("owner=u1", StatusCode::BAD_REQUEST),
     ] {

@@ -43,6 +43,8 @@ async fn serve_on_the_embedded_default_answers_health_and_stops_the_cluster_on_s
     let body: serde_json::Value = response.json().await.unwrap();
     assert_eq!(body["status"], "healthy");
     assert!(dir.path().join("data/postmaster.pid").exists(), "the cluster is running");
+    let key = std::fs::metadata(dir.path().join("cursor.key")).expect("the cursor key is kept beside the cluster");
+    assert_eq!(std::os::unix::fs::PermissionsExt::mode(&key.permissions()) & 0o777, 0o600);
 
     kill(Pid::from_raw(child.id().unwrap() as i32), Signal::SIGTERM).unwrap();
     let status = tokio::time::timeout(Duration::from_secs(30), child.wait()).await.unwrap().unwrap();
