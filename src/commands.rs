@@ -142,13 +142,9 @@ pub async fn migrate(settings: Settings) -> anyhow::Result<()> {
     if let Some(adoption) = &report.adoption {
         println!(
             "carried over: {} projects' counters, views and flags ({} where the legacy likes/forks disagreed; the \
-             larger was kept), {} usage rows' project, model and cost, {} messages renumbered in createdAt order, {} \
-             files' sizes and checksums recomputed",
-            adoption.projects,
-            adoption.counter_disagreements,
-            adoption.usage_rows,
-            adoption.messages,
-            adoption.files_recomputed
+             larger was kept), {} usage rows' project, model and cost, {} messages' tokens and cursors (renumbered in \
+             createdAt order); every file's size and checksum recomputed from its content",
+            adoption.projects, adoption.counter_disagreements, adoption.usage_rows, adoption.messages
         );
     }
     for issue in &report.issues {

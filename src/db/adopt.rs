@@ -121,9 +121,37 @@ pub struct Adoption {
     /// value was kept.
     pub counter_disagreements: u64,
     pub usage_rows: u64,
+    /// Messages whose tokens or SERIAL cursor were kept.
     pub messages: u64,
-    pub files_recomputed: u64,
 }
+
+/// The rows kept aside before migration 2, per table.
+#[derive(Debug, Default)]
+pub struct Kept(BTreeMap<&'static str, u64>);
+
+impl Kept {
+    fn rows(&self, table: &str) -> u64 {
+        self.0.get(table).copied().unwrap_or(0)
+    }
+}
+
+/// How each kept column is put back, on the migrated row `t` from its kept value `k`. Migration
+/// 2 folded the legacy likes/forks into the counters; of the two, the larger stands. A usage
+/// row whose project is gone keeps its usage unattributed, as ON DELETE SET NULL would.
+const RESTORED: &[(&str, &str, &str)] = &[
+    ("Project", "likeCount", r#"GREATEST(t."likeCount", k."likeCount", 0)"#),
+    ("Project", "forkCount", r#"GREATEST(t."forkCount", k."forkCount", 0)"#),
+    ("Project", "viewCount", r#"GREATEST(k."viewCount", 0)"#),
+    ("Project", "isFeatured", r#"k."isFeatured""#),
+    ("Project", "previewUrl", r#"k."previewUrl""#),
+    ("TokenUsage", "projectId", r#"(SELECT p."id" FROM "Project" p WHERE p."id" = k."projectId")"#),
+    ("TokenUsage", "model", r#"COALESCE(NULLIF(k."model", ''), 'unknown')"#),
+    ("TokenUsage", "cost", r#"GREATEST(round(k."cost"::numeric, 6), 0)"#),
+    ("Message", "tokens", r#"GREATEST(k."tokens", 0)"#),
+];
+
+/// The tables whose optimized values are kept aside, all keyed by "id".
+const KEPT_TABLES: [&str; 3] = ["Project", "TokenUsage", "Message"];
 
 /// Reads the Phase-2 tables' columns and indexes and decides what state they are in, or
 /// refuses one it cannot adopt. Changes nothing (its scratch schema is rolled back).
@@ -226,25 +254,28 @@ async fn baseline_columns(conn: &mut PgConnection) -> anyhow::Result<BTreeMap<(S
 
 /// Before migration 2, in its transaction: keeps the optimized values aside (temporary tables
 /// that go with the commit) and takes the database back to the baseline's shape.
-pub async fn before_baseline_upgrade(tx: &mut PgConnection, state: &Phase2State) -> anyhow::Result<()> {
+pub async fn before_baseline_upgrade(tx: &mut PgConnection, state: &Phase2State) -> anyhow::Result<Kept> {
     for index in &state.indexes_to_drop {
         tx.execute(sqlx::raw_sql(&format!(r#"DROP INDEX IF EXISTS "{index}""#))).await?;
         tracing::info!(%index, "dropped an index of the report's script");
     }
-    for (table, key) in [("Project", "id"), ("TokenUsage", "id"), ("Message", "id")] {
-        let kept: Vec<&str> = OPTIMIZED_COLUMNS
+    let mut kept = Kept::default();
+    for table in KEPT_TABLES {
+        let columns: Vec<String> = OPTIMIZED_COLUMNS
             .iter()
             .filter(|(t, c, _)| *t == table && state.has(t, c))
-            .map(|(_, column, _)| *column)
+            .map(|(_, column, _)| format!(r#""{column}""#))
             .collect();
-        if kept.is_empty() {
+        if columns.is_empty() {
             continue;
         }
-        let list = kept.iter().map(|column| format!(r#""{column}""#)).collect::<Vec<_>>().join(", ");
-        tx.execute(sqlx::raw_sql(&format!(
-            r#"CREATE TEMPORARY TABLE "kept_{table}" ON COMMIT DROP AS SELECT "{key}", {list} FROM "{table}""#
-        )))
-        .await?;
+        let created = tx
+            .execute(sqlx::raw_sql(&format!(
+                r#"CREATE TEMPORARY TABLE "kept_{table}" ON COMMIT DROP AS SELECT "id", {} FROM "{table}""#,
+                columns.join(", ")
+            )))
+            .await?;
+        kept.0.insert(table, created.rows_affected());
     }
     for (table, column, baseline) in &state.drifted_columns {
         let default = match &baseline.default {
@@ -262,82 +293,54 @@ pub async fn before_baseline_upgrade(tx: &mut PgConnection, state: &Phase2State)
         // CASCADE takes the report's indexes on the column, and the SERIAL's sequence, with it.
         tx.execute(sqlx::raw_sql(&format!(r#"ALTER TABLE "{table}" DROP COLUMN "{column}" CASCADE"#))).await?;
     }
-    Ok(())
+    Ok(kept)
 }
 
-/// After migration 2, in its transaction: puts the kept values back.
-pub async fn after_baseline_upgrade(tx: &mut PgConnection, state: &Phase2State) -> anyhow::Result<Adoption> {
-    let mut adoption =
-        Adoption { state: state.describe(), indexes_dropped: state.indexes_to_drop.clone(), ..Adoption::default() };
-    let restore = |table: &str, column: &str| state.has(table, column);
-
-    // Migration 2 folded the legacy likes/forks into the counters; of the two, the larger stands.
+/// After migration 2, in its transaction: puts the kept values back, touching only the rows
+/// whose values differ.
+pub async fn after_baseline_upgrade(
+    tx: &mut PgConnection,
+    state: &Phase2State,
+    kept: &Kept,
+) -> anyhow::Result<Adoption> {
     let counters: Vec<&str> =
-        ["likeCount", "forkCount"].into_iter().filter(|column| restore("Project", column)).collect();
-    let mut project_sets: Vec<String> = counters
-        .iter()
-        .map(|column| format!(r#""{column}" = GREATEST(p."{column}", GREATEST(k."{column}", 0))"#))
-        .collect();
-    if !counters.is_empty() {
+        ["likeCount", "forkCount"].into_iter().filter(|column| state.has("Project", column)).collect();
+    let counter_disagreements = if counters.is_empty() {
+        0
+    } else {
         let differs: Vec<String> =
-            counters.iter().map(|column| format!(r#"p."{column}" <> GREATEST(k."{column}", 0)"#)).collect();
-        adoption.counter_disagreements = sqlx::query_scalar::<_, i64>(&format!(
-            r#"SELECT count(*) FROM "Project" p JOIN "kept_Project" k ON k."id" = p."id" WHERE {}"#,
+            counters.iter().map(|column| format!(r#"t."{column}" <> GREATEST(k."{column}", 0)"#)).collect();
+        sqlx::query_scalar::<_, i64>(&format!(
+            r#"SELECT count(*) FROM "Project" t JOIN "kept_Project" k ON k."id" = t."id" WHERE {}"#,
             differs.join(" OR ")
         ))
         .fetch_one(&mut *tx)
-        .await? as u64;
-    }
-    if restore("Project", "viewCount") {
-        project_sets.push(r#""viewCount" = GREATEST(k."viewCount", 0)"#.into());
-    }
-    if restore("Project", "isFeatured") {
-        project_sets.push(r#""isFeatured" = k."isFeatured""#.into());
-    }
-    if restore("Project", "previewUrl") {
-        project_sets.push(r#""previewUrl" = k."previewUrl""#.into());
-    }
-    if !project_sets.is_empty() {
-        let result = tx
-            .execute(sqlx::raw_sql(&format!(
-                r#"UPDATE "Project" p SET {} FROM "kept_Project" k WHERE k."id" = p."id""#,
-                project_sets.join(", ")
-            )))
-            .await?;
-        adoption.projects = result.rows_affected();
-    }
+        .await? as u64
+    };
 
-    let mut usage_sets = Vec::new();
-    if restore("TokenUsage", "projectId") {
-        // A project deleted since keeps its usage, unattributed, as ON DELETE SET NULL would.
-        usage_sets.push(r#""projectId" = p."id""#.to_owned());
-    }
-    if restore("TokenUsage", "model") {
-        usage_sets.push(r#""model" = COALESCE(NULLIF(k."model", ''), 'unknown')"#.into());
-    }
-    if restore("TokenUsage", "cost") {
-        usage_sets.push(r#""cost" = GREATEST(round(k."cost"::numeric, 6), 0)"#.into());
-    }
-    if !usage_sets.is_empty() {
-        let projects =
-            if restore("TokenUsage", "projectId") { r#"LEFT JOIN "Project" p ON p."id" = k."projectId""# } else { "" };
-        let result = tx
-            .execute(sqlx::raw_sql(&format!(
-                r#"UPDATE "TokenUsage" t SET {} FROM "kept_TokenUsage" k {projects} WHERE k."id" = t."id""#,
-                usage_sets.join(", ")
-            )))
-            .await?;
-        adoption.usage_rows = result.rows_affected();
-    }
-
-    if restore("Message", "tokens") {
-        tx.execute(sqlx::raw_sql(
-            r#"UPDATE "Message" m SET "tokens" = GREATEST(k."tokens", 0) FROM "kept_Message" k
-               WHERE k."id" = m."id" AND k."tokens" IS DISTINCT FROM m."tokens""#,
-        ))
+    for table in KEPT_TABLES {
+        let restored: Vec<(&str, &str)> = RESTORED
+            .iter()
+            .filter(|(t, c, _)| *t == table && state.has(t, c))
+            .map(|(_, column, expression)| (*column, *expression))
+            .collect();
+        if restored.is_empty() {
+            continue;
+        }
+        let sets: Vec<String> = restored.iter().map(|(column, value)| format!(r#""{column}" = {value}"#)).collect();
+        let current: Vec<String> = restored.iter().map(|(column, _)| format!(r#"t."{column}""#)).collect();
+        let values: Vec<&str> = restored.iter().map(|(_, value)| *value).collect();
+        tx.execute(sqlx::raw_sql(&format!(
+            r#"UPDATE "{table}" t SET {} FROM "kept_{table}" k
+               WHERE k."id" = t."id" AND ({}) IS DISTINCT FROM ({})"#,
+            sets.join(", "),
+            current.join(", "),
+            values.join(", ")
+        )))
         .await?;
     }
-    if restore("Message", "cursor") {
+
+    if state.has("Message", "cursor") {
         // Cursors were renumbered in createdAt order; the sequence goes on past both numberings.
         tx.execute(sqlx::raw_sql(
             r#"SELECT setval('"Message_cursor_seq"',
@@ -346,9 +349,12 @@ pub async fn after_baseline_upgrade(tx: &mut PgConnection, state: &Phase2State) 
         ))
         .await?;
     }
-    adoption.messages =
-        sqlx::query_scalar::<_, i64>(r#"SELECT count(*) FROM "Message""#).fetch_one(&mut *tx).await? as u64;
-    adoption.files_recomputed =
-        sqlx::query_scalar::<_, i64>(r#"SELECT count(*) FROM "ProjectFile""#).fetch_one(&mut *tx).await? as u64;
-    Ok(adoption)
+    Ok(Adoption {
+        state: state.describe(),
+        indexes_dropped: state.indexes_to_drop.clone(),
+        projects: kept.rows("Project"),
+        counter_disagreements,
+        usage_rows: kept.rows("TokenUsage"),
+        messages: kept.rows("Message"),
+    })
 }

@@ -144,15 +144,18 @@ async fn run_locked(conn: &mut PgConnection) -> anyhow::Result<Report> {
         if migration.transactional() {
             let mut tx = conn.begin().await?;
             let adopting = phase2.as_ref().filter(|state| migration.version == 2 && state.is_optimized());
-            if let Some(state) = adopting {
-                tracing::info!(state = %state.describe(), "adopting an optimized Phase-2 database");
-                adopt::before_baseline_upgrade(&mut tx, state).await?;
-            }
+            let kept = match adopting {
+                Some(state) => {
+                    tracing::info!(state = %state.describe(), "adopting an optimized Phase-2 database");
+                    Some(adopt::before_baseline_upgrade(&mut tx, state).await?)
+                }
+                None => None,
+            };
             tx.execute(sqlx::raw_sql(migration.sql))
                 .await
                 .with_context(|| format!("migration {} ({}) failed", migration.version, migration.name))?;
-            if let Some(state) = adopting {
-                report.adoption = Some(adopt::after_baseline_upgrade(&mut tx, state).await?);
+            if let (Some(state), Some(kept)) = (adopting, &kept) {
+                report.adoption = Some(adopt::after_baseline_upgrade(&mut tx, state, kept).await?);
             }
             let elapsed = started.elapsed().as_secs_f64() * 1000.0;
             record(&mut tx, migration, "applied", elapsed).await?;
