@@ -28,12 +28,17 @@ pub async fn recent(db: impl PgExecutor<'_>, keys: &[String], window: Duration) 
         .collect())
 }
 
-/// Takes the key's advisory lock until the transaction ends: attempts on one key queue here,
-/// so each sees the failures of those before it.
-pub async fn lock(tx: &mut PgConnection, key: &str) -> sqlx::Result<()> {
-    sqlx::query!(r#"SELECT pg_advisory_xact_lock(hashtextextended($1, 0))::text AS "locked""#, key)
-        .fetch_one(&mut *tx)
-        .await?;
+/// Takes each key's advisory lock until the transaction ends, in one round trip: attempts on a
+/// key queue here, so each sees the failures of those before it. The locks are taken in the
+/// order of `keys` (the function scan yields the array in order).
+pub async fn lock(tx: &mut PgConnection, keys: &[String]) -> sqlx::Result<()> {
+    sqlx::query!(
+        r#"SELECT count(pg_advisory_xact_lock(hashtextextended(k, 0))) AS "locked!"
+           FROM unnest($1::text[]) AS k"#,
+        keys
+    )
+    .fetch_one(&mut *tx)
+    .await?;
     Ok(())
 }
 
@@ -55,13 +60,16 @@ pub async fn record(db: impl PgExecutor<'_>, keys: &[String], window: Duration, 
     Ok(())
 }
 
-/// Removes one attempt's rows: the attempt succeeded.
-pub async fn forget_attempt(db: impl PgExecutor<'_>, attempt: &str) -> sqlx::Result<()> {
-    sqlx::query!(r#"DELETE FROM "LoginFailure" WHERE "attempt" = $1"#, attempt).execute(db).await?;
-    Ok(())
-}
-
-pub async fn clear(db: impl PgExecutor<'_>, key: &str) -> sqlx::Result<()> {
-    sqlx::query!(r#"DELETE FROM "LoginFailure" WHERE "key" = $1"#, key).execute(db).await?;
+/// A successful attempt: removes its own rows under `keys`, and every failure of `forgiven`,
+/// in one statement served by the key index.
+pub async fn forget(db: impl PgExecutor<'_>, keys: &[String], attempt: &str, forgiven: &str) -> sqlx::Result<()> {
+    sqlx::query!(
+        r#"DELETE FROM "LoginFailure" WHERE "key" = ANY($1) AND ("attempt" = $2 OR "key" = $3)"#,
+        keys,
+        attempt,
+        forgiven
+    )
+    .execute(db)
+    .await?;
     Ok(())
 }

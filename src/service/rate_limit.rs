@@ -32,9 +32,7 @@ pub struct Reservation(String);
 /// attempts never wait on each other in a cycle.
 pub async fn reserve(pool: &PgPool, keys: &[String], limit: i64) -> Result<Reservation> {
     let mut tx = pool.begin().await?;
-    for key in keys {
-        login_failures::lock(&mut tx, key).await?;
-    }
+    login_failures::lock(&mut tx, keys).await?;
     let counts = login_failures::recent(&mut *tx, keys, WINDOW).await?;
     let blocked = counts.iter().filter(|count| count.failures >= limit);
     if let Some(retry_after_secs) = blocked.map(|count| count.seconds_until_oldest_expires).max() {
@@ -49,7 +47,6 @@ pub async fn reserve(pool: &PgPool, keys: &[String], limit: i64) -> Result<Reser
 /// A successful login takes its own reservation back and forgives the e-mail's failures; the
 /// address keeps its count.
 pub async fn succeeded(pool: &PgPool, keys: &[String; 2], reservation: Reservation) -> Result<()> {
-    login_failures::forget_attempt(pool, &reservation.0).await?;
-    login_failures::clear(pool, &keys[0]).await?;
+    login_failures::forget(pool, keys, &reservation.0, &keys[0]).await?;
     Ok(())
 }
