@@ -1,6 +1,9 @@
 -- Upgrade the Phase-2 schema to the optimized schema of DESIGN.md §4, in place and without
--- data loss. Runs in one transaction. Indexes on tables that may already hold data are built
--- by the next, non-transactional migration with CREATE INDEX CONCURRENTLY.
+-- data loss. Runs in two transactions around the marker line below: the first changes the
+-- schema and adds the computed columns empty, then `vibing2 migrate` fills them in batches
+-- (src/db/backfill.rs: file sizes and checksums, message cursors), and the second makes them
+-- NOT NULL and builds the materialized views. Indexes on tables that may already hold data are
+-- built by the next, non-transactional migration with CREATE INDEX CONCURRENTLY.
 
 CREATE EXTENSION IF NOT EXISTS pg_trgm;
 
@@ -111,27 +114,17 @@ COMMENT ON COLUMN "Project"."currentCode" IS
 ------------------------------------------------------------------------------------------------
 -- ProjectFile: size and SHA-256 checksum, computed by the server.
 ------------------------------------------------------------------------------------------------
+-- Both are filled by the backfill, then made NOT NULL below the marker.
 ALTER TABLE "ProjectFile"
     ADD COLUMN "size" INTEGER,
-    ADD COLUMN "checksum" TEXT;
-UPDATE "ProjectFile" SET
-    "size" = octet_length("content"),
-    "checksum" = encode(sha256(convert_to("content", 'UTF8')), 'hex');
-ALTER TABLE "ProjectFile"
-    ALTER COLUMN "size" SET NOT NULL,
-    ALTER COLUMN "checksum" SET NOT NULL,
+    ADD COLUMN "checksum" TEXT,
     ALTER COLUMN "createdAt" SET DEFAULT (now() AT TIME ZONE 'UTC'),
     ALTER COLUMN "updatedAt" SET DEFAULT (now() AT TIME ZONE 'UTC'),
-    ADD CONSTRAINT "ProjectFile_size_check" CHECK ("size" >= 0),
-    ADD CONSTRAINT "ProjectFile_checksum_check" CHECK ("checksum" ~ '^[0-9a-f]{64}$'),
     ADD CONSTRAINT "ProjectFile_path_check" CHECK (octet_length("path") BETWEEN 1 AND 255);
 
 -- The deprecated currentCode becomes index.html where a project has no files yet.
-INSERT INTO "ProjectFile" ("id", "projectId", "path", "content", "language", "size", "checksum",
-                           "createdAt", "updatedAt")
-SELECT 'mig_' || p."id", p."id", 'index.html', p."currentCode", 'html',
-       octet_length(p."currentCode"), encode(sha256(convert_to(p."currentCode", 'UTF8')), 'hex'),
-       p."updatedAt", p."updatedAt"
+INSERT INTO "ProjectFile" ("id", "projectId", "path", "content", "language", "createdAt", "updatedAt")
+SELECT 'mig_' || p."id", p."id", 'index.html', p."currentCode", 'html', p."updatedAt", p."updatedAt"
 FROM "Project" p
 WHERE p."currentCode" IS NOT NULL AND p."currentCode" <> ''
   AND NOT EXISTS (SELECT 1 FROM "ProjectFile" f WHERE f."projectId" = p."id");
@@ -143,16 +136,12 @@ WHERE p."currentCode" IS NOT NULL
 ------------------------------------------------------------------------------------------------
 -- Message: a monotonically increasing cursor for keyset pagination, and token counts.
 ------------------------------------------------------------------------------------------------
+-- The cursor is numbered in (createdAt, id) order by the backfill; its sequence is set below
+-- the marker.
 CREATE SEQUENCE "Message_cursor_seq" AS BIGINT;
 ALTER TABLE "Message" ADD COLUMN "cursor" BIGINT, ADD COLUMN "tokens" INTEGER NOT NULL DEFAULT 0;
-UPDATE "Message" m SET "cursor" = ordered.position
-FROM (SELECT "id", row_number() OVER (ORDER BY "createdAt", "id") AS position FROM "Message") ordered
-WHERE m."id" = ordered."id";
-SELECT setval('"Message_cursor_seq"', COALESCE((SELECT max("cursor") FROM "Message"), 0) + 1, false);
 ALTER SEQUENCE "Message_cursor_seq" OWNED BY "Message"."cursor";
 ALTER TABLE "Message"
-    ALTER COLUMN "cursor" SET DEFAULT nextval('"Message_cursor_seq"'),
-    ALTER COLUMN "cursor" SET NOT NULL,
     ALTER COLUMN "createdAt" SET DEFAULT (now() AT TIME ZONE 'UTC'),
     ADD CONSTRAINT "Message_role_check" CHECK ("role" IN ('user', 'assistant', 'system')) NOT VALID,
     ADD CONSTRAINT "Message_tokens_check" CHECK ("tokens" >= 0);
@@ -196,7 +185,7 @@ ALTER TABLE "CollaborationInvite"
     ADD CONSTRAINT "CollaborationInvite_not_self_check" CHECK ("fromUserId" <> "toUserId");
 
 ------------------------------------------------------------------------------------------------
--- New tables: likes (a user likes a project once) and competitions.
+-- New tables: likes (a user likes a project once), competitions, and view refreshes.
 ------------------------------------------------------------------------------------------------
 CREATE TABLE "ProjectLike" (
     "projectId" TEXT NOT NULL REFERENCES "Project"("id") ON DELETE CASCADE ON UPDATE CASCADE,
@@ -217,15 +206,16 @@ CREATE TABLE "Competition" (
     CONSTRAINT "Competition_title_check" CHECK (char_length("title") BETWEEN 1 AND 200)
 );
 
-------------------------------------------------------------------------------------------------
--- Materialized views, and when each was last refreshed.
-------------------------------------------------------------------------------------------------
 CREATE TABLE "ViewRefresh" (
     "viewName" TEXT PRIMARY KEY,
     "refreshedAt" TIMESTAMP(3) NOT NULL,
     "durationMs" DOUBLE PRECISION NOT NULL
 );
 
+-- vibing2:backfill
+------------------------------------------------------------------------------------------------
+-- Materialized views, built from the complete data, and when each was last refreshed.
+------------------------------------------------------------------------------------------------
 -- Daily usage per user, endpoint and model, for complete UTC days before the refresh. Reads
 -- add live rows from the refresh day on, so a summary is exact however stale the view is.
 CREATE MATERIALIZED VIEW user_token_summary AS
@@ -267,3 +257,17 @@ LEFT JOIN (SELECT "projectId", count(*) AS "collaboratorCount"
 INSERT INTO "ViewRefresh" ("viewName", "refreshedAt", "durationMs")
 VALUES ('user_token_summary', now() AT TIME ZONE 'UTC', 0),
        ('project_stats', now() AT TIME ZONE 'UTC', 0);
+
+------------------------------------------------------------------------------------------------
+-- The computed columns are complete. Last, so their tables are locked only for these checks.
+------------------------------------------------------------------------------------------------
+ALTER TABLE "ProjectFile"
+    ALTER COLUMN "size" SET NOT NULL,
+    ALTER COLUMN "checksum" SET NOT NULL,
+    ADD CONSTRAINT "ProjectFile_size_check" CHECK ("size" >= 0),
+    ADD CONSTRAINT "ProjectFile_checksum_check" CHECK ("checksum" ~ '^[0-9a-f]{64}$');
+
+SELECT setval('"Message_cursor_seq"', COALESCE((SELECT max("cursor") FROM "Message"), 0) + 1, false);
+ALTER TABLE "Message"
+    ALTER COLUMN "cursor" SET DEFAULT nextval('"Message_cursor_seq"'),
+    ALTER COLUMN "cursor" SET NOT NULL;

@@ -16,12 +16,19 @@ pub enum Command {
     /// Run the HTTP API. Without DATABASE_URL it starts the embedded PostgreSQL cluster.
     Serve,
     /// Bring the database to the current schema: a fresh one, or a Phase-2 (Prisma) one.
-    Migrate,
+    Migrate(MigrateCommand),
     /// Refresh the materialized views once (project_stats, user_token_summary).
     RefreshViews,
     /// Seed two databases beside DATABASE_URL and measure the before/after table; or seed
     /// one database; or load a running service over HTTP.
     Bench(BenchCommand),
+}
+
+#[derive(Debug, Args)]
+pub struct MigrateCommand {
+    /// Rows per batch when a migration fills computed columns; each batch commits on its own.
+    #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(i64).range(1..=1_000_000))]
+    pub batch_rows: i64,
 }
 
 #[derive(Debug, Args)]

@@ -55,7 +55,7 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
 async fn run_server(settings: Settings, url: &SecretString) -> anyhow::Result<()> {
     let pool = db::connect(&settings.database, url).await?;
     if settings.database.migrate_on_start {
-        apply_migrations(&settings, url).await?;
+        apply_migrations(&settings, url, migrate::Options::default()).await?;
     }
     if settings.redis.url.is_none() {
         tracing::info!("REDIS_URL is unset: no shared cache tier");
@@ -119,19 +119,13 @@ fn configure_cursor_key(settings: &Settings, embedded: bool) -> anyhow::Result<(
 }
 
 /// `vibing2 migrate`: print what was applied, adopted and reported.
-pub async fn migrate(settings: Settings) -> anyhow::Result<()> {
+pub async fn migrate(settings: Settings, batch_rows: i64) -> anyhow::Result<()> {
     let database = Database::open(&settings).await?;
-    let outcome = apply_migrations(&settings, &database.url).await;
+    let outcome = apply_migrations(&settings, &database.url, migrate::Options { batch_rows }).await;
     database.close().await;
     let report = outcome?;
-    if report.adopted_phase2 {
-        println!("adopted the existing Phase-2 (Prisma) schema as migration 1");
-    }
-    if let Some(adoption) = &report.adoption {
-        println!("found: {}", adoption.state);
-        if !adoption.indexes_dropped.is_empty() {
-            println!("dropped the report's indexes: {}", adoption.indexes_dropped.join(", "));
-        }
+    if let Some(version) = report.resumed {
+        println!("resumed migration {version:04}, which an earlier run had left part-way");
     }
     for (version, name, elapsed_ms) in &report.applied {
         println!("applied {version:04} {name} in {elapsed_ms:.0} ms");
@@ -139,12 +133,30 @@ pub async fn migrate(settings: Settings) -> anyhow::Result<()> {
     if report.is_noop() {
         println!("the schema is current (version {}); nothing to do", migrate::latest_version());
     }
+    println!("summary:");
+    let state = match (&report.adoption, report.adopted_phase2) {
+        (Some(adoption), _) => adoption.state.clone(),
+        (None, true) => "Prisma's init_postgresql schema".to_owned(),
+        (None, false) => "a database of this service (or an empty one)".to_owned(),
+    };
+    println!("  found: {state}");
+    if report.adopted_phase2 {
+        println!("  adopted: the Phase-2 (Prisma) schema as migration 1");
+    }
     if let Some(adoption) = &report.adoption {
+        if !adoption.indexes_dropped.is_empty() {
+            println!("  dropped the report's indexes: {}", adoption.indexes_dropped.join(", "));
+        }
         println!(
-            "carried over: {} projects' counters, views and flags ({} where the legacy likes/forks disagreed; the \
-             larger was kept), {} usage rows' project, model and cost, {} messages' tokens and cursors (renumbered in \
-             createdAt order); every file's size and checksum recomputed from its content",
+            "  carried over: {} projects' counters, views and flags ({} where the legacy likes/forks disagreed; the \
+             larger was kept), {} usage rows' project, model and cost, {} messages' tokens",
             adoption.projects, adoption.counter_disagreements, adoption.usage_rows, adoption.messages
+        );
+    }
+    for filled in &report.backfilled {
+        println!(
+            "  filled {}: {} rows walked, {} changed by this run, in {:.0} ms",
+            filled.name, filled.walked, filled.changed, filled.elapsed_ms
         );
     }
     for issue in &report.issues {
@@ -235,10 +247,14 @@ pub async fn bench(settings: Settings, command: BenchCommand) -> anyhow::Result<
 
 /// Migrations run on their own connection, without the pool's statement timeout: an index
 /// build on a large table may take longer than any request should.
-async fn apply_migrations(settings: &Settings, url: &SecretString) -> anyhow::Result<migrate::Report> {
-    let options = db::connect_options(&settings.database, url)?.options([("statement_timeout", "0")]);
-    let mut conn = options.connect().await.context("cannot connect to run migrations")?;
-    migrate::run(&mut conn).await
+async fn apply_migrations(
+    settings: &Settings,
+    url: &SecretString,
+    options: migrate::Options,
+) -> anyhow::Result<migrate::Report> {
+    let connect = db::connect_options(&settings.database, url)?.options([("statement_timeout", "0")]);
+    let mut conn = connect.connect().await.context("cannot connect to run migrations")?;
+    migrate::run_with(&mut conn, options).await
 }
 
 /// Resolves on SIGINT or SIGTERM.

@@ -17,7 +17,7 @@ async fn main() -> ExitCode {
     };
     let outcome = match cli.command {
         Command::Serve => vibing2::commands::serve(settings).await,
-        Command::Migrate => vibing2::commands::migrate(settings).await,
+        Command::Migrate(command) => vibing2::commands::migrate(settings, command.batch_rows).await,
         Command::RefreshViews => vibing2::commands::refresh_views(settings).await,
         Command::Bench(bench) => vibing2::commands::bench(settings, bench).await,
     };

@@ -8,19 +8,24 @@
 //! baseline nor the baseline plus known optimized columns (of the types the report gave them)
 //! is refused before anything changes.
 //!
-//! Adoption runs in migration 2's transaction. Before it, the optimized columns' values are
-//! kept aside in temporary tables and the columns, with the report's indexes, are dropped, so
-//! migration 2 meets the baseline it was written for. After it, the kept values are put back:
-//! the counters (the larger of the report's counter and the legacy one), views, featured
-//! flags, preview URLs, the usage's project, model and cost, and the message sequence carried
-//! on past the last SERIAL value. Sizes and checksums are recomputed from the content by
-//! migration 2 itself; message cursors are renumbered in `createdAt` order, the keyset order.
+//! Adoption wraps migration 2. In its first transaction, before the migration's own DDL, the
+//! report's indexes are dropped and each optimized column whose value is kept is renamed
+//! `_adopted_<name>` (a catalog change: no row is copied); the report's file sizes and
+//! checksums are dropped, since the backfill recomputes them all. Migration 2 then meets the
+//! baseline it was written for. Its backfill phase puts the kept values back in batches
+//! ([`restores`]): the counters (the larger of the report's counter and the legacy one),
+//! views, featured flags, preview URLs, the usage's project, model and cost, and the message
+//! tokens. In its second transaction the message sequence is carried on past the last SERIAL
+//! value and the `_adopted_` columns are dropped. Message cursors are renumbered in
+//! `createdAt` order, the keyset order, by migration 2's own backfill.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use anyhow::{bail, Context};
+use serde::{Deserialize, Serialize};
 use sqlx::{Executor, PgConnection, Row};
 
+use super::backfill::Backfill;
 use super::migrate::{MIGRATIONS, PHASE2_TABLES};
 
 /// The columns the report's optimized schema adds, and the types it may have given them.
@@ -69,7 +74,7 @@ pub const REPORT_INDEXES: &[&str] = &[
 ];
 
 /// What the catalog showed: the optimized columns present and the indexes to drop.
-#[derive(Debug, Default, Clone)]
+#[derive(Debug, Default, Clone, Serialize, Deserialize)]
 pub struct Phase2State {
     pub optimized_columns: BTreeSet<(String, String)>,
     pub indexes_to_drop: Vec<String>,
@@ -79,7 +84,7 @@ pub struct Phase2State {
 }
 
 /// A column as the catalog describes it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Column {
     pub data_type: String,
     pub default: Option<String>,
@@ -112,7 +117,7 @@ impl Phase2State {
 }
 
 /// What adoption carried over, for the migrate log.
-#[derive(Debug, Default, Clone)]
+#[derive(Debug, Default, Clone, Serialize, Deserialize)]
 pub struct Adoption {
     pub state: String,
     pub indexes_dropped: Vec<String>,
@@ -125,33 +130,31 @@ pub struct Adoption {
     pub messages: u64,
 }
 
-/// The rows kept aside before migration 2, per table.
-#[derive(Debug, Default)]
-pub struct Kept(BTreeMap<&'static str, u64>);
-
-impl Kept {
-    fn rows(&self, table: &str) -> u64 {
-        self.0.get(table).copied().unwrap_or(0)
-    }
-}
-
-/// How each kept column is put back, on the migrated row `t` from its kept value `k`. Migration
-/// 2 folded the legacy likes/forks into the counters; of the two, the larger stands. A usage
-/// row whose project is gone keeps its usage unattributed, as ON DELETE SET NULL would.
+/// How each kept column is put back, on the migrated row `t` from its `_adopted_` column.
+/// Migration 2 folded the legacy likes/forks into the counters; of the two, the larger
+/// stands. A usage row whose project is gone keeps its usage unattributed, as ON DELETE SET
+/// NULL would.
 const RESTORED: &[(&str, &str, &str)] = &[
-    ("Project", "likeCount", r#"GREATEST(t."likeCount", k."likeCount", 0)"#),
-    ("Project", "forkCount", r#"GREATEST(t."forkCount", k."forkCount", 0)"#),
-    ("Project", "viewCount", r#"GREATEST(k."viewCount", 0)"#),
-    ("Project", "isFeatured", r#"k."isFeatured""#),
-    ("Project", "previewUrl", r#"k."previewUrl""#),
-    ("TokenUsage", "projectId", r#"(SELECT p."id" FROM "Project" p WHERE p."id" = k."projectId")"#),
-    ("TokenUsage", "model", r#"COALESCE(NULLIF(k."model", ''), 'unknown')"#),
-    ("TokenUsage", "cost", r#"GREATEST(round(k."cost"::numeric, 6), 0)"#),
-    ("Message", "tokens", r#"GREATEST(k."tokens", 0)"#),
+    ("Project", "likeCount", r#"GREATEST(t."likeCount", t."_adopted_likeCount", 0)"#),
+    ("Project", "forkCount", r#"GREATEST(t."forkCount", t."_adopted_forkCount", 0)"#),
+    ("Project", "viewCount", r#"GREATEST(t."_adopted_viewCount", 0)"#),
+    ("Project", "isFeatured", r#"COALESCE(t."_adopted_isFeatured", false)"#),
+    ("Project", "previewUrl", r#"t."_adopted_previewUrl""#),
+    ("TokenUsage", "projectId", r#"(SELECT p."id" FROM "Project" p WHERE p."id" = t."_adopted_projectId")"#),
+    ("TokenUsage", "model", r#"COALESCE(NULLIF(t."_adopted_model", ''), 'unknown')"#),
+    ("TokenUsage", "cost", r#"GREATEST(round(t."_adopted_cost"::numeric, 6), 0)"#),
+    ("Message", "tokens", r#"GREATEST(t."_adopted_tokens", 0)"#),
 ];
 
-/// The tables whose optimized values are kept aside, all keyed by "id".
+/// Kept for the sequence, not restored: the cursors are renumbered.
+const KEPT_FOR_SEQUENCE: (&str, &str) = ("Message", "cursor");
+
+/// The tables whose optimized values are kept, all keyed by "id".
 const KEPT_TABLES: [&str; 3] = ["Project", "TokenUsage", "Message"];
+
+fn kept(table: &str, column: &str) -> bool {
+    (table, column) == KEPT_FOR_SEQUENCE || RESTORED.iter().any(|(t, c, _)| *t == table && *c == column)
+}
 
 /// Reads the Phase-2 tables' columns and indexes and decides what state they are in, or
 /// refuses one it cannot adopt. Changes nothing (its scratch schema is rolled back).
@@ -252,30 +255,13 @@ async fn baseline_columns(conn: &mut PgConnection) -> anyhow::Result<BTreeMap<(S
     columns(conn, "'_vibing2_baseline'").await
 }
 
-/// Before migration 2, in its transaction: keeps the optimized values aside (temporary tables
-/// that go with the commit) and takes the database back to the baseline's shape.
-pub async fn before_baseline_upgrade(tx: &mut PgConnection, state: &Phase2State) -> anyhow::Result<Kept> {
+/// Before migration 2's DDL, in its first transaction: drops the report's indexes, renames
+/// the kept columns out of the way and drops the recomputed ones, so the database has the
+/// baseline's shape.
+pub async fn before_baseline_upgrade(tx: &mut PgConnection, state: &Phase2State) -> anyhow::Result<()> {
     for index in &state.indexes_to_drop {
         tx.execute(sqlx::raw_sql(&format!(r#"DROP INDEX IF EXISTS "{index}""#))).await?;
         tracing::info!(%index, "dropped an index of the report's script");
-    }
-    let mut kept = Kept::default();
-    for table in KEPT_TABLES {
-        let columns: Vec<String> = OPTIMIZED_COLUMNS
-            .iter()
-            .filter(|(t, c, _)| *t == table && state.has(t, c))
-            .map(|(_, column, _)| format!(r#""{column}""#))
-            .collect();
-        if columns.is_empty() {
-            continue;
-        }
-        let created = tx
-            .execute(sqlx::raw_sql(&format!(
-                r#"CREATE TEMPORARY TABLE "kept_{table}" ON COMMIT DROP AS SELECT "id", {} FROM "{table}""#,
-                columns.join(", ")
-            )))
-            .await?;
-        kept.0.insert(table, created.rows_affected());
     }
     for (table, column, baseline) in &state.drifted_columns {
         let default = match &baseline.default {
@@ -290,71 +276,122 @@ pub async fn before_baseline_upgrade(tx: &mut PgConnection, state: &Phase2State)
         .with_context(|| format!("setting {table}.{column} back to Prisma's definition"))?;
     }
     for (table, column) in &state.optimized_columns {
-        // CASCADE takes the report's indexes on the column, and the SERIAL's sequence, with it.
-        tx.execute(sqlx::raw_sql(&format!(r#"ALTER TABLE "{table}" DROP COLUMN "{column}" CASCADE"#))).await?;
+        if !kept(table, column) {
+            // CASCADE takes the column's other indexes and constraints with it.
+            tx.execute(sqlx::raw_sql(&format!(r#"ALTER TABLE "{table}" DROP COLUMN "{column}" CASCADE"#))).await?;
+            continue;
+        }
+        let sequence: Option<String> = sqlx::query_scalar("SELECT pg_get_serial_sequence($1, $2)")
+            .bind(format!(r#""{table}""#))
+            .bind(column)
+            .fetch_one(&mut *tx)
+            .await?;
+        let constraints: Vec<String> = sqlx::query_scalar(
+            r#"SELECT c.conname::text FROM pg_constraint c JOIN pg_attribute a
+                 ON a.attrelid = c.conrelid AND a.attnum = ANY(c.conkey)
+               WHERE c.conrelid = to_regclass($1) AND a.attname = $2"#,
+        )
+        .bind(format!(r#""{table}""#))
+        .bind(column)
+        .fetch_all(&mut *tx)
+        .await?;
+        for constraint in constraints {
+            tx.execute(sqlx::raw_sql(&format!(r#"ALTER TABLE "{table}" DROP CONSTRAINT "{constraint}""#))).await?;
+        }
+        tx.execute(sqlx::raw_sql(&format!(
+            r#"ALTER TABLE "{table}" ALTER COLUMN "{column}" DROP DEFAULT, ALTER COLUMN "{column}" DROP NOT NULL;
+               ALTER TABLE "{table}" RENAME COLUMN "{column}" TO "_adopted_{column}""#
+        )))
+        .await?;
+        if let Some(sequence) = sequence {
+            // The SERIAL's own sequence; migration 2 creates the service's, carried on later.
+            tx.execute(sqlx::raw_sql(&format!("DROP SEQUENCE {sequence}"))).await?;
+        }
     }
-    Ok(kept)
+    Ok(())
 }
 
-/// After migration 2, in its transaction: puts the kept values back, touching only the rows
-/// whose values differ.
-pub async fn after_baseline_upgrade(
-    tx: &mut PgConnection,
-    state: &Phase2State,
-    kept: &Kept,
-) -> anyhow::Result<Adoption> {
+/// After migration 2's DDL, in the same transaction: what the adoption will carry over, read
+/// before any value is restored.
+pub async fn summarize(tx: &mut PgConnection, state: &Phase2State) -> anyhow::Result<Adoption> {
     let counters: Vec<&str> =
         ["likeCount", "forkCount"].into_iter().filter(|column| state.has("Project", column)).collect();
     let counter_disagreements = if counters.is_empty() {
         0
     } else {
         let differs: Vec<String> =
-            counters.iter().map(|column| format!(r#"t."{column}" <> GREATEST(k."{column}", 0)"#)).collect();
-        sqlx::query_scalar::<_, i64>(&format!(
-            r#"SELECT count(*) FROM "Project" t JOIN "kept_Project" k ON k."id" = t."id" WHERE {}"#,
-            differs.join(" OR ")
-        ))
-        .fetch_one(&mut *tx)
-        .await? as u64
+            counters.iter().map(|column| format!(r#"t."{column}" <> GREATEST(t."_adopted_{column}", 0)"#)).collect();
+        sqlx::query_scalar::<_, i64>(&format!(r#"SELECT count(*) FROM "Project" t WHERE {}"#, differs.join(" OR ")))
+            .fetch_one(&mut *tx)
+            .await? as u64
     };
-
+    let mut rows = BTreeMap::new();
     for table in KEPT_TABLES {
-        let restored: Vec<(&str, &str)> = RESTORED
-            .iter()
-            .filter(|(t, c, _)| *t == table && state.has(t, c))
-            .map(|(_, column, expression)| (*column, *expression))
-            .collect();
-        if restored.is_empty() {
-            continue;
+        if state.optimized_columns.iter().any(|(t, c)| t == table && kept(t, c)) {
+            let count: i64 =
+                sqlx::query_scalar(&format!(r#"SELECT count(*) FROM "{table}""#)).fetch_one(&mut *tx).await?;
+            rows.insert(table, count as u64);
         }
-        let sets: Vec<String> = restored.iter().map(|(column, value)| format!(r#""{column}" = {value}"#)).collect();
-        let current: Vec<String> = restored.iter().map(|(column, _)| format!(r#"t."{column}""#)).collect();
-        let values: Vec<&str> = restored.iter().map(|(_, value)| *value).collect();
-        tx.execute(sqlx::raw_sql(&format!(
-            r#"UPDATE "{table}" t SET {} FROM "kept_{table}" k
-               WHERE k."id" = t."id" AND ({}) IS DISTINCT FROM ({})"#,
-            sets.join(", "),
-            current.join(", "),
-            values.join(", ")
-        )))
-        .await?;
     }
+    let rows_of = |table: &str| rows.get(table).copied().unwrap_or(0);
+    Ok(Adoption {
+        state: state.describe(),
+        indexes_dropped: state.indexes_to_drop.clone(),
+        projects: rows_of("Project"),
+        counter_disagreements,
+        usage_rows: rows_of("TokenUsage"),
+        messages: rows_of("Message"),
+    })
+}
 
-    if state.has("Message", "cursor") {
-        // Cursors were renumbered in createdAt order; the sequence goes on past both numberings.
+/// Migration 2's backfill phase puts the kept values back with these, one per table, touching
+/// only the rows whose values differ.
+pub fn restores(state: &Phase2State) -> Vec<Backfill> {
+    KEPT_TABLES
+        .into_iter()
+        .filter_map(|table| {
+            let restored: Vec<(&str, &str)> = RESTORED
+                .iter()
+                .filter(|(t, c, _)| *t == table && state.has(t, c))
+                .map(|(_, column, expression)| (*column, *expression))
+                .collect();
+            if restored.is_empty() {
+                return None;
+            }
+            let sets: Vec<String> = restored.iter().map(|(column, value)| format!(r#""{column}" = {value}"#)).collect();
+            let current: Vec<String> = restored.iter().map(|(column, _)| format!(r#"t."{column}""#)).collect();
+            let values: Vec<&str> = restored.iter().map(|(_, value)| *value).collect();
+            let columns: Vec<&str> = restored.iter().map(|(column, _)| *column).collect();
+            Some(Backfill {
+                name: format!("the report's {table} values ({})", columns.join(", ")),
+                prepare: None,
+                source: format!(r#""{table}""#),
+                update: format!(
+                    r#"UPDATE "{table}" t SET {} WHERE t."id" = ANY($1) AND ({}) IS DISTINCT FROM ({})"#,
+                    sets.join(", "),
+                    current.join(", "),
+                    values.join(", ")
+                ),
+                cleanup: None,
+            })
+        })
+        .collect()
+}
+
+/// In migration 2's second transaction, after its DDL: the message sequence goes on past
+/// both numberings, and the kept columns go.
+pub async fn finish(tx: &mut PgConnection, state: &Phase2State) -> anyhow::Result<()> {
+    let (table, column) = KEPT_FOR_SEQUENCE;
+    if state.has(table, column) {
         tx.execute(sqlx::raw_sql(
             r#"SELECT setval('"Message_cursor_seq"',
-                             GREATEST((SELECT max("cursor") FROM "kept_Message"),
+                             GREATEST((SELECT max("_adopted_cursor") FROM "Message"),
                                       (SELECT max("cursor") FROM "Message"), 0) + 1, false)"#,
         ))
         .await?;
     }
-    Ok(Adoption {
-        state: state.describe(),
-        indexes_dropped: state.indexes_to_drop.clone(),
-        projects: kept.rows("Project"),
-        counter_disagreements,
-        usage_rows: kept.rows("TokenUsage"),
-        messages: kept.rows("Message"),
-    })
+    for (table, column) in state.optimized_columns.iter().filter(|(t, c)| kept(t, c)) {
+        tx.execute(sqlx::raw_sql(&format!(r#"ALTER TABLE "{table}" DROP COLUMN "_adopted_{column}""#))).await?;
+    }
+    Ok(())
 }

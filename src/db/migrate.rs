@@ -4,7 +4,10 @@
 //! database it is applied; on a database Prisma already built it is *adopted* (recorded as
 //! applied without running), and the later migrations upgrade it in place. A migration whose
 //! first line is `-- vibing2:no-transaction` runs statement by statement outside a transaction
-//! (for `CREATE INDEX CONCURRENTLY`); its statements must be idempotent.
+//! (for `CREATE INDEX CONCURRENTLY`); its statements must be idempotent. A transactional
+//! migration with a `-- vibing2:backfill` line runs in two transactions with the batches of
+//! [`backfill`](super::backfill) between them; `_vibing2_migration_progress` records that its
+//! first part is done, so an interrupted run resumes at the batches.
 
 use std::time::Instant;
 
@@ -13,10 +16,17 @@ use sha2::{Digest, Sha256};
 use sqlx::{Connection, Executor, PgConnection};
 
 use super::adopt;
+use super::backfill::{self, Filled};
 
 /// Serialises concurrent `migrate` runs (two instances starting at once).
 const MIGRATION_LOCK_KEY: i64 = 0x7669_6269_6e67_0001;
 const NO_TRANSACTION_MARKER: &str = "-- vibing2:no-transaction";
+const BACKFILL_MARKER: &str = "\n-- vibing2:backfill\n";
+
+/// Migrations whose text was rewritten after databases applied it, with the checksums of the
+/// earlier texts. Each rewrite reaches the same schema, so those databases are current.
+/// Migration 2 ran in one transaction before its backfill was split out.
+const REWRITTEN: &[(i64, &str)] = &[(2, "75d19fb120ce5b0ca51e5a15c6cfd84fbb4652835caff57cb0eb0ac785b17fc3")];
 
 pub struct Migration {
     pub version: i64,
@@ -48,6 +58,18 @@ impl Migration {
         hex::encode(Sha256::digest(self.sql.as_bytes()))
     }
 
+    fn accepts(&self, checksum: &str) -> bool {
+        self.checksum() == checksum || REWRITTEN.contains(&(self.version, checksum))
+    }
+
+    /// The SQL before the backfill marker, and after it if there is one.
+    fn parts(&self) -> (&'static str, Option<&'static str>) {
+        match self.sql.split_once(BACKFILL_MARKER) {
+            Some((before, after)) => (before, Some(after)),
+            None => (self.sql, None),
+        }
+    }
+
     /// The statements of a no-transaction migration: split at `;` line ends, comments dropped.
     fn statements(&self) -> impl Iterator<Item = String> + '_ {
         self.sql
@@ -66,6 +88,10 @@ pub struct Report {
     /// What adopting an optimized Phase-2 database carried over, if one was adopted.
     pub adoption: Option<adopt::Adoption>,
     pub applied: Vec<(i64, &'static str, f64)>,
+    /// What the backfills filled, in order; a resumed migration's counts are this run's.
+    pub backfilled: Vec<Filled>,
+    /// The migration whose backfill an earlier, interrupted run had started, if any.
+    pub resumed: Option<i64>,
     /// Legacy values the upgrade could not carry over as they were (table `MigrationIssue`).
     pub issues: Vec<MigrationIssue>,
 }
@@ -85,24 +111,53 @@ impl Report {
     }
 }
 
+/// How `migrate` runs.
+#[derive(Debug, Clone, Copy)]
+pub struct Options {
+    /// Rows per backfill batch: smaller batches hold their row locks for less.
+    pub batch_rows: i64,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options { batch_rows: backfill::DEFAULT_BATCH_ROWS }
+    }
+}
+
+/// What an interrupted migration left for the next run, in `_vibing2_migration_progress`.
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
+struct Progress {
+    /// The Phase-2 state being adopted, and the summary read before its values were restored.
+    adoption: Option<(adopt::Phase2State, adopt::Adoption)>,
+}
+
 /// Brings the database to the latest schema. Safe to run again: a database that is current is
-/// left untouched.
+/// left untouched, and an interrupted run is resumed.
 pub async fn run(conn: &mut PgConnection) -> anyhow::Result<Report> {
+    run_with(conn, Options::default()).await
+}
+
+pub async fn run_with(conn: &mut PgConnection, options: Options) -> anyhow::Result<Report> {
+    anyhow::ensure!(options.batch_rows > 0, "the batch size must be at least one row");
     sqlx::query!(r#"SELECT pg_advisory_lock($1)::text AS "locked""#, MIGRATION_LOCK_KEY).fetch_one(&mut *conn).await?;
-    let result = run_locked(conn).await;
+    let result = run_locked(conn, options).await;
     sqlx::query!(r#"SELECT pg_advisory_unlock($1) AS "unlocked""#, MIGRATION_LOCK_KEY).fetch_one(&mut *conn).await?;
     result
 }
 
-async fn run_locked(conn: &mut PgConnection) -> anyhow::Result<Report> {
+async fn run_locked(conn: &mut PgConnection, options: Options) -> anyhow::Result<Report> {
+    let in_progress = read_progress(conn).await?;
     // A Phase-2 database that migration 2 has not upgraded yet is read first: a state that
-    // cannot be adopted stops here, before anything (even the ledger) is written.
-    let phase2 = if baseline_upgrade_pending(conn).await? && phase2_schema_present(conn).await? {
-        Some(adopt::inspect(conn).await?)
-    } else {
-        None
+    // cannot be adopted stops here, before anything (even the ledger) is written. A resumed
+    // upgrade reads the state it started from.
+    let phase2 = match in_progress.get(&2) {
+        Some(progress) => progress.adoption.as_ref().map(|(state, _)| state.clone()),
+        None if baseline_upgrade_pending(conn).await? && phase2_schema_present(conn).await? => {
+            Some(adopt::inspect(conn).await?)
+        }
+        None => None,
     };
-    conn.execute(
+    conn.execute(sqlx::raw_sql(
         r#"CREATE TABLE IF NOT EXISTS "_vibing2_migrations" (
                "version" BIGINT PRIMARY KEY,
                "name" TEXT NOT NULL,
@@ -110,8 +165,13 @@ async fn run_locked(conn: &mut PgConnection) -> anyhow::Result<Report> {
                "mode" TEXT NOT NULL CHECK ("mode" IN ('applied', 'adopted')),
                "appliedAt" TIMESTAMP(3) NOT NULL DEFAULT (now() AT TIME ZONE 'UTC'),
                "durationMs" DOUBLE PRECISION NOT NULL
+           );
+           CREATE TABLE IF NOT EXISTS "_vibing2_migration_progress" (
+               "version" BIGINT PRIMARY KEY,
+               "detail" JSONB NOT NULL,
+               "startedAt" TIMESTAMP(3) NOT NULL DEFAULT (now() AT TIME ZONE 'UTC')
            )"#,
-    )
+    ))
     .await?;
 
     let applied: Vec<(i64, String)> =
@@ -123,7 +183,7 @@ async fn run_locked(conn: &mut PgConnection) -> anyhow::Result<Report> {
             .collect();
     for (version, checksum) in &applied {
         match MIGRATIONS.iter().find(|m| m.version == *version) {
-            Some(migration) if migration.checksum() == *checksum => {}
+            Some(migration) if migration.accepts(checksum) => {}
             Some(migration) => bail!("migration {version} ({}) was edited after it was applied", migration.name),
             None => bail!("the database has migration {version}, which this binary does not know: is it older?"),
         }
@@ -142,24 +202,10 @@ async fn run_locked(conn: &mut PgConnection) -> anyhow::Result<Report> {
     for migration in MIGRATIONS.iter().filter(|m| !done.contains(&m.version)) {
         let started = Instant::now();
         if migration.transactional() {
-            let mut tx = conn.begin().await?;
             let adopting = phase2.as_ref().filter(|state| migration.version == 2 && state.is_optimized());
-            let kept = match adopting {
-                Some(state) => {
-                    tracing::info!(state = %state.describe(), "adopting an optimized Phase-2 database");
-                    Some(adopt::before_baseline_upgrade(&mut tx, state).await?)
-                }
-                None => None,
-            };
-            tx.execute(sqlx::raw_sql(migration.sql))
-                .await
-                .with_context(|| format!("migration {} ({}) failed", migration.version, migration.name))?;
-            if let (Some(state), Some(kept)) = (adopting, &kept) {
-                report.adoption = Some(adopt::after_baseline_upgrade(&mut tx, state, kept).await?);
-            }
-            let elapsed = started.elapsed().as_secs_f64() * 1000.0;
-            record(&mut tx, migration, "applied", elapsed).await?;
-            tx.commit().await?;
+            let resumed = in_progress.get(&migration.version);
+            report.resumed = report.resumed.or(resumed.map(|_| migration.version));
+            apply_transactional(conn, migration, adopting, resumed, options, &mut report).await?;
         } else {
             drop_invalid_indexes(conn).await?;
             for statement in migration.statements() {
@@ -183,6 +229,91 @@ async fn run_locked(conn: &mut PgConnection) -> anyhow::Result<Report> {
     .fetch_all(&mut *conn)
     .await?;
     Ok(report)
+}
+
+/// Runs a transactional migration: its SQL in one transaction, or, with a backfill marker, its
+/// first part in one, the batches, and its second part in another. `resumed` is what an
+/// interrupted run recorded after committing the first part.
+async fn apply_transactional(
+    conn: &mut PgConnection,
+    migration: &Migration,
+    adopting: Option<&adopt::Phase2State>,
+    resumed: Option<&Progress>,
+    options: Options,
+    report: &mut Report,
+) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let failed = || format!("migration {} ({}) failed", migration.version, migration.name);
+    let (before, after) = migration.parts();
+    let adoption = match resumed {
+        Some(progress) => progress.adoption.as_ref().map(|(_, adoption)| adoption.clone()),
+        None => {
+            let mut tx = conn.begin().await?;
+            if let Some(state) = adopting {
+                tracing::info!(state = %state.describe(), "adopting an optimized Phase-2 database");
+                adopt::before_baseline_upgrade(&mut tx, state).await?;
+            }
+            tx.execute(sqlx::raw_sql(before)).await.with_context(failed)?;
+            let adoption = match adopting {
+                Some(state) => Some(adopt::summarize(&mut tx, state).await?),
+                None => None,
+            };
+            if after.is_some() {
+                let progress = Progress { adoption: adopting.cloned().zip(adoption.clone()) };
+                sqlx::query!(
+                    r#"INSERT INTO "_vibing2_migration_progress" ("version", "detail") VALUES ($1, $2)"#,
+                    migration.version,
+                    serde_json::to_value(&progress)?
+                )
+                .execute(&mut *tx)
+                .await?;
+            } else {
+                record(&mut tx, migration, "applied", started.elapsed().as_secs_f64() * 1000.0).await?;
+            }
+            tx.commit().await?;
+            adoption
+        }
+    };
+    let Some(after) = after else { return Ok(()) };
+
+    let mut backfills = backfill::of_migration(migration.version);
+    backfills.extend(adopting.map(adopt::restores).unwrap_or_default());
+    for each in &backfills {
+        report.backfilled.push(backfill::run(conn, each, options.batch_rows).await.with_context(failed)?);
+    }
+    let mut tx = conn.begin().await?;
+    tx.execute(sqlx::raw_sql(after)).await.with_context(failed)?;
+    for cleanup in backfills.iter().filter_map(|each| each.cleanup.as_deref()) {
+        tx.execute(sqlx::raw_sql(cleanup)).await?;
+    }
+    if let Some(state) = adopting {
+        adopt::finish(&mut tx, state).await?;
+    }
+    sqlx::query!(r#"DELETE FROM "_vibing2_migration_progress" WHERE "version" = $1"#, migration.version)
+        .execute(&mut *tx)
+        .await?;
+    record(&mut tx, migration, "applied", started.elapsed().as_secs_f64() * 1000.0).await?;
+    tx.commit().await?;
+    report.adoption = adoption;
+    Ok(())
+}
+
+/// What interrupted migrations recorded, by version; nothing on a database that never ran one.
+async fn read_progress(conn: &mut PgConnection) -> anyhow::Result<std::collections::BTreeMap<i64, Progress>> {
+    let exists: bool =
+        sqlx::query_scalar!(r#"SELECT to_regclass('"_vibing2_migration_progress"') IS NOT NULL AS "exists!""#)
+            .fetch_one(&mut *conn)
+            .await?;
+    if !exists {
+        return Ok(Default::default());
+    }
+    let rows =
+        sqlx::query!(r#"SELECT "version", "detail" FROM "_vibing2_migration_progress""#).fetch_all(&mut *conn).await?;
+    rows.into_iter()
+        .map(|row| {
+            Ok((row.version, serde_json::from_value::<Progress>(row.detail).context("reading the migrate progress")?))
+        })
+        .collect()
 }
 
 /// Whether migration 2, which upgrades the Phase-2 baseline, has yet to run.

@@ -3,6 +3,7 @@
 
 pub mod adopt;
 pub mod assembled;
+pub mod backfill;
 pub mod catalog;
 pub mod collab;
 pub mod competitions;

@@ -239,6 +239,74 @@ async fn a_migrate_interrupted_after_adopting_migration_1_resumes() {
 }
 
 #[tokio::test]
+async fn a_migrate_interrupted_in_its_batches_resumes_where_it_stopped() {
+    let (_db, mut conn) = optimized_database().await;
+    // The second message's cursor cannot be written: the run dies part-way through the batches.
+    conn.execute(sqlx::raw_sql(
+        r#"CREATE FUNCTION refuse_second_cursor() RETURNS trigger LANGUAGE plpgsql AS $$
+           BEGIN
+               IF NEW."id" = 'm_opt_2' AND NEW."cursor" IS NOT NULL THEN RAISE EXCEPTION 'power cut'; END IF;
+               RETURN NEW;
+           END $$;
+           CREATE TRIGGER refuse_second_cursor BEFORE UPDATE ON "Message"
+           FOR EACH ROW EXECUTE FUNCTION refuse_second_cursor()"#,
+    ))
+    .await
+    .unwrap();
+    let one_row_batches = migrate::Options { batch_rows: 1 };
+    let error = migrate::run_with(&mut conn, one_row_batches).await.unwrap_err();
+    assert!(format!("{error:#}").contains("power cut"), "{error:#}");
+
+    // The first part and the batches before the failure are committed; migration 2 is not.
+    let (in_progress, applied): (i64, i64) = sqlx::query_as(
+        r#"SELECT (SELECT count(*) FROM "_vibing2_migration_progress" WHERE "version" = 2),
+                  (SELECT count(*) FROM "_vibing2_migrations" WHERE "version" = 2)"#,
+    )
+    .fetch_one(&mut conn)
+    .await
+    .unwrap();
+    assert_eq!((in_progress, applied), (1, 0));
+    let cursors: Vec<(String, Option<i64>)> =
+        sqlx::query_as(r#"SELECT "id", "cursor" FROM "Message" ORDER BY "id""#).fetch_all(&mut conn).await.unwrap();
+    assert_eq!(cursors[0], ("m_opt_1".to_owned(), Some(1)), "{cursors:?}");
+    assert_eq!(cursors[1], ("m_opt_2".to_owned(), None), "{cursors:?}");
+    let unsummed: i64 = sqlx::query_scalar(r#"SELECT count(*) FROM "ProjectFile" WHERE "checksum" IS NULL"#)
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(unsummed, 0, "the file backfill, which ran first, finished");
+
+    conn.execute("DROP TRIGGER refuse_second_cursor ON \"Message\"; DROP FUNCTION refuse_second_cursor()")
+        .await
+        .unwrap();
+    let report = migrate::run_with(&mut conn, one_row_batches).await.expect("the next run finishes the job");
+    assert_eq!(report.resumed, Some(2));
+    let adoption = report.adoption.as_ref().expect("the summary the first run read");
+    assert_eq!((adoption.projects, adoption.counter_disagreements, adoption.usage_rows), (2, 1, 1));
+    let filled = |name: &str| {
+        let filled = report.backfilled.iter().find(|filled| filled.name == name).expect(name);
+        (filled.walked, filled.changed)
+    };
+    assert_eq!(filled("file sizes and checksums"), (2, 0), "done files are not written again");
+    assert_eq!(filled("message cursors"), (3, 2), "only the messages left are numbered");
+    assert_same_schema_as_fresh(&mut conn).await;
+
+    let cursors: Vec<String> =
+        sqlx::query_scalar(r#"SELECT "id" FROM "Message" ORDER BY "cursor""#).fetch_all(&mut conn).await.unwrap();
+    assert_eq!(cursors, ["m_opt_1", "m_opt_2", "m_opt_3"]);
+    let (likes, tokens, model): (i32, i32, String) = sqlx::query_as(
+        r#"SELECT (SELECT "likeCount" FROM "Project" WHERE "id" = 'p_opt_1'),
+                  (SELECT "tokens" FROM "Message" WHERE "id" = 'm_opt_2'),
+                  (SELECT "model" FROM "TokenUsage" WHERE "id" = 't_opt_1')"#,
+    )
+    .fetch_one(&mut conn)
+    .await
+    .unwrap();
+    assert_eq!((likes, tokens, model.as_str()), (9, 120, "claude-sonnet"));
+    assert!(migrate::run(&mut conn).await.unwrap().is_noop());
+}
+
+#[tokio::test]
 async fn a_state_it_cannot_adopt_stops_migrate_before_any_change() {
     let refusals = [
         (r#"ALTER TABLE "Project" ALTER COLUMN "likeCount" TYPE TEXT"#, "Project.likeCount is text"),

@@ -279,6 +279,20 @@ async fn an_edited_migration_is_detected() {
 }
 
 #[tokio::test]
+async fn a_database_that_applied_the_one_transaction_migration_2_is_current() {
+    let db = TestDb::migrated().await;
+    let mut conn = db.connect().await;
+    // Migration 2's text before its backfill was split out reached the same schema.
+    conn.execute(
+        r#"UPDATE "_vibing2_migrations"
+           SET "checksum" = '75d19fb120ce5b0ca51e5a15c6cfd84fbb4652835caff57cb0eb0ac785b17fc3' WHERE "version" = 2"#,
+    )
+    .await
+    .unwrap();
+    assert!(migrate::run(&mut conn).await.unwrap().is_noop());
+}
+
+#[tokio::test]
 async fn an_interrupted_index_build_is_repaired_by_the_next_run() {
     let db = TestDb::migrated().await;
     let mut conn = db.connect().await;
