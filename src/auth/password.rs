@@ -2,7 +2,7 @@
 //! replaced on the next successful login. Hashing is slow on purpose, so it runs on the
 //! blocking pool, a few at a time, never on the async workers.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, LazyLock};
 
 use argon2::password_hash::rand_core::OsRng;
@@ -37,11 +37,46 @@ pub struct HashQueue {
     slots: Arc<Semaphore>,
     waiting: AtomicUsize,
     max_waiting: usize,
+    verified: Arc<VerificationCounts>,
+}
+
+/// How many verifications this queue ran, by what they checked against: what a login cost,
+/// whatever the machine's speed.
+#[derive(Debug, Default)]
+struct VerificationCounts {
+    argon2: AtomicU64,
+    bcrypt: AtomicU64,
+    dummy: AtomicU64,
+}
+
+/// A snapshot of [`HashQueue::verifications`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Verifications {
+    /// Against a stored argon2id hash.
+    pub argon2: u64,
+    /// Against a stored Phase-1 bcrypt hash.
+    pub bcrypt: u64,
+    /// Against the dummy hash: no account, or a stored value that is no hash.
+    pub dummy: u64,
 }
 
 impl HashQueue {
     pub fn new(workers: usize, max_waiting: usize) -> Self {
-        HashQueue { slots: Arc::new(Semaphore::new(workers.max(1))), waiting: AtomicUsize::new(0), max_waiting }
+        HashQueue {
+            slots: Arc::new(Semaphore::new(workers.max(1))),
+            waiting: AtomicUsize::new(0),
+            max_waiting,
+            verified: Arc::default(),
+        }
+    }
+
+    pub fn verifications(&self) -> Verifications {
+        let counts = &self.verified;
+        Verifications {
+            argon2: counts.argon2.load(Ordering::Relaxed),
+            bcrypt: counts.bcrypt.load(Ordering::Relaxed),
+            dummy: counts.dummy.load(Ordering::Relaxed),
+        }
     }
 
     /// One slot per core.
@@ -88,7 +123,8 @@ pub async fn hash(queue: &HashQueue, password: String) -> Result<String, Hashing
 /// Verifies `password` against the stored value. A missing user (`None`) or a stored value
 /// that is not a hash at all still pays for one argon2 verification, and is always invalid.
 pub async fn verify(queue: &HashQueue, password: String, stored: Option<String>) -> Result<Verdict, HashingError> {
-    queue.run(move || verify_blocking(&password, stored.as_deref())).await
+    let counts = queue.verified.clone();
+    queue.run(move || verify_blocking(&password, stored.as_deref(), &counts)).await
 }
 
 /// Computes the dummy hash now rather than on the first login for an unknown e-mail.
@@ -104,17 +140,25 @@ fn hash_blocking(password: &str) -> String {
         .to_string()
 }
 
-fn verify_blocking(password: &str, stored: Option<&str>) -> Verdict {
-    match stored {
-        Some(hash) if hash.starts_with("$argon2id$") => match PasswordHash::new(hash) {
-            Ok(parsed) if Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok() => Verdict::Valid,
-            _ => Verdict::Invalid,
-        },
-        Some(hash) if is_bcrypt(hash) => match bcrypt::verify(password, hash) {
-            Ok(true) => Verdict::ValidNeedsRehash,
-            _ => Verdict::Invalid,
-        },
+fn verify_blocking(password: &str, stored: Option<&str>, counts: &VerificationCounts) -> Verdict {
+    let parsed_argon2 = stored.filter(|hash| hash.starts_with("$argon2id$")).map(PasswordHash::new);
+    match (stored, parsed_argon2) {
+        (_, Some(Ok(parsed))) => {
+            counts.argon2.fetch_add(1, Ordering::Relaxed);
+            match Argon2::default().verify_password(password.as_bytes(), &parsed) {
+                Ok(()) => Verdict::Valid,
+                Err(_) => Verdict::Invalid,
+            }
+        }
+        (Some(hash), None) if is_bcrypt(hash) => {
+            counts.bcrypt.fetch_add(1, Ordering::Relaxed);
+            match bcrypt::verify(password, hash) {
+                Ok(true) => Verdict::ValidNeedsRehash,
+                _ => Verdict::Invalid,
+            }
+        }
         _ => {
+            counts.dummy.fetch_add(1, Ordering::Relaxed);
             let parsed = PasswordHash::new(&DUMMY_HASH).expect("the dummy hash is well-formed");
             let _ = Argon2::default().verify_password(password.as_bytes(), &parsed);
             Verdict::Invalid

@@ -1,7 +1,7 @@
 //! A circuit breaker for the shared tier: after a run of failures the tier is skipped for a
 //! while, then a single probe decides whether to use it again.
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
@@ -15,9 +15,13 @@ pub enum BreakerState {
     HalfOpen,
 }
 
+/// Where the breaker reads the time: the system's clock, or one a test steps.
+pub type Clock = Arc<dyn Fn() -> Instant + Send + Sync>;
+
 pub struct Breaker {
     threshold: u32,
     cool_down: Duration,
+    clock: Clock,
     inner: Mutex<Inner>,
 }
 
@@ -29,8 +33,12 @@ struct Inner {
 
 impl Breaker {
     pub fn new(threshold: u32, cool_down: Duration) -> Self {
-        let inner = Inner { state: BreakerState::Closed, consecutive_failures: 0, open_until: Instant::now() };
-        Self { threshold, cool_down, inner: Mutex::new(inner) }
+        Self::with_clock(threshold, cool_down, Arc::new(Instant::now))
+    }
+
+    pub fn with_clock(threshold: u32, cool_down: Duration, clock: Clock) -> Self {
+        let inner = Inner { state: BreakerState::Closed, consecutive_failures: 0, open_until: clock() };
+        Self { threshold, cool_down, clock, inner: Mutex::new(inner) }
     }
 
     /// Whether a call may go to the shared tier now. When the cool-down is over, exactly one
@@ -40,7 +48,7 @@ impl Breaker {
         match inner.state {
             BreakerState::Closed => true,
             BreakerState::HalfOpen => false,
-            BreakerState::Open if Instant::now() >= inner.open_until => {
+            BreakerState::Open if (self.clock)() >= inner.open_until => {
                 inner.state = BreakerState::HalfOpen;
                 true
             }
@@ -55,7 +63,7 @@ impl Breaker {
         let mut inner = self.inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         if inner.state == BreakerState::HalfOpen {
             inner.state = BreakerState::Open;
-            inner.open_until = Instant::now() + self.cool_down;
+            inner.open_until = (self.clock)() + self.cool_down;
         }
     }
 
@@ -70,7 +78,7 @@ impl Breaker {
         inner.consecutive_failures += 1;
         if inner.state == BreakerState::HalfOpen || inner.consecutive_failures >= self.threshold {
             inner.state = BreakerState::Open;
-            inner.open_until = Instant::now() + self.cool_down;
+            inner.open_until = (self.clock)() + self.cool_down;
         }
     }
 
@@ -113,21 +121,49 @@ impl Drop for Attempt<'_> {
 
 #[cfg(test)]
 mod tests {
+    use std::future::Future;
+    use std::pin::pin;
+    use std::task::{Context, Waker};
+
     use super::*;
 
-    #[tokio::test]
-    async fn a_cancelled_probe_lets_the_next_cool_down_probe_again() {
-        let breaker = Breaker::new(1, Duration::from_millis(20));
+    const COOL_DOWN: Duration = Duration::from_secs(2);
+
+    /// A clock that moves only when the test steps it.
+    struct SteppedClock(Arc<Mutex<Instant>>);
+
+    impl SteppedClock {
+        fn new() -> Self {
+            SteppedClock(Arc::new(Mutex::new(Instant::now())))
+        }
+
+        fn breaker(&self, threshold: u32) -> Breaker {
+            let now = self.0.clone();
+            Breaker::with_clock(threshold, COOL_DOWN, Arc::new(move || *now.lock().unwrap()))
+        }
+
+        fn step(&self, by: Duration) {
+            *self.0.lock().unwrap() += by;
+        }
+    }
+
+    #[test]
+    fn a_cancelled_probe_lets_the_next_cool_down_probe_again() {
+        let clock = SteppedClock::new();
+        let breaker = clock.breaker(1);
         breaker.failure();
-        tokio::time::sleep(Duration::from_millis(25)).await;
-        // The probe's request is cancelled while it waits on Redis.
-        let probe = async {
-            let _attempt = Attempt::start(&breaker).expect("the probe is let through");
-            std::future::pending::<()>().await;
-        };
-        assert!(tokio::time::timeout(Duration::from_millis(5), probe).await.is_err());
+        clock.step(COOL_DOWN);
+        // The probe's request is cancelled while it waits on Redis: polled once, then dropped.
+        {
+            let mut probe = pin!(async {
+                let _attempt = Attempt::start(&breaker).expect("the probe is let through");
+                std::future::pending::<()>().await;
+            });
+            assert!(probe.as_mut().poll(&mut Context::from_waker(Waker::noop())).is_pending());
+        }
         assert_eq!(breaker.state(), BreakerState::Open, "not stuck half-open");
-        tokio::time::sleep(Duration::from_millis(25)).await;
+        assert!(!breaker.allow(), "a new cool-down began when the probe was dropped");
+        clock.step(COOL_DOWN);
         let next = Attempt::start(&breaker).expect("another probe after the cool-down");
         next.succeeded();
         assert_eq!(breaker.state(), BreakerState::Closed);
@@ -135,20 +171,22 @@ mod tests {
 
     #[test]
     fn opens_after_the_threshold_and_probes_once_after_the_cool_down() {
-        let breaker = Breaker::new(3, Duration::from_millis(20));
+        let clock = SteppedClock::new();
+        let breaker = clock.breaker(3);
         for _ in 0..2 {
             breaker.failure();
         }
         assert!(breaker.allow(), "still closed below the threshold");
         breaker.failure();
         assert_eq!(breaker.state(), BreakerState::Open);
-        assert!(!breaker.allow());
-        std::thread::sleep(Duration::from_millis(25));
+        clock.step(COOL_DOWN - Duration::from_millis(1));
+        assert!(!breaker.allow(), "open until the cool-down is over");
+        clock.step(Duration::from_millis(1));
         assert!(breaker.allow(), "the probe");
         assert!(!breaker.allow(), "only one probe at a time");
         breaker.failure();
         assert_eq!(breaker.state(), BreakerState::Open, "a failed probe opens again");
-        std::thread::sleep(Duration::from_millis(25));
+        clock.step(COOL_DOWN);
         assert!(breaker.allow());
         breaker.success();
         assert_eq!(breaker.state(), BreakerState::Closed);

@@ -84,7 +84,7 @@ async fn one_bad_operation_rejects_the_whole_batch_and_writes_nothing() {
     let id = app.project(&owner, "PRIVATE").await;
     let uri = format!("/api/projects/{id}/files");
     let seed = json!({"operations": [{"op": "upsert", "path": "keep.txt", "content": "original"}]});
-    app.call(Method::PUT, &uri, Some(&owner.token), Some(seed)).await;
+    app.call(Method::PUT, &uri, Some(&owner.token), Some(seed)).await.expect(StatusCode::OK);
 
     let batch = json!({"operations": [
         {"op": "upsert", "path": "keep.txt", "content": "overwritten?"},

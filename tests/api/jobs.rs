@@ -5,7 +5,7 @@ use axum::http::StatusCode;
 use vibing2::config::JobSettings;
 use vibing2::jobs::{Attempt, Job, Scheduler};
 
-use crate::support::{TestApp, ADMIN_TOKEN};
+use crate::support::{timed, TestApp, ADMIN_TOKEN};
 
 fn hourly() -> JobSettings {
     JobSettings {
@@ -52,7 +52,7 @@ async fn job_runs_and_refreshes_show_in_detailed_health() {
             .fetch_one(&app.pool)
             .await
             .unwrap();
-    Scheduler::new(app.pool.clone(), hourly()).tick().await;
+    let (_, tick_ms) = timed(Scheduler::new(app.pool.clone(), hourly()).tick()).await;
     let response = app.admin_get("/api/health/database?detailed=true").await;
     assert_eq!(response.status, StatusCode::OK);
     let jobs = response.json["details"]["jobs"].as_array().unwrap();
@@ -60,7 +60,9 @@ async fn job_runs_and_refreshes_show_in_detailed_health() {
     assert_eq!(names, ["analyze", "cleanup_expired", "refresh_project_stats", "refresh_user_token_summary"]);
     for job in jobs {
         assert_eq!(job["outcome"], "ok");
-        assert!(job["durationMs"].as_f64().unwrap() >= 0.0 && job["lastStartedAt"].is_string());
+        let duration_ms = job["durationMs"].as_f64().expect("durationMs is a number");
+        assert!((0.0..=tick_ms).contains(&duration_ms), "{} took {duration_ms} ms of a {tick_ms} ms tick", job["job"]);
+        assert!(job["lastStartedAt"].is_string());
     }
     let after: chrono::NaiveDateTime =
         sqlx::query_scalar(r#"SELECT "refreshedAt" FROM "ViewRefresh" WHERE "viewName" = 'project_stats'"#)

@@ -67,10 +67,14 @@ async fn like_count_stays_exact_under_concurrent_likes_and_unlikes() {
 
     // A settled round: every fan likes, then half unlike; the count follows exactly.
     for fan in &fans {
-        app.call(Method::PUT, &format!("/api/projects/{project}/like"), Some(&fan.token), None).await;
+        app.call(Method::PUT, &format!("/api/projects/{project}/like"), Some(&fan.token), None)
+            .await
+            .expect(StatusCode::OK);
     }
     for fan in fans.iter().step_by(2) {
-        app.call(Method::DELETE, &format!("/api/projects/{project}/like"), Some(&fan.token), None).await;
+        app.call(Method::DELETE, &format!("/api/projects/{project}/like"), Some(&fan.token), None)
+            .await
+            .expect(StatusCode::OK);
     }
     let count: i32 = sqlx::query_scalar(r#"SELECT "likeCount" FROM "Project" WHERE "id" = $1"#)
         .bind(&project)
@@ -90,9 +94,13 @@ async fn a_fork_copies_metadata_and_files_but_not_messages() {
         {"op": "upsert", "path": "index.html", "content": "<p>one</p>"},
         {"op": "upsert", "path": "src/app.js", "content": "two"},
     ]});
-    app.call(Method::PUT, &format!("/api/projects/{source}/files"), Some(&owner.token), Some(files)).await;
+    app.call(Method::PUT, &format!("/api/projects/{source}/files"), Some(&owner.token), Some(files))
+        .await
+        .expect(StatusCode::OK);
     let message = json!({"role": "user", "content": "secret chat"});
-    app.call(Method::POST, &format!("/api/projects/{source}/messages"), Some(&owner.token), Some(message)).await;
+    app.call(Method::POST, &format!("/api/projects/{source}/messages"), Some(&owner.token), Some(message))
+        .await
+        .expect(StatusCode::CREATED);
 
     let fork =
         app.call(Method::POST, &format!("/api/projects/{source}/fork"), Some(&forker.token), Some(json!({}))).await;

@@ -81,7 +81,7 @@ async fn every_documented_route_is_served() {
         let response = app.call(method.clone(), &uri, None, None).await;
         assert_ne!(response.status, StatusCode::METHOD_NOT_ALLOWED, "{method} {uri}");
         if response.status == StatusCode::NOT_FOUND {
-            assert_ne!(response.error_code(), "", "{method} {uri}");
+            assert_eq!(response.error_code(), "not_found", "{method} {uri}");
             assert!(
                 !response.json["error"]["message"].as_str().unwrap().contains("route"),
                 "{method} {uri} is not routed"

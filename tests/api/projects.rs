@@ -54,9 +54,11 @@ async fn deleting_a_project_cascades_to_its_files_and_messages() {
     let id = app.project(&owner, "PRIVATE").await;
     let files = json!({"operations": [{"op": "upsert", "path": "index.html", "content": "<p>x</p>"}]});
     let uri = format!("/api/projects/{id}");
-    app.call(Method::PUT, &format!("{uri}/files"), Some(&owner.token), Some(files)).await;
+    app.call(Method::PUT, &format!("{uri}/files"), Some(&owner.token), Some(files)).await.expect(StatusCode::OK);
     let message = json!({"role": "user", "content": "hi"});
-    app.call(Method::POST, &format!("{uri}/messages"), Some(&owner.token), Some(message)).await;
+    app.call(Method::POST, &format!("{uri}/messages"), Some(&owner.token), Some(message))
+        .await
+        .expect(StatusCode::CREATED);
 
     assert_eq!(app.call(Method::DELETE, &uri, Some(&owner.token), None).await.status, StatusCode::NO_CONTENT);
     let (files, messages): (i64, i64) = sqlx::query_as(
@@ -180,7 +182,7 @@ async fn the_project_list_costs_the_same_round_trips_for_1_and_100_entries() {
 
     // The session lookup is cached after the first request; the list pages (keyed by size)
     // are not, so each measured request runs exactly its list statement.
-    app.call(Method::GET, "/api/auth/session", Some(&owner.token), None).await;
+    app.call(Method::GET, "/api/auth/session", Some(&owner.token), None).await.expect(StatusCode::OK);
     let (one, small) = count_statements(app.call(Method::GET, "/api/projects?limit=1", Some(&owner.token), None)).await;
     let (hundred, large) =
         count_statements(app.call(Method::GET, "/api/projects?limit=100", Some(&owner.token), None)).await;

@@ -69,6 +69,7 @@ impl TestDb {
     }
 
     async fn create(template: Option<&str>) -> Self {
+        init_logs();
         let name =
             format!("v2t_{}_{}_{}", std::process::id(), NEXT_DATABASE.fetch_add(1, Ordering::Relaxed), rand_suffix());
         let mut admin = admin_connection().await;
@@ -261,6 +262,14 @@ pub struct TestResponse {
 }
 
 impl TestResponse {
+    /// Asserts the status of a request that prepares a scenario, so a failed setup fails
+    /// there, not somewhere later.
+    #[track_caller]
+    pub fn expect(self, status: StatusCode) -> Self {
+        assert_eq!(self.status, status, "{}", self.json);
+        self
+    }
+
     /// Asserts the project's error shape and returns its code.
     pub fn error_code(&self) -> &str {
         let error = &self.json["error"];
@@ -320,6 +329,29 @@ async fn into_test_response(response: axum::response::Response) -> TestResponse 
 pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789";
 
 /// The Redis that two-tier tests share, each under a namespace of its own.
+/// Test logs, on demand: `TEST_LOG=1 cargo test NAME` prints them to stderr (`TEST_LOG` may
+/// also be a filter, such as `vibing2=debug,sqlx=info`). Without it nothing is logged.
+fn init_logs() {
+    static LOGS: std::sync::Once = std::sync::Once::new();
+    LOGS.call_once(|| {
+        let Ok(directives) = std::env::var("TEST_LOG") else { return };
+        let directives = match directives.as_str() {
+            "1" | "true" => "vibing2=debug,tower_http=debug,sqlx=warn,warn".to_owned(),
+            _ => directives,
+        };
+        let filter = tracing_subscriber::EnvFilter::new(directives);
+        let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+    });
+}
+
+/// Runs `call` and returns its output with the milliseconds it took: an upper bound for any
+/// duration the call reports about itself, on a machine of any speed.
+pub async fn timed<T>(call: impl std::future::Future<Output = T>) -> (T, f64) {
+    let started = std::time::Instant::now();
+    let output = call.await;
+    (output, started.elapsed().as_secs_f64() * 1000.0)
+}
+
 pub fn shared_redis_url() -> String {
     std::env::var("TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
 }
