@@ -108,12 +108,26 @@ impl Default for RedisSettings {
 pub struct ServerSettings {
     pub host: IpAddr,
     pub port: u16,
+    /// The body limit of every route but the file batch (`limits.file_batch_body_bytes`).
     pub body_limit_bytes: usize,
+    /// A body that may be longer than this (or of unknown length) is read in one of
+    /// `large_bodies_in_flight` slots, so large bodies cannot pile up in memory.
+    pub large_body_bytes: usize,
+    pub large_bodies_in_flight: usize,
+    /// How long a large body waits for a slot before the request answers 503.
+    pub large_body_wait_ms: u64,
 }
 
 impl Default for ServerSettings {
     fn default() -> Self {
-        Self { host: IpAddr::from([127, 0, 0, 1]), port: 3000, body_limit_bytes: 2 * 1024 * 1024 }
+        Self {
+            host: IpAddr::from([127, 0, 0, 1]),
+            port: 3000,
+            body_limit_bytes: 2 * 1024 * 1024,
+            large_body_bytes: 64 * 1024,
+            large_bodies_in_flight: 2,
+            large_body_wait_ms: 2000,
+        }
     }
 }
 
@@ -170,7 +184,7 @@ impl Default for LimitSettings {
             file_bytes_team: 500 * 1024,
             file_bytes_enterprise: 500 * 1024,
             batch_operations: 1000,
-            file_batch_body_bytes: 32 * 1024 * 1024,
+            file_batch_body_bytes: 8 * 1024 * 1024,
         }
     }
 }

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use sqlx::PgPool;
-use tokio::sync::RwLock;
+use tokio::sync::{RwLock, Semaphore};
 
 use crate::auth::password::HashQueue;
 use crate::cache::Cache;
@@ -22,6 +22,8 @@ pub struct AppState {
     pub views: ViewBuffer,
     /// Where password hashes wait for a core.
     pub hashes: Arc<HashQueue>,
+    /// Slots for reading large request bodies (`api::extract::JsonBody`).
+    pub large_bodies: Arc<Semaphore>,
     pub started_at: Instant,
 }
 
@@ -39,7 +41,8 @@ impl AppState {
         let views =
             ViewBuffer::new(Duration::from_secs(settings.views.viewer_window_secs), settings.views.viewers_remembered);
         let hashes = Arc::new(HashQueue::per_core(settings.auth.hash_queue));
-        Ok(Self { pool, settings: Arc::new(settings), cache, views, hashes, started_at: Instant::now() })
+        let large_bodies = Arc::new(Semaphore::new(settings.server.large_bodies_in_flight.max(1)));
+        Ok(Self { pool, settings: Arc::new(settings), cache, views, hashes, large_bodies, started_at: Instant::now() })
     }
 }
 

@@ -8,7 +8,7 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::api::extract::{AuthUser, ClientAddress, Json, SESSION_COOKIE};
+use crate::api::extract::{AuthUser, ClientAddress, Json, JsonBody, SESSION_COOKIE};
 use crate::db::users::UserRow;
 use crate::domain::UtcTime;
 use crate::error::{Error, ErrorResponse, Result};
@@ -98,8 +98,9 @@ fn check_password_rules(password: &str) -> Result<()> {
 async fn signup(
     State(state): State<AppState>,
     ClientAddress(client): ClientAddress,
-    Json(request): Json<SignupRequest>,
+    body: JsonBody<SignupRequest>,
 ) -> Result<(StatusCode, Json<User>)> {
+    let request = body.read(&state).await?;
     validate::text("name", &request.name, 1, 100)?;
     let email = validate::email(&request.email)?;
     check_password_rules(&request.password)?;
@@ -115,8 +116,9 @@ async fn signup(
 async fn login(
     State(state): State<AppState>,
     ClientAddress(client): ClientAddress,
-    Json(request): Json<LoginRequest>,
+    body: JsonBody<LoginRequest>,
 ) -> Result<Response> {
+    let request = body.read(&state).await?;
     // Bounded before anything is looked up or hashed: the e-mail is a rate-limit key.
     if request.email.len() > MAX_EMAIL_BYTES {
         return Err(Error::Unprocessable(format!("email is at most {MAX_EMAIL_BYTES} bytes")));

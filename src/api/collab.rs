@@ -9,7 +9,7 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::api::extract::{AuthUser, Json, MaybeUser, PageQuery, Query};
+use crate::api::extract::{AuthUser, Json, JsonBody, MaybeUser, PageQuery, Query};
 use crate::db::collab::{InviteRow, MemberRow};
 use crate::domain::access::{Action, Role};
 use crate::domain::page::{Page, PageSize};
@@ -124,11 +124,12 @@ async fn invite(
     State(state): State<AppState>,
     caller: MaybeUser,
     Path(id): Path<String>,
-    Json(request): Json<NewInvite>,
+    body: JsonBody<NewInvite>,
 ) -> Result<(StatusCode, Json<Invite>)> {
-    let invitee = request.invitee()?;
     let (access, _) = access::project(&state, &id, caller.id(), Action::Manage).await?;
     let user = caller.require()?;
+    let request = body.read(&state).await?;
+    let invitee = request.invitee()?;
     collab::check_grant(access, request.role)?;
     let invite = collab::invite(&state, &id, &user.id, invitee, request.role).await?;
     Ok((StatusCode::CREATED, Json(invite.into())))
@@ -224,9 +225,10 @@ async fn change_role(
     State(state): State<AppState>,
     caller: MaybeUser,
     Path((id, member)): Path<(String, String)>,
-    Json(request): Json<RoleChange>,
+    body: JsonBody<RoleChange>,
 ) -> Result<Json<Member>> {
     let (access, facts) = access::project(&state, &id, caller.id(), Action::Manage).await?;
+    let request = body.read(&state).await?;
     Ok(Json(collab::change_role(&state, &facts, access, &id, &member, request.role).await?.into()))
 }
 

@@ -8,13 +8,14 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::api::extract::{Json, MaybeUser, Query};
+use crate::api::extract::{Json, JsonBody, MaybeUser, Query};
 use crate::api::projects::Creator;
 use crate::db::competitions::CompetitionRow;
+use crate::domain::access::Action;
 use crate::domain::page::{Keyset, Page, PageSize};
 use crate::domain::{CompetitionStatus, UtcTime};
 use crate::error::{ErrorResponse, Result};
-use crate::service::competitions;
+use crate::service::{access, competitions};
 use crate::state::AppState;
 use crate::validate;
 
@@ -89,8 +90,11 @@ async fn enter_competition(
     State(state): State<AppState>,
     caller: MaybeUser,
     Path(id): Path<String>,
-    Json(request): Json<NewCompetition>,
+    body: JsonBody<NewCompetition>,
 ) -> Result<(StatusCode, Json<Competition>)> {
+    // Only the owner enters a project; checked again by the service, but before the body here.
+    access::project(&state, &id, caller.id(), Action::Delete).await?;
+    let request = body.read(&state).await?;
     validate::text("title", &request.title, 1, 200)?;
     let competition = competitions::enter(&state, &id, caller.id(), request.title.trim()).await?;
     Ok((StatusCode::CREATED, Json(competition.into())))

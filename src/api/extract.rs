@@ -1,9 +1,11 @@
 //! Extractors that answer malformed input with the project's JSON error shape instead of
 //! axum's plain-text rejections.
 
+use std::marker::PhantomData;
 use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
 
-use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::{header, StatusCode};
@@ -19,30 +21,8 @@ use crate::error::Error;
 use crate::service::accounts;
 use crate::state::AppState;
 
-/// `axum::Json`, with rejections mapped: 400 for syntax, 422 for wrong types or unknown
-/// fields, 413 for an oversized body, 415 for a missing JSON content type.
+/// A JSON response body. Request bodies come in through [`JsonBody`].
 pub struct Json<T>(pub T);
-
-impl<S, T> FromRequest<S> for Json<T>
-where
-    S: Send + Sync,
-    T: DeserializeOwned,
-{
-    type Rejection = Error;
-
-    async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
-        // Parsed to a Value first: PostgreSQL text cannot hold NUL, so a `\u0000` anywhere
-        // is refused here, before any handler or statement sees it.
-        let value = match axum::Json::<serde_json::Value>::from_request(request, state).await {
-            Ok(axum::Json(value)) => value,
-            Err(rejection) => return Err(json_rejection(rejection)),
-        };
-        if contains_nul(&value) {
-            return Err(Error::Unprocessable("strings must not contain NUL characters".into()));
-        }
-        serde_json::from_value(value).map(Json).map_err(|error| Error::Unprocessable(serde_message(&error.to_string())))
-    }
-}
 
 impl<T: serde::Serialize> IntoResponse for Json<T> {
     fn into_response(self) -> Response {
@@ -50,27 +30,140 @@ impl<T: serde::Serialize> IntoResponse for Json<T> {
     }
 }
 
-fn contains_nul(value: &serde_json::Value) -> bool {
-    match value {
-        serde_json::Value::String(text) => text.contains('\0'),
-        serde_json::Value::Array(items) => items.iter().any(contains_nul),
-        serde_json::Value::Object(fields) => {
-            fields.iter().any(|(key, value)| key.contains('\0') || contains_nul(value))
+/// A JSON request body, read only when the handler asks ([`JsonBody::read`]): after it has
+/// authenticated and authorized the caller, so a request that may not write costs nothing
+/// for its body. Only the content type is checked on arrival (415).
+///
+/// Reading takes one of `server.large_bodies_in_flight` slots when the body may be larger
+/// than `server.large_body_bytes` (or its length is unknown), waiting at most
+/// `server.large_body_wait_ms` before answering 503 with `Retry-After`; it is buffered up to
+/// the route's limit (413 past it), then decoded straight into `T`: 400 for syntax, 422 for
+/// wrong types, unknown fields or a NUL character, which PostgreSQL text cannot hold.
+pub struct JsonBody<T> {
+    request: Request,
+    target: PhantomData<fn() -> T>,
+}
+
+impl<S: Send + Sync, T> FromRequest<S> for JsonBody<T> {
+    type Rejection = Error;
+
+    async fn from_request(request: Request, _: &S) -> Result<Self, Self::Rejection> {
+        if !is_json(request.headers()) {
+            return Err(Error::UnsupportedMediaType("expected Content-Type: application/json".into()));
         }
-        _ => false,
+        Ok(JsonBody { request, target: PhantomData })
     }
 }
 
-fn json_rejection(rejection: JsonRejection) -> Error {
-    match rejection {
-        JsonRejection::JsonDataError(error) => Error::Unprocessable(serde_message(&error.body_text())),
-        JsonRejection::JsonSyntaxError(_) => Error::BadRequest("the body is not valid JSON".into()),
-        JsonRejection::MissingJsonContentType(_) => {
-            Error::UnsupportedMediaType("expected Content-Type: application/json".into())
+impl<T: DeserializeOwned + Send + 'static> JsonBody<T> {
+    pub async fn read(self, state: &AppState) -> Result<T, Error> {
+        let server = &state.settings.server;
+        // The length the body declares (Content-Length, as hyper reports it); a stream may not.
+        let declared = axum::body::HttpBody::size_hint(self.request.body()).upper();
+        let _slot = match declared {
+            Some(length) if length <= server.large_body_bytes as u64 => None,
+            _ => {
+                let wait = Duration::from_millis(server.large_body_wait_ms);
+                match tokio::time::timeout(wait, state.large_bodies.clone().acquire_owned()).await {
+                    Ok(Ok(slot)) => Some(slot),
+                    _ => return Err(Error::Overloaded { retry_after_secs: 1 }),
+                }
+            }
+        };
+        let bytes = axum::body::Bytes::from_request(self.request, &()).await.map_err(|rejection| {
+            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                Error::PayloadTooLarge
+            } else {
+                Error::BadRequest("the body could not be read".into())
+            }
+        })?;
+        if bytes.len() > server.large_body_bytes {
+            // Decoding megabytes is CPU work: off the async workers.
+            return tokio::task::spawn_blocking(move || decode(&bytes))
+                .await
+                .map_err(|error| Error::Internal(std::sync::Arc::new(error.into())))?;
         }
-        other if other.status() == StatusCode::PAYLOAD_TOO_LARGE => Error::PayloadTooLarge,
-        _ => Error::BadRequest("the body could not be read".into()),
+        decode(&bytes)
     }
+}
+
+/// Decodes a JSON body straight into `T`, never through an untyped value: malformed JSON is
+/// 400 whatever the target type, and a well-formed body of the wrong shape is 422.
+pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Error> {
+    let malformed = || Error::BadRequest("the body is not valid JSON".into());
+    // Syntax first, allocating nothing. The skimming pass decodes no string escapes, so those
+    // are checked apart.
+    if std::str::from_utf8(bytes).is_err() || serde_json::from_slice::<serde::de::IgnoredAny>(bytes).is_err() {
+        return Err(malformed());
+    }
+    match unicode_escapes(bytes) {
+        Escapes::Fine => {}
+        Escapes::LoneSurrogate => return Err(malformed()),
+        Escapes::Nul => return Err(Error::Unprocessable("strings must not contain NUL characters".into())),
+    }
+    serde_json::from_slice(bytes).map_err(|error| Error::Unprocessable(serde_message(&error.to_string())))
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum Escapes {
+    Fine,
+    /// `\u0000`: the only way a NUL can be in JSON text (a raw one is a syntax error), and
+    /// PostgreSQL text cannot hold it.
+    Nul,
+    /// A UTF-16 surrogate escape without its pair, which no string can hold.
+    LoneSurrogate,
+}
+
+/// Reads the `\uXXXX` escapes of JSON text that is otherwise well-formed. An escaped
+/// backslash followed by `u0000` is not an escape.
+fn unicode_escapes(json: &[u8]) -> Escapes {
+    let hex_at = |at: usize| -> Option<u16> {
+        let digits = json.get(at..at + 4)?;
+        u16::from_str_radix(std::str::from_utf8(digits).ok()?, 16).ok()
+    };
+    let mut at = 0;
+    let mut awaiting_low_surrogate = false;
+    while at < json.len() {
+        if json[at] != b'\\' {
+            if awaiting_low_surrogate {
+                return Escapes::LoneSurrogate;
+            }
+            at += 1;
+            continue;
+        }
+        let escaped = json.get(at + 1).copied();
+        if escaped != Some(b'u') {
+            if awaiting_low_surrogate {
+                return Escapes::LoneSurrogate;
+            }
+            at += 2;
+            continue;
+        }
+        let Some(unit) = hex_at(at + 2) else { return Escapes::LoneSurrogate };
+        match unit {
+            0 => return Escapes::Nul,
+            0xD800..=0xDBFF if !awaiting_low_surrogate => awaiting_low_surrogate = true,
+            0xDC00..=0xDFFF if awaiting_low_surrogate => awaiting_low_surrogate = false,
+            0xD800..=0xDFFF => return Escapes::LoneSurrogate,
+            _ if awaiting_low_surrogate => return Escapes::LoneSurrogate,
+            _ => {}
+        }
+        at += 6;
+    }
+    if awaiting_low_surrogate {
+        Escapes::LoneSurrogate
+    } else {
+        Escapes::Fine
+    }
+}
+
+/// `application/json`, or a `+json` type, as axum's own extractor accepts.
+fn is_json(headers: &axum::http::HeaderMap) -> bool {
+    let Some(value) = headers.get(header::CONTENT_TYPE).and_then(|value| value.to_str().ok()) else {
+        return false;
+    };
+    let essence = value.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    essence == "application/json" || (essence.starts_with("application/") && essence.ends_with("+json"))
 }
 
 /// `axum::extract::Query`, with a bad query string answered as 400 in the JSON shape.
@@ -321,6 +414,45 @@ fn rate_limit_key(address: IpAddr) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn unicode_escapes_find_nul_and_lone_surrogates_only() {
+        let cases: [(&str, Escapes); 9] = [
+            (r#"{"a":"plain"}"#, Escapes::Fine),
+            (r#"{"a":"x\u0000y"}"#, Escapes::Nul),
+            (r#"{"a\u0000":1}"#, Escapes::Nul),
+            (r#"{"a":"\\u0000"}"#, Escapes::Fine),
+            (r#"{"a":"\\\u0000"}"#, Escapes::Nul),
+            (r#"{"a":"\ud83d\ude00"}"#, Escapes::Fine),
+            (r#"{"a":"\ud83d"}"#, Escapes::LoneSurrogate),
+            (r#"{"a":"\ude00"}"#, Escapes::LoneSurrogate),
+            (r#"{"a":"\ud83dx"}"#, Escapes::LoneSurrogate),
+        ];
+        for (json, expected) in cases {
+            assert_eq!(unicode_escapes(json.as_bytes()), expected, "{json}");
+        }
+    }
+
+    #[test]
+    fn malformed_json_is_400_and_the_wrong_shape_422_whatever_the_target() {
+        #[derive(Debug, Deserialize)]
+        #[allow(dead_code)]
+        enum Role {
+            Viewer,
+        }
+        #[derive(Debug, Deserialize)]
+        #[serde(deny_unknown_fields)]
+        #[allow(dead_code)]
+        struct Target {
+            role: Role,
+        }
+        for malformed in [r#"{"name":"#, r#"{"role":"#, "", r#"{"role":"\ud800"}"#] {
+            assert_eq!(decode::<Target>(malformed.as_bytes()).unwrap_err().code(), "bad_request", "{malformed}");
+        }
+        for wrong in [r#"{"name":1}"#, r#"{"role":3}"#, "{}", "[0,0,0]"] {
+            assert_eq!(decode::<Target>(wrong.as_bytes()).unwrap_err().code(), "unprocessable", "{wrong}");
+        }
+    }
 
     fn nets(list: &[&str]) -> Vec<ipnet::IpNet> {
         list.iter().map(|net| net.parse().unwrap()).collect()

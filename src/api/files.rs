@@ -6,7 +6,7 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::api::extract::{Json, MaybeUser, PageQuery, Query};
+use crate::api::extract::{Json, JsonBody, MaybeUser, PageQuery, Query};
 use crate::auth::token;
 use crate::db::files::{BatchOutcome, FileEntryRow, PreparedUpsert};
 use crate::domain::access::Action;
@@ -138,13 +138,14 @@ async fn write_files(
     State(state): State<AppState>,
     caller: MaybeUser,
     Path(id): Path<String>,
-    Json(batch): Json<FileBatch>,
+    body: JsonBody<FileBatch>,
 ) -> Result<Json<BatchResult>> {
+    let (_, facts) = access::project(&state, &id, caller.id(), Action::Write).await?;
+    let batch = body.read(&state).await?;
     let max_operations = state.settings.limits.batch_operations;
     if batch.operations.len() > max_operations {
         return Err(Error::Unprocessable(format!("a batch holds at most {max_operations} operations")));
     }
-    let (_, facts) = access::project(&state, &id, caller.id(), Action::Write).await?;
     let max_file_bytes = state.settings.limits.file_bytes(&facts.owner_plan);
 
     // Validating and hashing up to tens of megabytes is CPU work: off the async workers.

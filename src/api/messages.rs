@@ -7,7 +7,7 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::api::extract::{Json, MaybeUser, Query};
+use crate::api::extract::{Json, JsonBody, MaybeUser, Query};
 use crate::db::messages::MessageRow;
 use crate::domain::access::Action;
 use crate::domain::page::{Keyset, Page, PageSize};
@@ -71,14 +71,15 @@ async fn append_message(
     State(state): State<AppState>,
     caller: MaybeUser,
     Path(id): Path<String>,
-    Json(request): Json<NewMessage>,
+    body: JsonBody<NewMessage>,
 ) -> Result<(StatusCode, Json<Message>)> {
+    access::project(&state, &id, caller.id(), Action::Write).await?;
+    let request = body.read(&state).await?;
     validate::text("content", &request.content, 1, MAX_CONTENT_CHARS)?;
     let tokens = request.tokens.unwrap_or(0);
     if tokens < 0 {
         return Err(Error::Unprocessable("tokens must not be negative".into()));
     }
-    access::project(&state, &id, caller.id(), Action::Write).await?;
     let message = messages::append(&state, &id, request.role, &request.content, tokens).await?;
     Ok((StatusCode::CREATED, Json(message.into())))
 }

@@ -57,12 +57,15 @@ impl Modify for SessionAuth {
     }
 }
 
+/// The body limit of the account routes: a name, an e-mail and a password fit many times over.
+const AUTH_BODY_BYTES: usize = 16 * 1024;
+
 /// Every route of the service, and the OpenAPI document generated from the same handlers.
 pub fn routes(settings: &Settings) -> Router<AppState> {
     let file_batch_limit = DefaultBodyLimit::max(settings.limits.file_batch_body_bytes);
     let (router, openapi) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(health::routes())
-        .merge(auth::routes())
+        .merge(auth::routes().layer(DefaultBodyLimit::max(AUTH_BODY_BYTES)))
         .merge(projects::routes())
         .merge(files::routes().layer(file_batch_limit))
         .merge(messages::routes())

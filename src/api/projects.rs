@@ -8,7 +8,7 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::api::extract::{AuthUser, ClientAddress, Json, MaybeUser, PageQuery, Query};
+use crate::api::extract::{AuthUser, ClientAddress, Json, JsonBody, MaybeUser, PageQuery, Query};
 use crate::api::files::FileEntry;
 use crate::db::projects::{NewProject, ProjectPatch, ProjectRow, ProjectSummaryRow};
 use crate::domain::access::{Access, Action};
@@ -208,8 +208,9 @@ fn check_preview_url(url: &str) -> Result<()> {
 async fn create_project(
     State(state): State<AppState>,
     user: AuthUser,
-    Json(request): Json<CreateProject>,
+    body: JsonBody<CreateProject>,
 ) -> Result<(StatusCode, Json<Project>)> {
+    let request = body.read(&state).await?;
     check_name(&request.name)?;
     request.description.as_deref().map(check_description).transpose()?;
     check_project_type(&request.project_type)?;
@@ -267,16 +268,20 @@ async fn update_project(
     State(state): State<AppState>,
     caller: MaybeUser,
     Path(id): Path<String>,
-    Json(request): Json<UpdateProject>,
+    body: JsonBody<UpdateProject>,
 ) -> Result<Json<Project>> {
+    // Any change needs member management; a visibility change, the owner (checked below).
+    access::project(&state, &id, caller.id(), Action::Manage).await?;
+    let request = body.read(&state).await?;
     request.name.as_deref().map(check_name).transpose()?;
     request.description.clone().flatten().as_deref().map(check_description).transpose()?;
     request.project_type.as_deref().map(check_project_type).transpose()?;
     request.active_agents.as_deref().map(check_agents).transpose()?;
     request.preview_url.clone().flatten().as_deref().map(check_preview_url).transpose()?;
 
-    let action = if request.visibility.is_some() { Action::SetVisibility } else { Action::Manage };
-    access::project(&state, &id, caller.id(), action).await?;
+    if request.visibility.is_some() {
+        access::project(&state, &id, caller.id(), Action::SetVisibility).await?;
+    }
     let patch = ProjectPatch {
         name: request.name.map(|name| name.trim().to_owned()),
         description: request.description,
@@ -328,11 +333,12 @@ async fn fork_project(
     State(state): State<AppState>,
     caller: MaybeUser,
     Path(id): Path<String>,
-    Json(request): Json<ForkRequest>,
+    body: JsonBody<ForkRequest>,
 ) -> Result<(StatusCode, Json<Project>)> {
-    request.name.as_deref().map(check_name).transpose()?;
     access::project(&state, &id, caller.id(), Action::Read).await?;
     let user = caller.require()?;
+    let request = body.read(&state).await?;
+    request.name.as_deref().map(check_name).transpose()?;
     let name = request.name.as_deref().map(str::trim);
     let fork = projects::fork(&state, &id, &user.id, name).await?;
     Ok((StatusCode::CREATED, Json(fork.into())))

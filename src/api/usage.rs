@@ -7,7 +7,7 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::api::extract::{AuthUser, Json, PageQuery, Query};
+use crate::api::extract::{AuthUser, Json, JsonBody, PageQuery, Query};
 use crate::auth::token;
 use crate::db::usage::{NewUsage, UsageGroupRow, UsageRow};
 use crate::domain::access::Action;
@@ -124,8 +124,9 @@ pub struct UsageSummary {
 async fn record_usage(
     State(state): State<AppState>,
     user: AuthUser,
-    Json(request): Json<RecordUsage>,
+    body: JsonBody<RecordUsage>,
 ) -> Result<(StatusCode, Json<Recorded>)> {
+    let request = body.read(&state).await?;
     if request.tokens_used < 0 || request.saved_tokens < 0 {
         return Err(Error::Unprocessable("tokensUsed and savedTokens must not be negative".into()));
     }

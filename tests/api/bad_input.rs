@@ -510,7 +510,7 @@ async fn oversized_bodies_are_413_and_oversized_files_422() {
             "message over 2 MiB",
             json_req(Method::POST, w.messages(), token, json!({"role": "user", "content": over_default})),
         ),
-        ("file batch over 32 MiB", w.batch(vec![upsert("huge.txt", &"x".repeat(32 * 1024 * 1024 + 1))])),
+        ("file batch over 8 MiB", w.batch(vec![upsert("huge.txt", &"x".repeat(8 * 1024 * 1024 + 1))])),
     ];
     for (what, req) in cases {
         refused(&w.app, what, req, StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large").await;

@@ -523,8 +523,8 @@ async fn bad_input_is_refused_in_the_json_shape_and_writes_nothing() {
 
     let member_uri = format!("/api/projects/{project}/members/{}", alice.id);
     for body in [json!({"role": "SUPERUSER"}), json!({"role": "ADMIN", "extra": 1}), json!({}), json!({"role": 3})] {
-        let response = app.call(Method::PATCH, &member_uri, Some(&owner.token), Some(body)).await;
-        assert_eq!(response.status, StatusCode::UNPROCESSABLE_ENTITY);
+        let response = app.call(Method::PATCH, &member_uri, Some(&owner.token), Some(body.clone())).await;
+        assert_eq!(response.status, StatusCode::UNPROCESSABLE_ENTITY, "{body}: {}", response.json);
         assert_eq!(response.error_code(), "unprocessable");
     }
     assert_eq!(role_of(&app, &project, &alice).await.as_deref(), Some("VIEWER"));

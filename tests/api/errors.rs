@@ -1,10 +1,11 @@
 //! The error model: every failure answers `{"error":{"code","message"}}` with a 4xx/5xx status.
 
+use axum::extract::State;
 use axum::http::{Method, StatusCode};
 use axum::routing::post;
 use axum::Router;
 use serde::Deserialize;
-use vibing2::api::extract::Json;
+use vibing2::api::extract::JsonBody;
 use vibing2::app;
 use vibing2::state::AppState;
 
@@ -18,8 +19,9 @@ struct Probe {
     count: u32,
 }
 
-async fn probe(Json(_probe): Json<Probe>) -> StatusCode {
-    StatusCode::NO_CONTENT
+async fn probe(State(state): State<AppState>, body: JsonBody<Probe>) -> Result<StatusCode, vibing2::error::Error> {
+    body.read(&state).await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 /// The real router's layers around one JSON route, with a 1 KiB body limit.

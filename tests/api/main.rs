@@ -5,6 +5,7 @@ mod adopt;
 mod auth;
 mod bad_input;
 mod bench_seed;
+mod bodies;
 mod cache;
 mod collab;
 mod competitions;
