@@ -1,7 +1,8 @@
 //! The assembled router with its tower layers.
 
-use axum::extract::DefaultBodyLimit;
+use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{header, HeaderValue};
+use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::Router;
 use tower_http::catch_panic::CatchPanicLayer;
@@ -24,6 +25,7 @@ pub fn with_layers(routes: Router<AppState>, state: AppState) -> Router {
         .fallback(|| async { Error::NotFound("route") })
         .method_not_allowed_fallback(|| async { Error::MethodNotAllowed })
         .layer(DefaultBodyLimit::max(body_limit))
+        .layer(middleware::from_fn_with_state(state.clone(), database_gate))
         // Responses carry sessions, private projects and per-caller views: no browser or proxy
         // may keep them.
         .layer(SetResponseHeaderLayer::if_not_present(header::CACHE_CONTROL, HeaderValue::from_static("no-store")))
@@ -32,4 +34,20 @@ pub fn with_layers(routes: Router<AppState>, state: AppState) -> Router {
             Error::from(anyhow::anyhow!("handler panicked")).into_response()
         }))
         .with_state(state)
+}
+
+/// While PostgreSQL is unreachable, a request answers 503 with `Retry-After` at once rather
+/// than after the pool's acquire timeout, and one in flight when it goes down is answered
+/// then. The health routes report the outage themselves.
+async fn database_gate(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    if request.uri().path().starts_with("/api/health") {
+        return next.run(request).await;
+    }
+    if state.database.is_down() {
+        return Error::DatabaseUnavailable.into_response();
+    }
+    tokio::select! {
+        response = next.run(request) => response,
+        () = state.database.went_down() => Error::DatabaseUnavailable.into_response(),
+    }
 }

@@ -64,6 +64,9 @@ pub struct DatabaseSettings {
     pub idle_timeout_ms: u64,
     pub idle_in_transaction_timeout_ms: u64,
     pub health_check_timeout_ms: u64,
+    /// How often the reachability probe pings PostgreSQL (`db::reachability`); an outage is
+    /// noticed within about two intervals.
+    pub probe_interval_ms: u64,
     pub migrate_on_start: bool,
     /// Where the embedded cluster keeps its data, relative to the working directory.
     pub embedded_dir: PathBuf,
@@ -83,6 +86,7 @@ impl Default for DatabaseSettings {
             idle_timeout_ms: 60_000,
             idle_in_transaction_timeout_ms: 60_000,
             health_check_timeout_ms: 2_000,
+            probe_interval_ms: 500,
             migrate_on_start: true,
             embedded_dir: PathBuf::from(".vibing2/postgres"),
             require_url: false,

@@ -167,8 +167,13 @@ impl IntoResponse for Error {
         let (status, code) = self.http();
         let body = ErrorResponse { error: ErrorBody { code, message: self.to_string() } };
         let mut response = (status, Json(body)).into_response();
-        if let Error::RateLimited { retry_after_secs } | Error::Overloaded { retry_after_secs } = self {
-            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
+        let retry_after_secs = match self {
+            Error::RateLimited { retry_after_secs } | Error::Overloaded { retry_after_secs } => Some(retry_after_secs),
+            Error::DatabaseTimeout | Error::DatabaseUnavailable | Error::CacheUnavailable => Some(1),
+            _ => None,
+        };
+        if let Some(seconds) = retry_after_secs {
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(seconds));
         }
         response
     }

@@ -12,6 +12,7 @@ use tokio::sync::{RwLock, Semaphore};
 use crate::auth::password::HashQueue;
 use crate::cache::Cache;
 use crate::config::Settings;
+use crate::db::reachability::Reachability;
 
 #[derive(Clone)]
 pub struct AppState {
@@ -24,6 +25,8 @@ pub struct AppState {
     pub hashes: Arc<HashQueue>,
     /// Slots for reading large request bodies (`api::extract::JsonBody`).
     pub large_bodies: Arc<Semaphore>,
+    /// Whether PostgreSQL answers, so an outage is a fast 503 rather than a pool timeout.
+    pub database: Arc<Reachability>,
     pub started_at: Instant,
 }
 
@@ -42,7 +45,10 @@ impl AppState {
             ViewBuffer::new(Duration::from_secs(settings.views.viewer_window_secs), settings.views.viewers_remembered);
         let hashes = Arc::new(HashQueue::per_core(settings.auth.hash_queue));
         let large_bodies = Arc::new(Semaphore::new(settings.server.large_bodies_in_flight.max(1)));
-        Ok(Self { pool, settings: Arc::new(settings), cache, views, hashes, large_bodies, started_at: Instant::now() })
+        let probe_interval = Duration::from_millis(settings.database.probe_interval_ms.max(10));
+        let database = Reachability::watch((*pool.connect_options()).clone(), probe_interval);
+        let settings = Arc::new(settings);
+        Ok(Self { pool, settings, cache, views, hashes, large_bodies, database, started_at: Instant::now() })
     }
 }
 

@@ -16,7 +16,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("domain", &["error"]),
     ("validate", &["error"]),
     ("db", &["config", "domain"]),
-    ("state", &["auth", "cache", "config"]),
+    ("state", &["auth", "cache", "config", "db"]),
     ("service", &["auth", "cache", "config", "db", "domain", "error", "state"]),
     ("api", &["auth", "cache", "config", "db", "domain", "error", "service", "state", "validate"]),
     ("app", &["api", "error", "state"]),

@@ -16,6 +16,7 @@ pub mod maintenance;
 pub mod messages;
 pub mod migrate;
 pub mod projects;
+pub mod reachability;
 pub mod sessions;
 pub mod usage;
 pub mod users;

@@ -21,6 +21,7 @@ mod likes_forks;
 mod messages;
 mod migrations;
 mod openapi;
+mod outage;
 mod plans;
 mod pool;
 mod projects;
