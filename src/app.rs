@@ -1,5 +1,7 @@
 //! The assembled router with its tower layers.
 
+use std::time::Duration;
+
 use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{header, HeaderValue};
 use axum::middleware::{self, Next};
@@ -26,6 +28,7 @@ pub fn with_layers(routes: Router<AppState>, state: AppState) -> Router {
         .method_not_allowed_fallback(|| async { Error::MethodNotAllowed })
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(middleware::from_fn_with_state(state.clone(), database_gate))
+        .layer(middleware::from_fn_with_state(state.clone(), request_deadline))
         // Responses carry sessions, private projects and per-caller views: no browser or proxy
         // may keep them.
         .layer(SetResponseHeaderLayer::if_not_present(header::CACHE_CONTROL, HeaderValue::from_static("no-store")))
@@ -49,5 +52,15 @@ async fn database_gate(State(state): State<AppState>, request: Request, next: Ne
     tokio::select! {
         response = next.run(request) => response,
         () = state.database.went_down() => Error::DatabaseUnavailable.into_response(),
+    }
+}
+
+/// A request, its body included, is answered within `server.request_timeout_secs`: a
+/// trickled body or a stuck handler is dropped (cancelling its work) and answered 408.
+async fn request_deadline(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let deadline = Duration::from_secs(state.settings.server.request_timeout_secs);
+    match tokio::time::timeout(deadline, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => Error::RequestTimeout.into_response(),
     }
 }

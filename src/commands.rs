@@ -74,8 +74,8 @@ async fn run_server(settings: Settings, url: &SecretString) -> anyhow::Result<()
     });
     // Views counted since the last flush are written before the pool closes.
     let views = tokio::spawn(crate::service::views::flush_periodically(state.clone(), views_stopped));
-    let service = app::router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
-    axum::serve(listener, service).with_graceful_shutdown(shutdown_signal()).await?;
+    let server_settings = state.settings.server.clone();
+    crate::server::run(listener, app::router(state), &server_settings, shutdown_signal()).await?;
     let _ = stop_jobs.send(true);
     if let Some(jobs) = jobs {
         let _ = jobs.await;

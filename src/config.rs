@@ -120,6 +120,13 @@ pub struct ServerSettings {
     pub large_bodies_in_flight: usize,
     /// How long a large body waits for a slot before the request answers 503.
     pub large_body_wait_ms: u64,
+    /// A connection must send a request's headers within this, and an idle keep-alive
+    /// connection is closed after it.
+    pub header_read_timeout_ms: u64,
+    /// A request (its body included) must be answered within this, or it is 408.
+    pub request_timeout_secs: u64,
+    /// On SIGTERM, how long the requests in flight may take to finish.
+    pub drain_timeout_secs: u64,
 }
 
 impl Default for ServerSettings {
@@ -131,6 +138,9 @@ impl Default for ServerSettings {
             large_body_bytes: 64 * 1024,
             large_bodies_in_flight: 2,
             large_body_wait_ms: 2000,
+            header_read_timeout_ms: 10_000,
+            request_timeout_secs: 60,
+            drain_timeout_secs: 20,
         }
     }
 }

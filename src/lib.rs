@@ -15,6 +15,7 @@ pub mod db;
 pub mod domain;
 pub mod error;
 pub mod jobs;
+pub mod server;
 pub mod service;
 pub mod state;
 pub mod telemetry;

@@ -20,9 +20,13 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("service", &["auth", "cache", "config", "db", "domain", "error", "state"]),
     ("api", &["auth", "cache", "config", "db", "domain", "error", "service", "state", "validate"]),
     ("app", &["api", "error", "state"]),
+    ("server", &["config"]),
     ("jobs", &["config", "db", "domain", "error", "service"]),
     ("bench", &["auth", "cache", "config", "db", "domain", "error", "jobs", "validate"]),
-    ("commands", &["app", "auth", "bench", "cli", "config", "db", "domain", "error", "jobs", "service", "state"]),
+    (
+        "commands",
+        &["app", "auth", "bench", "cli", "config", "db", "domain", "error", "jobs", "server", "service", "state"],
+    ),
 ];
 
 fn rust_files(dir: &Path, found: &mut Vec<PathBuf>) {

@@ -10,7 +10,7 @@ use axum::http::{header, Method, Request, StatusCode};
 use http_body_util::BodyExt;
 use tower::ServiceExt;
 
-use crate::support::{TestApp, TestDb};
+use crate::support::{SpawnedServer, TestApp, TestDb};
 
 const CHUNK: usize = 64 * 1024;
 
@@ -168,40 +168,9 @@ fn peak_rss_bytes(pid: u32) -> u64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sixty_four_maximum_bodies_keep_the_server_under_150_mb() {
     let db = TestDb::migrated().await;
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let mut server = tokio::process::Command::new(env!("CARGO_BIN_EXE_vibing2"))
-        .arg("serve")
-        .env("DATABASE_URL", &db.url)
-        .env_remove("REDIS_URL")
-        .env("PORT", port.to_string())
-        .env("VIBING2_JOBS__ENABLED", "false")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let pid = server.id().unwrap();
-    let base = format!("http://127.0.0.1:{port}");
-    let client = reqwest::Client::new();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while client.get(format!("{base}/api/health")).send().await.is_err() {
-        assert!(Instant::now() < deadline, "the service never answered");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let account = serde_json::json!({"name": "Big", "email": "big@example.com", "password": "big-bodies-password"});
-    let signup = client.post(format!("{base}/api/auth/signup")).json(&account).send().await.unwrap();
-    assert_eq!(signup.status(), 201);
-    let credentials = serde_json::json!({"email": "big@example.com", "password": "big-bodies-password"});
-    let login = client.post(format!("{base}/api/auth/login")).json(&credentials).send().await.unwrap();
-    let token = login.json::<serde_json::Value>().await.unwrap()["token"].as_str().unwrap().to_owned();
-    let created = client
-        .post(format!("{base}/api/projects"))
-        .bearer_auth(&token)
-        .json(&serde_json::json!({"name": "Big", "projectType": "website"}))
-        .send()
-        .await
-        .unwrap();
-    let project = created.json::<serde_json::Value>().await.unwrap()["id"].as_str().unwrap().to_owned();
+    let mut server = SpawnedServer::start(&db, &[]).await;
+    let (pid, base, client) = (server.pid(), server.base.clone(), reqwest::Client::new());
+    let (token, project) = server.owner_with_project().await;
     let before = peak_rss_bytes(pid);
 
     // The file batch route's limit, 8 MiB, less a little.
@@ -236,5 +205,5 @@ async fn sixty_four_maximum_bodies_keep_the_server_under_150_mb() {
     let peak = peak_rss_bytes(pid);
     eprintln!("peak RSS: {} MB before the bodies, {} MB after 64 of 8 MiB", before >> 20, peak >> 20);
     assert!(peak < 150 * 1024 * 1024, "peak RSS {} MB", peak >> 20);
-    server.kill().await.unwrap();
+    server.child.kill().await.unwrap();
 }

@@ -26,6 +26,7 @@ mod plans;
 mod pool;
 mod projects;
 mod serve_binary;
+mod shutdown;
 mod statements;
 mod support;
 mod usage;

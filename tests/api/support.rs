@@ -352,6 +352,65 @@ pub async fn timed<T>(call: impl std::future::Future<Output = T>) -> (T, f64) {
     (output, started.elapsed().as_secs_f64() * 1000.0)
 }
 
+/// `vibing2 serve` as a process of its own on `db`, with jobs off and extra environment.
+pub struct SpawnedServer {
+    pub child: tokio::process::Child,
+    pub port: u16,
+    pub base: String,
+}
+
+impl SpawnedServer {
+    pub async fn start(db: &TestDb, env: &[(&str, &str)]) -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_vibing2"));
+        command
+            .arg("serve")
+            .env("DATABASE_URL", &db.url)
+            .env_remove("REDIS_URL")
+            .env("PORT", port.to_string())
+            .env("VIBING2_JOBS__ENABLED", "false")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .kill_on_drop(true);
+        for (key, value) in env {
+            command.env(key, value);
+        }
+        let child = command.spawn().unwrap();
+        let base = format!("http://127.0.0.1:{port}");
+        let client = reqwest::Client::new();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while client.get(format!("{base}/api/health")).send().await.is_err() {
+            assert!(std::time::Instant::now() < deadline, "the service never answered");
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        SpawnedServer { child, port, base }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id().expect("the server is running")
+    }
+
+    /// Signs up, logs in and creates a PRIVATE project over HTTP: (token, project id).
+    pub async fn owner_with_project(&self) -> (String, String) {
+        let client = reqwest::Client::new();
+        let base = &self.base;
+        let account =
+            serde_json::json!({"name": "Spawned", "email": "spawned@example.com", "password": "spawned-password"});
+        let signup = client.post(format!("{base}/api/auth/signup")).json(&account).send().await.unwrap();
+        assert_eq!(signup.status(), 201);
+        let credentials = serde_json::json!({"email": "spawned@example.com", "password": "spawned-password"});
+        let login = client.post(format!("{base}/api/auth/login")).json(&credentials).send().await.unwrap();
+        assert_eq!(login.status(), 200);
+        let token = login.json::<Value>().await.unwrap()["token"].as_str().unwrap().to_owned();
+        let project = serde_json::json!({"name": "Spawned", "projectType": "website"});
+        let created =
+            client.post(format!("{base}/api/projects")).bearer_auth(&token).json(&project).send().await.unwrap();
+        assert_eq!(created.status(), 201);
+        let id = created.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_owned();
+        (token, id)
+    }
+}
+
 pub fn shared_redis_url() -> String {
     std::env::var("TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
 }
