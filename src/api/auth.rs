@@ -109,7 +109,8 @@ async fn signup(
 }
 
 /// Verifies the password and opens a session. Unknown e-mails cost the same as wrong
-/// passwords; 5 failures per 15 minutes per e-mail or per client address lock login.
+/// passwords; 5 failures per 15 minutes per (e-mail, client address) or per address lock
+/// login, and failures per e-mail only slow it down (`service::rate_limit`).
 #[utoipa::path(post, path = "/api/auth/login", tag = "auth", request_body = LoginRequest,
     responses((status = 200, body = LoginResponse), (status = 401, body = ErrorResponse),
               (status = 429, description = "too many failures; see Retry-After", body = ErrorResponse)))]

@@ -1,10 +1,12 @@
-//! Failed login attempts per key (`email:...`, `addr:...`), within a sliding window.
+//! Failed login attempts per key (`pair:...`, `addr:...`, `email:...`, `signup:...`), within a
+//! sliding window.
 
 use std::time::Duration;
 
 use sqlx::{PgConnection, PgExecutor};
 
 pub struct KeyCount {
+    pub key: String,
     pub failures: i64,
     /// When the oldest failure in the window leaves it.
     pub seconds_until_oldest_expires: i64,
@@ -12,7 +14,7 @@ pub struct KeyCount {
 
 pub async fn recent(db: impl PgExecutor<'_>, keys: &[String], window: Duration) -> sqlx::Result<Vec<KeyCount>> {
     let rows = sqlx::query!(
-        r#"SELECT count(*) AS "failures!", EXTRACT(EPOCH FROM min("at") + make_interval(secs => $2)
+        r#"SELECT "key", count(*) AS "failures!", EXTRACT(EPOCH FROM min("at") + make_interval(secs => $2)
                                      - (now() AT TIME ZONE 'UTC'))::float8 AS "seconds!"
            FROM "LoginFailure"
            WHERE "key" = ANY($1) AND "at" > (now() AT TIME ZONE 'UTC') - make_interval(secs => $2)
@@ -24,7 +26,11 @@ pub async fn recent(db: impl PgExecutor<'_>, keys: &[String], window: Duration) 
     .await?;
     Ok(rows
         .into_iter()
-        .map(|row| KeyCount { failures: row.failures, seconds_until_oldest_expires: row.seconds.ceil() as i64 })
+        .map(|row| KeyCount {
+            key: row.key,
+            failures: row.failures,
+            seconds_until_oldest_expires: row.seconds.ceil() as i64,
+        })
         .collect())
 }
 

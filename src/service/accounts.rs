@@ -36,18 +36,22 @@ pub async fn signup(state: &AppState, name: &str, email: &str, client: &str, pas
     if users::email_taken(&state.pool, email).await? {
         return Err(taken());
     }
-    let keys = [rate_limit::signup_key(client)];
-    rate_limit::reserve(&state.pool, &keys, state.settings.auth.signups_per_window).await?;
+    let limit = Some(state.settings.auth.signups_per_window);
+    rate_limit::reserve(&state.pool, &[rate_limit::Key { name: rate_limit::signup_key(client), limit }]).await?;
     let hash = password::hash(&state.hashes, password).await?;
     // Two signups racing for one e-mail: the unique index decides.
     users::create(&state.pool, &token::new_id(), name, email, &hash).await.on_unique_violation("User_email_key", taken)
 }
 
 /// Verifies the password and opens a session. Unknown e-mails cost the same as wrong
-/// passwords; the rate limit counts failures per e-mail and per client address.
+/// passwords; the rate limits are in `service::rate_limit`.
 pub async fn login(state: &AppState, email: &str, client: &str, password: String) -> Result<OpenedSession> {
-    let keys = rate_limit::keys(email, client);
-    let reservation = rate_limit::reserve(&state.pool, &keys, rate_limit::MAX_FAILURES).await?;
+    let keys = rate_limit::login_keys(email, client);
+    let reservation = rate_limit::reserve(&state.pool, &keys).await?;
+    if let Some(wait) = rate_limit::account_slowdown(reservation.failures_before[rate_limit::ACCOUNT_KEY]) {
+        // Holds no connection: the reservation is committed.
+        tokio::time::sleep(wait).await;
+    }
 
     let credentials = users::credentials_by_email(&state.pool, email).await?;
     let stored = credentials.as_ref().map(|c| c.password.clone());

@@ -38,8 +38,8 @@ pub async fn invite(
     role: Role,
 ) -> Result<InviteRow> {
     // Inviting by e-mail tells whether an address has an account: bounded per sender.
-    let keys = [format!("invite:{from_user_id}")];
-    rate_limit::reserve(&state.pool, &keys, state.settings.collab.invites_per_window).await?;
+    let limit = Some(state.settings.collab.invites_per_window);
+    rate_limit::reserve(&state.pool, &[rate_limit::Key { name: format!("invite:{from_user_id}"), limit }]).await?;
     let found = match invitee {
         Invitee::Email(email) => users::id_by_email(&state.pool, &email).await?,
         Invitee::Id(id) => users::exists(&state.pool, &id).await?.then_some(id),

@@ -149,7 +149,7 @@ async fn a_stored_value_that_is_no_hash_can_never_log_in() {
 }
 
 #[tokio::test]
-async fn five_failures_per_email_lock_login_for_fifteen_minutes() {
+async fn five_failures_from_one_client_lock_its_logins_for_fifteen_minutes() {
     let app = TestApp::new().await;
     let user = app.user("Target").await;
     for _ in 0..5 {
@@ -166,6 +166,53 @@ async fn five_failures_per_email_lock_login_for_fifteen_minutes() {
     assert_eq!(app.login(&user.email, &user.password).await.status, StatusCode::OK);
 }
 
+/// The failures recorded under one rate-limit key.
+async fn failures_under(app: &TestApp, key: &str) -> i64 {
+    sqlx::query_scalar(r#"SELECT count(*) FROM "LoginFailure" WHERE "key" = $1"#)
+        .bind(key)
+        .fetch_one(&app.pool)
+        .await
+        .unwrap()
+}
+
+/// A login from `address` (the app trusts X-Forwarded-For).
+async fn login_from(app: &TestApp, address: &str, email: &str, password: &str) -> StatusCode {
+    let body = json!({"email": email, "password": password}).to_string();
+    let request = axum::http::Request::post("/api/auth/login")
+        .header(header::CONTENT_TYPE, "application/json")
+        .header("x-forwarded-for", address)
+        .body(axum::body::Body::from(body))
+        .unwrap();
+    tower::ServiceExt::oneshot(app.router.clone(), request).await.unwrap().status()
+}
+
+#[tokio::test]
+async fn nobody_can_lock_the_owner_out_and_a_success_forgives_only_its_own_client() {
+    let app = TestApp::with_settings(&[("auth.trust_forwarded_for", "true")]).await;
+    let owner = app.user("Owner").await;
+    let attacker = "203.0.113.7";
+    for _ in 0..5 {
+        assert_eq!(login_from(&app, attacker, &owner.email, "guess-guess").await, StatusCode::UNAUTHORIZED);
+    }
+    assert_eq!(login_from(&app, attacker, &owner.email, "guess-guess").await, StatusCode::TOO_MANY_REQUESTS);
+
+    // The owner, elsewhere, is not locked out by someone else's failures on their e-mail.
+    assert_eq!(login_from(&app, "198.51.100.2", &owner.email, &owner.password).await, StatusCode::OK);
+    // Their success forgave their own failures only: the attacker is still refused.
+    assert_eq!(login_from(&app, attacker, &owner.email, "guess-guess").await, StatusCode::TOO_MANY_REQUESTS);
+    let account_failures: i64 = failures_under(&app, &format!("email:{}", owner.email)).await;
+    assert_eq!(account_failures, 5, "the account keeps counting the attacker's failures");
+
+    // The owner's own failures are forgiven by the owner's success from the same client.
+    let laptop = "198.51.100.3";
+    for _ in 0..4 {
+        assert_eq!(login_from(&app, laptop, &owner.email, "typo-typo").await, StatusCode::UNAUTHORIZED);
+    }
+    assert_eq!(login_from(&app, laptop, &owner.email, &owner.password).await, StatusCode::OK);
+    let pair_failures: i64 = failures_under(&app, &format!("pair:{}|{laptop}", owner.email)).await;
+    assert_eq!(pair_failures, 0);
+}
+
 #[tokio::test]
 async fn failures_from_one_address_across_emails_are_limited_too() {
     let app = TestApp::new().await;
@@ -180,7 +227,7 @@ async fn failures_from_one_address_across_emails_are_limited_too() {
 }
 
 /// Unknown e-mails must not be told apart by timing: both paths pay for one argon2
-/// verification. Compared side by side, as a ratio, so a slow machine slows both alike.
+/// verification, counted.
 #[tokio::test]
 async fn an_unknown_email_costs_one_verification_as_a_wrong_password_does() {
     let app = TestApp::new().await;
@@ -252,11 +299,7 @@ async fn fifty_parallel_wrong_passwords_get_at_most_five_hashes() {
     let verified = statuses.iter().filter(|status| **status == StatusCode::UNAUTHORIZED).count();
     let limited = statuses.iter().filter(|status| **status == StatusCode::TOO_MANY_REQUESTS).count();
     assert_eq!((verified, limited), (5, 45), "{statuses:?}");
-    let recorded: i64 = sqlx::query_scalar(r#"SELECT count(*) FROM "LoginFailure" WHERE "key" = $1"#)
-        .bind(format!("email:{}", user.email))
-        .fetch_one(&app.pool)
-        .await
-        .unwrap();
+    let recorded: i64 = failures_under(&app, &format!("email:{}", user.email)).await;
     assert_eq!(recorded, 5, "one reservation per attempt that was hashed");
 }
 
