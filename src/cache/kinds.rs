@@ -64,3 +64,13 @@ cache_kinds! {
     /// Usage summaries.
     UsageSummary => usage_summary, 60;
 }
+
+impl Kind {
+    /// Whether entries of the kind are kept in the shared tier as well. A session is not: when
+    /// a logout's invalidation cannot reach Redis, a shared entry could serve the revoked
+    /// session to other instances for its whole TTL, while a local entry lasts at most
+    /// `cache.local_ttl_secs`. Its lookup is one primary-key read.
+    pub fn shared(self) -> bool {
+        !matches!(self, Kind::Session)
+    }
+}

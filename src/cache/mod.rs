@@ -102,6 +102,9 @@ pub struct CacheStatus {
     pub breaker: Option<BreakerState>,
     /// Times the invalidation subscription (re)connected, each flushing the local tier.
     pub reconnects: u64,
+    /// Invalidations Redis refused, waiting to be sent again (other instances may read
+    /// entries they made stale from the shared tier until then; sessions are never there).
+    pub pending_invalidations: u64,
     pub kinds: Vec<KindStats>,
 }
 
@@ -172,7 +175,15 @@ impl Cache {
         let inner = &self.0;
         let counters = inner.counters.kind(kind);
         counters.requests.fetch_add(1, Relaxed);
-        let generation = self.generation(scope).await;
+        let (generation, shared) = match self.generation(scope).await {
+            Some(generation) => (generation.to_string(), inner.shared.as_ref().filter(|_| kind.shared())),
+            // Redis could not say which generation is current: any shared entry might be
+            // stale, so this process's tier serves alone, under a key no shared entry has.
+            None => {
+                counters.shared_errors.fetch_add(1, Relaxed);
+                ("local".to_owned(), None)
+            }
+        };
         let key = format!("{}{}:{}@{generation}:{suffix}", inner.prefix, kind.name(), scope.label());
         let local_ttl = inner.settings.local_ttl(kind);
         let shared_ttl = inner.settings.shared_ttl(kind);
@@ -181,7 +192,7 @@ impl Cache {
             .local
             .try_get_with(key.clone(), async {
                 counters.local_misses.fetch_add(1, Relaxed);
-                if let Some(tier) = &inner.shared {
+                if let Some(tier) = shared {
                     match tier.run::<Option<Vec<u8>>>(redis::cmd("GET").arg(&key)).await {
                         Ok(Some(bytes)) if bytes.first() == Some(&codec::FORMAT_VERSION) => {
                             counters.shared_hits.fetch_add(1, Relaxed);
@@ -198,7 +209,7 @@ impl Cache {
                 counters.loads.fetch_add(1, Relaxed);
                 counters.load_micros.fetch_add(started.elapsed().as_micros() as u64, Relaxed);
                 let bytes = codec::encode(&value).map_err(|_| E::from(CacheError::Codec(kind.name())))?;
-                if let Some(tier) = &inner.shared {
+                if let Some(tier) = shared {
                     let set = redis::cmd("SET").arg(&key).arg(&bytes).arg("EX").arg(shared_ttl.as_secs()).clone();
                     if tier.run::<()>(&set).await.is_err() {
                         counters.shared_errors.fetch_add(1, Relaxed);
@@ -220,39 +231,53 @@ impl Cache {
         }
         let labels: Vec<String> = scopes.iter().map(Scope::label).collect();
         let shared = match &self.0.shared {
-            Some(tier) => {
-                // Generations outlive every entry keyed by them, then go: a scope written
-                // once does not keep a key forever, and when its counter restarts at 0 no
-                // entry of an earlier 0 can still exist.
-                let ttl = self.0.settings.longest_ttl().as_secs() * 2;
-                let mut pipeline = redis::pipe();
-                pipeline.atomic();
-                for label in &labels {
-                    let gen_key = format!("{}gen:{label}", self.0.prefix);
-                    pipeline.incr(&gen_key, 1).expire(&gen_key, ttl as i64).ignore();
-                }
-                tier.run_pipeline::<Vec<u64>>(&pipeline).await.ok()
-            }
+            Some(tier) => tier.run_pipeline::<Vec<u64>>(&self.bump_pipeline(&labels)).await.ok(),
             None => None,
         };
         match (&self.0.shared, shared) {
-            (Some(tier), Some(values)) => {
-                let channel = bus::channel(&self.0.prefix);
-                let mut publish = redis::pipe();
-                for (label, value) in labels.into_iter().zip(values) {
-                    self.raise_generation(&label, value);
-                    publish.publish(&channel, bus::Message::Generation { scope: label, value }.encode()).ignore();
-                }
-                let _ = tier.run_pipeline::<()>(&publish).await;
-            }
-            // Without Redis (or with it failing), this process counts on its own.
-            _ => {
-                for label in labels {
-                    let next = self.0.generations.get(&label).unwrap_or(0) + 1;
-                    self.raise_generation(&label, next);
-                }
+            (Some(tier), Some(values)) => self.announce(tier, &labels, values).await,
+            // Without Redis, this process counts on its own.
+            (None, _) => self.bump_locally(&labels),
+            // With Redis failing, too; and the bump is retried until Redis takes it, so the
+            // other instances hear of it and stop reading the old entries.
+            (Some(_), None) => {
+                self.bump_locally(&labels);
+                self.0.counters.pending_invalidations.fetch_add(1, Relaxed);
+                tokio::spawn(retry_invalidation(Arc::downgrade(&self.0), labels));
             }
         }
+    }
+
+    /// Takes on the generations Redis counted, and tells the other instances, in one pipeline.
+    async fn announce(&self, tier: &SharedTier, labels: &[String], values: Vec<u64>) {
+        let channel = bus::channel(&self.0.prefix);
+        let mut publish = redis::pipe();
+        for (label, value) in labels.iter().zip(values) {
+            self.raise_generation(label, value);
+            publish.publish(&channel, bus::Message::Generation { scope: label.clone(), value }.encode()).ignore();
+        }
+        let _ = tier.run_pipeline::<()>(&publish).await;
+    }
+
+    fn bump_locally(&self, labels: &[String]) {
+        for label in labels {
+            let next = self.0.generations.get(label).unwrap_or(0) + 1;
+            self.raise_generation(label, next);
+        }
+    }
+
+    /// One atomic INCR+EXPIRE per scope. Generations outlive every entry keyed by them, then
+    /// go: a scope written once does not keep a key forever, and when its counter restarts at
+    /// 0 no entry of an earlier 0 can still exist.
+    fn bump_pipeline(&self, labels: &[String]) -> redis::Pipeline {
+        let ttl = self.0.settings.longest_ttl().as_secs() * 2;
+        let mut pipeline = redis::pipe();
+        pipeline.atomic();
+        for label in labels {
+            let gen_key = format!("{}gen:{label}", self.0.prefix);
+            pipeline.incr(&gen_key, 1).expire(&gen_key, ttl as i64).ignore();
+        }
+        pipeline
     }
 
     /// Drops this service's namespace in Redis (values only: generations keep counting up,
@@ -293,26 +318,28 @@ impl Cache {
             local_max_bytes: inner.settings.local_max_bytes,
             breaker: inner.shared.as_ref().map(SharedTier::breaker_state),
             reconnects: inner.counters.reconnects.load(Relaxed),
+            pending_invalidations: inner.counters.pending_invalidations.load(Relaxed),
             kinds: inner.counters.snapshot(),
         }
     }
 
-    /// The scope's current generation: remembered here, else read from Redis (0 if unset
-    /// or unreachable).
-    async fn generation(&self, scope: &Scope) -> u64 {
+    /// The scope's current generation: remembered here, else read from Redis (0 if unset).
+    /// None when Redis cannot be read: a guess would be remembered, and could later name
+    /// entries that a missed invalidation made stale.
+    async fn generation(&self, scope: &Scope) -> Option<u64> {
         let label = scope.label();
         if let Some(known) = self.0.generations.get(&label) {
-            return known;
+            return Some(known);
         }
         let value = match &self.0.shared {
             Some(tier) => {
                 let key = format!("{}gen:{label}", self.0.prefix);
-                tier.run::<Option<u64>>(redis::cmd("GET").arg(key)).await.ok().flatten().unwrap_or(0)
+                tier.run::<Option<u64>>(redis::cmd("GET").arg(key)).await.ok()?.unwrap_or(0)
             }
             None => 0,
         };
         self.raise_generation(&label, value);
-        self.0.generations.get(&label).unwrap_or(value)
+        Some(self.0.generations.get(&label).unwrap_or(value))
     }
 
     /// Generations only move forward, whatever order messages arrive in.
@@ -326,5 +353,33 @@ impl Cache {
     fn flush_local(&self) {
         self.0.local.invalidate_all();
         self.0.generations.invalidate_all();
+    }
+}
+
+/// Retries a generation bump Redis refused, with backoff, until it lands or every entry it
+/// would hide has expired anyway; then publishes it like any other.
+async fn retry_invalidation(cache: std::sync::Weak<Inner>, labels: Vec<String>) {
+    let mut backoff = Duration::from_millis(100);
+    let started = Instant::now();
+    loop {
+        tokio::time::sleep(backoff).await;
+        let Some(inner) = cache.upgrade() else { return };
+        let cache = Cache(inner);
+        let Some(tier) = &cache.0.shared else { return };
+        let done = if started.elapsed() > cache.0.settings.longest_ttl() * 2 {
+            tracing::warn!(scopes = ?labels, "gave up re-sending an invalidation: its entries have expired");
+            true
+        } else if let Ok(values) = tier.run_pipeline::<Vec<u64>>(&cache.bump_pipeline(&labels)).await {
+            cache.announce(tier, &labels, values).await;
+            tracing::info!(scopes = ?labels, "re-sent an invalidation Redis had refused");
+            true
+        } else {
+            false
+        };
+        if done {
+            cache.0.counters.pending_invalidations.fetch_sub(1, Relaxed);
+            return;
+        }
+        backoff = (backoff * 2).min(Duration::from_secs(2));
     }
 }

@@ -23,6 +23,8 @@ pub struct KindCounters {
 pub struct Counters {
     kinds: [KindCounters; Kind::ALL.len()],
     pub reconnects: AtomicU64,
+    /// Invalidations Redis refused that are waiting to be sent again.
+    pub pending_invalidations: AtomicU64,
 }
 
 impl Counters {

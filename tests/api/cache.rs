@@ -345,6 +345,8 @@ async fn redis_stopped_mid_run_slow_and_recovering() {
         status["breaker"] == "closed" && status["reconnects"].as_u64().unwrap() > reconnects_before
     })
     .await;
+    // The invalidations Redis missed while down are sent again.
+    within(Duration::from_secs(15), || async { shared_hits(&app).await.1["pendingInvalidations"] == 0 }).await;
     // With the shared tier back, a write through A and a read through A put the fresh value
     // in the restarted Redis; a new instance B, with an empty local tier, must get it from
     // there: a shared hit, not a load.
@@ -391,4 +393,56 @@ async fn a_clear_that_cannot_reach_redis_says_the_cache_is_unavailable() {
     let cleared = app.call(Method::POST, "/api/cache/clear", Some(ADMIN_TOKEN), None).await;
     assert_eq!(cleared.status, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(cleared.error_code(), "cache_unavailable");
+}
+
+/// A logout whose invalidation Redis refuses (it answers errors: out of memory) still ends
+/// the session on every instance within the local TTL, never served from the shared tier; and
+/// the refused invalidation is sent again once Redis takes writes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_logout_redis_refuses_ends_the_session_everywhere_within_the_local_ttl() {
+    let redis = PrivateRedis::start().await;
+    let namespace = namespace();
+    let overrides =
+        [("redis.url", redis.url()), ("cache.namespace", namespace.clone()), ("cache.local_ttl_secs", "1".to_owned())];
+    let overrides: Vec<(&str, &str)> = overrides.iter().map(|(key, value)| (*key, value.as_str())).collect();
+    let app = TestApp::with_settings(&overrides).await;
+    let other = instance(&app, &app.db.settings(&overrides));
+    let owner = app.user("Owner").await;
+    let session = |router: Router| {
+        let token = owner.token.clone();
+        async move { crate::support::call(&router, Method::GET, "/api/auth/session", Some(&token), None).await.status }
+    };
+    assert_eq!(session(other.clone()).await, StatusCode::OK, "B has the session cached");
+
+    let mut control = redis_connection(&redis.url()).await;
+    let refuse_writes = |limit: &'static str| redis::cmd("CONFIG").arg("SET").arg("maxmemory").arg(limit).clone();
+    let _: () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("maxmemory-policy")
+        .arg("noeviction")
+        .query_async(&mut control)
+        .await
+        .unwrap();
+    let _: () = refuse_writes("1").query_async(&mut control).await.unwrap();
+    let refused: redis::RedisResult<i64> = redis::cmd("INCR").arg("probe").query_async(&mut control).await;
+    assert!(refused.is_err(), "Redis refuses writes");
+
+    app.call(Method::POST, "/api/auth/logout", Some(&owner.token), None).await.expect(StatusCode::NO_CONTENT);
+    within(Duration::from_secs(10), || async { session(other.clone()).await == StatusCode::UNAUTHORIZED }).await;
+
+    let pending = || async {
+        let health = send(&app.router, Method::GET, "/api/health/database", None).await;
+        health.json["cache"]["pendingInvalidations"].as_u64().unwrap()
+    };
+    assert!(pending().await >= 1, "the logout's invalidation waits to be sent again");
+
+    // Redis takes writes again: the invalidation is re-sent, and B still refuses the token.
+    let _: () = refuse_writes("0").query_async(&mut control).await.unwrap();
+    within(Duration::from_secs(10), || async { pending().await == 0 }).await;
+    let generation = format!("{namespace}:v1:gen:session:*");
+    let keys: Vec<String> = redis::cmd("KEYS").arg(&generation).query_async(&mut control).await.unwrap();
+    assert!(!keys.is_empty(), "the session's generation was bumped in Redis");
+    for _ in 0..5 {
+        assert_eq!(session(other.clone()).await, StatusCode::UNAUTHORIZED);
+    }
 }
