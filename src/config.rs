@@ -188,6 +188,8 @@ pub struct LimitSettings {
     pub batch_operations: usize,
     /// The body limit of `PUT /api/projects/{id}/files`, which carries file contents.
     pub file_batch_body_bytes: usize,
+    /// Message content one page of a chat carries at most; longer messages are cut in it.
+    pub message_page_bytes: usize,
 }
 
 impl Default for LimitSettings {
@@ -199,6 +201,7 @@ impl Default for LimitSettings {
             file_bytes_enterprise: 500 * 1024,
             batch_operations: 1000,
             file_batch_body_bytes: 8 * 1024 * 1024,
+            message_page_bytes: 1024 * 1024,
         }
     }
 }

@@ -13,6 +13,7 @@ use crate::domain::access::Action;
 use crate::domain::page::{Keyset, Page, PageSize};
 use crate::domain::{Direction, MessageRole, UtcTime};
 use crate::error::{Error, ErrorResponse, Result};
+use crate::service::messages::PagedMessage;
 use crate::service::{access, messages};
 use crate::state::AppState;
 use crate::validate;
@@ -25,11 +26,27 @@ pub struct Message {
     content: String,
     tokens: i32,
     created_at: UtcTime,
+    /// In a page: the content was cut to keep the page within `limits.message_page_bytes`;
+    /// `GET /api/projects/{id}/messages/{messageId}` reads it whole.
+    truncated: bool,
 }
 
 impl From<MessageRow> for Message {
     fn from(row: MessageRow) -> Self {
-        Message { id: row.id, role: row.role, content: row.content, tokens: row.tokens, created_at: row.created_at }
+        Message::from(PagedMessage { message: row, truncated: false })
+    }
+}
+
+impl From<PagedMessage> for Message {
+    fn from(PagedMessage { message: row, truncated }: PagedMessage) -> Self {
+        Message {
+            id: row.id,
+            role: row.role,
+            content: row.content,
+            tokens: row.tokens,
+            created_at: row.created_at,
+            truncated,
+        }
     }
 }
 
@@ -38,7 +55,7 @@ const MESSAGE_PAGE: PageSize = PageSize { default: 50, max: 100 };
 const MAX_CONTENT_CHARS: usize = 200_000;
 
 pub fn routes() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(append_message, list_messages))
+    OpenApiRouter::new().routes(routes!(append_message, list_messages)).routes(routes!(read_message))
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -84,7 +101,22 @@ async fn append_message(
     Ok((StatusCode::CREATED, Json(message.into())))
 }
 
-/// One page of messages. Stable under concurrent appends: no duplicates, no gaps.
+/// One message, whole, as a page may have cut it.
+#[utoipa::path(get, path = "/api/projects/{id}/messages/{messageId}", tag = "messages",
+    params(("id" = String, Path), ("messageId" = String, Path)),
+    responses((status = 200, body = Message), (status = 404, body = ErrorResponse)))]
+async fn read_message(
+    State(state): State<AppState>,
+    caller: MaybeUser,
+    Path((id, message_id)): Path<(String, String)>,
+) -> Result<Json<Message>> {
+    access::project(&state, &id, caller.id(), Action::Read).await?;
+    Ok(Json(messages::one(&state, &id, &message_id).await?.into()))
+}
+
+/// One page of messages, within `limits.message_page_bytes` (1 MiB) of content: a message
+/// that does not fit is cut, with `truncated: true`. Stable under concurrent appends: no
+/// duplicates, no gaps.
 #[utoipa::path(get, path = "/api/projects/{id}/messages", tag = "messages", params(("id" = String, Path), MessageQuery),
     responses((status = 200, body = Page<Message>), (status = 404, body = ErrorResponse)))]
 async fn list_messages(

@@ -44,6 +44,20 @@ pub async fn append(
     .await
 }
 
+/// One message of a project, whole.
+pub async fn by_id(db: impl PgExecutor<'_>, project_id: &str, message_id: &str) -> sqlx::Result<Option<MessageRow>> {
+    sqlx::query_as!(
+        MessageRow,
+        r#"SELECT "id", "role" AS "role: MessageRole", "content", "tokens", "cursor",
+                  "createdAt" AS "created_at: UtcTime"
+           FROM "Message" WHERE "id" = $1 AND "projectId" = $2"#,
+        message_id,
+        project_id
+    )
+    .fetch_optional(db)
+    .await
+}
+
 /// One page after `after_cursor` (exclusive) in `direction`.
 pub async fn page(
     db: impl PgExecutor<'_>,

@@ -5,7 +5,7 @@ use crate::db::messages::{self, MessageRow};
 use crate::db::projects;
 use crate::domain::page::{Keyset, Page};
 use crate::domain::{Direction, MessageRole};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::service::invalidation::{self, Subjects, Write};
 use crate::state::AppState;
 
@@ -26,17 +26,53 @@ pub async fn append(
     Ok(message)
 }
 
-/// One page. The newest page, unfiltered, is what opening a chat shows: it is cached.
+/// A message as a page carries it: whole, or cut to keep the page within its byte budget.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct PagedMessage {
+    pub message: MessageRow,
+    /// The content was cut; [`one`] reads it whole.
+    pub truncated: bool,
+}
+
+/// Keeps a page's message content within `budget` bytes: messages go in whole while they fit;
+/// the first that does not, and every one after it, is cut (at a character boundary) to what
+/// is left of the budget.
+pub fn bound(rows: Vec<MessageRow>, budget: usize) -> Vec<PagedMessage> {
+    let mut left = budget;
+    rows.into_iter()
+        .map(|mut message| {
+            let truncated = message.content.len() > left;
+            if truncated {
+                let mut cut = left;
+                while !message.content.is_char_boundary(cut) {
+                    cut -= 1;
+                }
+                message.content.truncate(cut);
+            }
+            left -= message.content.len();
+            PagedMessage { message, truncated }
+        })
+        .collect()
+}
+
+/// One message, whole. 404 when the project has no such message.
+pub async fn one(state: &AppState, project_id: &str, message_id: &str) -> Result<MessageRow> {
+    messages::by_id(&state.pool, project_id, message_id).await?.ok_or(Error::NotFound("message"))
+}
+
+/// One page, within `limits.message_page_bytes` of content. The newest page, unfiltered, is
+/// what opening a chat shows: it is cached, bounded.
 pub async fn page(
     state: &AppState,
     project_id: &str,
     role: Option<MessageRole>,
     direction: Direction,
     keyset: Keyset<i64>,
-) -> Result<Page<MessageRow>> {
+) -> Result<Page<PagedMessage>> {
     let load = || async {
         let rows = messages::page(&state.pool, project_id, role, direction, keyset.after, keyset.fetch()).await?;
-        Ok(keyset.page(rows, |message| message.cursor))
+        let Page { items, next_cursor } = keyset.page(rows, |message| message.cursor);
+        Ok(Page { items: bound(items, state.settings.limits.message_page_bytes), next_cursor })
     };
     if keyset.is_first() && direction == Direction::Older && role.is_none() {
         let scope = Scope::Project(project_id.to_owned());
@@ -44,4 +80,31 @@ pub async fn page(
         return state.cache.get_or_load(Kind::FirstMessagePage, &scope, &suffix, load).await;
     }
     load().await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn message(content: &str) -> MessageRow {
+        MessageRow {
+            id: content.chars().take(3).collect(),
+            role: MessageRole::User,
+            content: content.to_owned(),
+            tokens: 0,
+            cursor: 1,
+            created_at: crate::domain::UtcTime(chrono::NaiveDateTime::default()),
+        }
+    }
+
+    #[test]
+    fn a_page_keeps_whole_messages_while_they_fit_and_cuts_the_rest_at_a_character() {
+        let page = bound(vec![message("aaaa"), message("bbbbbb"), message("é-é"), message("cc")], 8);
+        let cut: Vec<(&str, bool)> = page.iter().map(|m| (m.message.content.as_str(), m.truncated)).collect();
+        // 4 bytes fit; "bbbbbb" gets the 4 left; nothing is left for the rest. "é" is 2 bytes.
+        assert_eq!(cut, [("aaaa", false), ("bbbb", true), ("", true), ("", true)]);
+        let page = bound(vec![message("aé")], 2);
+        assert_eq!((page[0].message.content.as_str(), page[0].truncated), ("a", true), "never inside a character");
+        assert!(bound(vec![message("fits")], 4).iter().all(|m| !m.truncated));
+    }
 }

@@ -115,3 +115,43 @@ async fn pages_are_stable_under_concurrent_appends() {
         assert!(own.windows(2).all(|w| w[0] < w[1]), "each writer's messages in order");
     }
 }
+
+#[tokio::test]
+async fn a_page_is_bounded_in_bytes_and_a_cut_message_is_read_whole_by_id() {
+    let app = TestApp::with_settings(&[("limits.message_page_bytes", "1000")]).await;
+    let owner = app.user("Owner").await;
+    let stranger = app.user("Stranger").await;
+    let project = app.project(&owner, "PRIVATE").await;
+    let other = app.project(&owner, "PRIVATE").await;
+    let contents: Vec<String> = ["a", "b", "c"].iter().map(|letter| letter.repeat(600)).collect();
+    let mut appended = Vec::new();
+    for content in &contents {
+        appended.push(append(&app, &owner, &project, "user", content).await["id"].as_str().unwrap().to_owned());
+    }
+
+    // Newest first: 600 bytes whole, then the 400 left of the budget, then nothing.
+    let uri = format!("/api/projects/{project}/messages");
+    let page = app.call(Method::GET, &uri, Some(&owner.token), None).await.expect(StatusCode::OK);
+    let items = page.json["items"].as_array().unwrap();
+    let cut: Vec<(usize, bool)> =
+        items.iter().map(|m| (m["content"].as_str().unwrap().len(), m["truncated"].as_bool().unwrap())).collect();
+    assert_eq!(cut, [(600, false), (400, true), (0, true)]);
+
+    let oldest = format!("/api/projects/{project}/messages/{}", appended[0]);
+    let whole = app.call(Method::GET, &oldest, Some(&owner.token), None).await.expect(StatusCode::OK);
+    assert_eq!(
+        (whole.json["content"].as_str(), whole.json["truncated"].as_bool()),
+        (Some(contents[0].as_str()), Some(false))
+    );
+
+    // Not readable by whoever cannot read the project, nor through another project.
+    for (token, uri) in [
+        (None, oldest.clone()),
+        (Some(&stranger.token), oldest.clone()),
+        (Some(&owner.token), format!("/api/projects/{other}/messages/{}", appended[0])),
+        (Some(&owner.token), format!("/api/projects/{project}/messages/no-such-message")),
+    ] {
+        let response = app.call(Method::GET, &uri, token.map(String::as_str), None).await;
+        assert_eq!((response.status, response.error_code()), (StatusCode::NOT_FOUND, "not_found"), "{uri}");
+    }
+}

@@ -23,6 +23,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("get", "/api/projects/{id}/files/{path}"),
     ("get", "/api/projects/{id}/messages"),
     ("post", "/api/projects/{id}/messages"),
+    ("get", "/api/projects/{id}/messages/{messageId}"),
     ("post", "/api/projects/{id}/fork"),
     ("put", "/api/projects/{id}/like"),
     ("delete", "/api/projects/{id}/like"),
