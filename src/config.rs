@@ -257,6 +257,9 @@ pub struct JobSettings {
     pub refresh_user_token_summary_secs: u64,
     pub cleanup_secs: u64,
     pub analyze_secs: u64,
+    /// A scheduled job's statements may run this long (far past a request's
+    /// `statement_timeout`, but never for ever).
+    pub statement_timeout_ms: u64,
 }
 
 impl Default for JobSettings {
@@ -268,6 +271,7 @@ impl Default for JobSettings {
             refresh_user_token_summary_secs: 60 * 60,
             cleanup_secs: 24 * 60 * 60,
             analyze_secs: 7 * 24 * 60 * 60,
+            statement_timeout_ms: 10 * 60 * 1000,
         }
     }
 }

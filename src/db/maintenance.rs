@@ -87,10 +87,19 @@ pub async fn analyze(tx: &mut PgConnection) -> sqlx::Result<()> {
     Ok(())
 }
 
-/// Lifts the request-sized `statement_timeout` for a job's transaction: a refresh or ANALYZE
-/// on a large database may outlast any request's.
+/// Lifts the request-sized `statement_timeout` for the transaction of an operator's command
+/// (`vibing2 refresh-views`): a refresh on a large database may outlast any request's.
 pub async fn lift_statement_timeout(tx: &mut PgConnection) -> sqlx::Result<()> {
     sqlx::query!("SET LOCAL statement_timeout = 0").execute(tx).await?;
+    Ok(())
+}
+
+/// Sets the `statement_timeout` of a scheduled job's transaction: longer than a request's,
+/// still bounded, so a job stuck on a lock gives its connection back.
+pub async fn set_job_statement_timeout(tx: &mut PgConnection, timeout_ms: u64) -> sqlx::Result<()> {
+    sqlx::query!(r#"SELECT set_config('statement_timeout', $1, true) AS "set!""#, format!("{timeout_ms}ms"))
+        .fetch_one(tx)
+        .await?;
     Ok(())
 }
 

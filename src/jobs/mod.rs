@@ -121,7 +121,7 @@ impl Scheduler {
     async fn run_if_due(&self, job: Job) -> sqlx::Result<Attempt> {
         let mut conn = self.pool.acquire().await?;
         let mut tx = conn.begin().await?;
-        maintenance::lift_statement_timeout(&mut tx).await?;
+        maintenance::set_job_statement_timeout(&mut tx, self.settings.statement_timeout_ms).await?;
         let locked = maintenance::try_job_lock(&mut tx, job.lock_key()).await?;
         let interval = job.interval(&self.settings).as_secs_f64();
         if !locked || !maintenance::is_due(&mut *tx, job.name(), interval).await? {

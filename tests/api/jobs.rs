@@ -15,6 +15,7 @@ fn hourly() -> JobSettings {
         refresh_user_token_summary_secs: 3600,
         cleanup_secs: 3600,
         analyze_secs: 3600,
+        statement_timeout_ms: 60_000,
     }
 }
 
@@ -93,4 +94,27 @@ async fn cleanup_deletes_expired_sessions_and_tokens_only() {
     assert_eq!(sessions.len(), 1, "only the live login session is left");
     assert_ne!(sessions[0], "old");
     assert_eq!(tokens, ["live"]);
+}
+
+#[tokio::test]
+async fn a_job_stuck_past_its_statement_timeout_fails_and_gives_its_connection_back() {
+    let app = TestApp::with_settings(&[("admin_token", ADMIN_TOKEN)]).await;
+    // Another session holds a lock the view refresh needs.
+    let mut blocker = app.db.connect().await;
+    let mut held = sqlx::Connection::begin(&mut blocker).await.unwrap();
+    sqlx::query(r#"LOCK TABLE "Project" IN ACCESS EXCLUSIVE MODE"#).execute(&mut *held).await.unwrap();
+
+    let bounded = JobSettings { statement_timeout_ms: 300, ..hourly() };
+    let attempts =
+        tokio::time::timeout(std::time::Duration::from_secs(30), Scheduler::new(app.pool.clone(), bounded).tick())
+            .await
+            .expect("the tick ends: no job waits for ever");
+    let refresh = attempts.iter().find(|(job, _)| job.name() == "refresh_project_stats").expect("the refresh ran");
+    assert_eq!(refresh.1, Attempt::Failed, "{attempts:?}");
+    held.rollback().await.unwrap();
+
+    let response = app.admin_get("/api/health/database?detailed=true").await;
+    let jobs = response.json["details"]["jobs"].as_array().unwrap();
+    let recorded = jobs.iter().find(|job| job["job"] == "refresh_project_stats").unwrap();
+    assert_eq!(recorded["outcome"], "error", "{recorded}");
 }
