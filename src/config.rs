@@ -190,6 +190,23 @@ pub struct LimitSettings {
     pub file_batch_body_bytes: usize,
     /// Message content one page of a chat carries at most; longer messages are cut in it.
     pub message_page_bytes: usize,
+    /// Files one project may hold, per its owner's plan.
+    pub project_files_free: i64,
+    pub project_files_pro: i64,
+    pub project_files_team: i64,
+    pub project_files_enterprise: i64,
+    /// Bytes of file content one project may hold, per its owner's plan.
+    pub project_bytes_free: i64,
+    pub project_bytes_pro: i64,
+    pub project_bytes_team: i64,
+    pub project_bytes_enterprise: i64,
+}
+
+/// What one project may hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProjectQuota {
+    pub files: i64,
+    pub bytes: i64,
 }
 
 impl Default for LimitSettings {
@@ -202,11 +219,31 @@ impl Default for LimitSettings {
             batch_operations: 1000,
             file_batch_body_bytes: 8 * 1024 * 1024,
             message_page_bytes: 1024 * 1024,
+            // Twice a full batch (`batch_operations`) fits in any plan's project.
+            project_files_free: 2000,
+            project_files_pro: 10_000,
+            project_files_team: 50_000,
+            project_files_enterprise: 50_000,
+            project_bytes_free: 10 * 1024 * 1024,
+            project_bytes_pro: 100 * 1024 * 1024,
+            project_bytes_team: 500 * 1024 * 1024,
+            project_bytes_enterprise: 500 * 1024 * 1024,
         }
     }
 }
 
 impl LimitSettings {
+    /// What a project of an owner on `plan` may hold.
+    pub fn project_quota(&self, plan: &str) -> ProjectQuota {
+        let (files, bytes) = match plan {
+            "PRO" => (self.project_files_pro, self.project_bytes_pro),
+            "TEAM" => (self.project_files_team, self.project_bytes_team),
+            "ENTERPRISE" => (self.project_files_enterprise, self.project_bytes_enterprise),
+            _ => (self.project_files_free, self.project_bytes_free),
+        };
+        ProjectQuota { files, bytes }
+    }
+
     /// The largest file a project of an owner on `plan` may hold.
     pub fn file_bytes(&self, plan: &str) -> usize {
         match plan {

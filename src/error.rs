@@ -35,6 +35,9 @@ pub enum Error {
     PaymentRequired(String),
     #[error("request body is too large")]
     PayloadTooLarge,
+    /// A plan's storage quota would be exceeded; nothing was written.
+    #[error("{0}")]
+    QuotaExceeded(String),
     #[error("the request was not complete within the server's request timeout")]
     RequestTimeout,
     #[error("{0}")]
@@ -82,6 +85,7 @@ impl Error {
             Error::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
             Error::PaymentRequired(_) => (StatusCode::PAYMENT_REQUIRED, "insufficient_tokens"),
             Error::PayloadTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
+            Error::QuotaExceeded(_) => (StatusCode::FORBIDDEN, "quota_exceeded"),
             Error::RequestTimeout => (StatusCode::REQUEST_TIMEOUT, "request_timeout"),
             Error::UnsupportedMediaType(_) => (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type"),
             Error::Unprocessable(_) => (StatusCode::UNPROCESSABLE_ENTITY, "unprocessable"),

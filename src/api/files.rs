@@ -153,7 +153,8 @@ async fn write_files(
         .await
         .map_err(anyhow::Error::from)??;
 
-    Ok(Json(files::write(&state, &id, &upserts, &deletes).await?.into()))
+    let quota = state.settings.limits.project_quota(&facts.owner_plan);
+    Ok(Json(files::write(&state, &id, quota, &upserts, &deletes).await?.into()))
 }
 
 /// Checks every operation and computes sizes and checksums. Errors name the operation.

@@ -78,6 +78,18 @@ pub async fn get(db: impl PgExecutor<'_>, project_id: &str, path: &str) -> sqlx:
 /// Applies deletes, then upserts, as two set-based statements inside the caller's
 /// transaction. A file whose checksum and language are unchanged is not rewritten. Paths
 /// must be unique across the whole batch (the caller validates that).
+/// How many files a project holds, and their bytes.
+pub async fn usage(db: impl PgExecutor<'_>, project_id: &str) -> sqlx::Result<(i64, i64)> {
+    let row = sqlx::query!(
+        r#"SELECT count(*) AS "files!", COALESCE(sum("size"), 0)::bigint AS "bytes!"
+           FROM "ProjectFile" WHERE "projectId" = $1"#,
+        project_id
+    )
+    .fetch_one(db)
+    .await?;
+    Ok((row.files, row.bytes))
+}
+
 pub async fn apply_batch(
     tx: &mut PgConnection,
     project_id: &str,

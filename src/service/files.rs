@@ -2,6 +2,7 @@
 //! the batch write.
 
 use crate::cache::{Kind, Scope};
+use crate::config::ProjectQuota;
 use crate::db::files::{self, BatchOutcome, FileEntryRow, FileRow, PreparedUpsert};
 use crate::db::projects;
 use crate::domain::page::{Keyset, Page, PageSize};
@@ -35,16 +36,27 @@ pub async fn get(state: &AppState, project_id: &str, path: &str) -> Result<FileR
 pub async fn write(
     state: &AppState,
     project_id: &str,
+    quota: ProjectQuota,
     upserts: &[PreparedUpsert],
     deletes: &[String],
 ) -> Result<BatchOutcome> {
     let mut tx = state.pool.begin().await?;
+    // The project row first: its lock orders the batches of one project, so the quota check
+    // below counts every batch committed before this one.
+    projects::touch(&mut *tx, project_id).await?;
     let outcome = files::apply_batch(&mut tx, project_id, upserts, deletes).await?;
     let changed = !(outcome.created.is_empty() && outcome.updated.is_empty() && outcome.deleted.is_empty());
     if !changed {
         return Ok(outcome);
     }
-    projects::touch(&mut *tx, project_id).await?;
+    let (held_files, held_bytes) = files::usage(&mut *tx, project_id).await?;
+    if held_files > quota.files || held_bytes > quota.bytes {
+        // Dropping the transaction rolls the whole batch back.
+        return Err(Error::QuotaExceeded(format!(
+            "the project would hold {held_files} files and {held_bytes} bytes; its plan allows {} files and {} bytes",
+            quota.files, quota.bytes
+        )));
+    }
     let members = projects::member_ids(&mut *tx, project_id).await?;
     tx.commit().await?;
     let subjects = Subjects { projects: &[project_id], members: &members, ..Subjects::default() };

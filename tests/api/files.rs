@@ -147,3 +147,50 @@ async fn a_batch_of_100_files_is_a_fixed_number_of_statements() {
     // session + access facts + BEGIN + upsert + touch + COMMIT
     assert!(statements <= 6, "{statements} statements for 100 files");
 }
+
+#[tokio::test]
+async fn a_project_holds_at_most_its_plans_files_and_bytes_and_a_batch_past_them_writes_nothing() {
+    let app = TestApp::with_settings(&[("limits.project_files_free", "2"), ("limits.project_bytes_free", "100")]).await;
+    let owner = app.user("Owner").await;
+    let project = app.project(&owner, "PRIVATE").await;
+    let uri = format!("/api/projects/{project}/files");
+    let batch = |operations: serde_json::Value| json!({ "operations": operations });
+    let write = |body: serde_json::Value| app.call(Method::PUT, &uri, Some(&owner.token), Some(body));
+    let held = || async {
+        let (files, bytes): (i64, i64) = sqlx::query_as(
+            r#"SELECT count(*), COALESCE(sum("size"), 0)::bigint FROM "ProjectFile" WHERE "projectId" = $1"#,
+        )
+        .bind(&project)
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+        (files, bytes)
+    };
+
+    let two = batch(json!([
+        {"op": "upsert", "path": "a.txt", "content": "x".repeat(40)},
+        {"op": "upsert", "path": "b.txt", "content": "y".repeat(40)},
+    ]));
+    write(two).await.expect(StatusCode::OK);
+    assert_eq!(held().await, (2, 80));
+
+    // A third file, or content past 100 bytes: refused whole, nothing written.
+    let third = batch(json!([{"op": "upsert", "path": "c.txt", "content": "z"}]));
+    let bigger = batch(json!([{"op": "upsert", "path": "a.txt", "content": "x".repeat(61)}]));
+    for refused in [third, bigger] {
+        let response = write(refused).await;
+        assert_eq!(
+            (response.status, response.error_code()),
+            (StatusCode::FORBIDDEN, "quota_exceeded"),
+            "{}",
+            response.json
+        );
+        assert_eq!(held().await, (2, 80), "nothing written");
+    }
+
+    // A batch that deletes as it adds stays within the quota.
+    let swap =
+        batch(json!([{"op": "delete", "path": "b.txt"}, {"op": "upsert", "path": "c.txt", "content": "z".repeat(60)}]));
+    write(swap).await.expect(StatusCode::OK);
+    assert_eq!(held().await, (2, 100));
+}
