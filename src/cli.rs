@@ -26,9 +26,10 @@ pub enum Command {
 
 #[derive(Debug, Args)]
 pub struct MigrateCommand {
-    /// Rows per batch when a migration fills computed columns; each batch commits on its own.
-    #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(i64).range(1..=1_000_000))]
-    pub batch_rows: i64,
+    /// Rows per batch when a migration fills computed columns; each batch commits on its own
+    /// [default: the migrator's, 10,000].
+    #[arg(long, value_parser = clap::value_parser!(i64).range(1..=1_000_000))]
+    pub batch_rows: Option<i64>,
 }
 
 #[derive(Debug, Args)]

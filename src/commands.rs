@@ -119,9 +119,11 @@ fn configure_cursor_key(settings: &Settings, embedded: bool) -> anyhow::Result<(
 }
 
 /// `vibing2 migrate`: print what was applied, adopted and reported.
-pub async fn migrate(settings: Settings, batch_rows: i64) -> anyhow::Result<()> {
+pub async fn migrate(settings: Settings, batch_rows: Option<i64>) -> anyhow::Result<()> {
     let database = Database::open(&settings).await?;
-    let outcome = apply_migrations(&settings, &database.url, migrate::Options { batch_rows }).await;
+    let defaults = migrate::Options::default();
+    let options = migrate::Options { batch_rows: batch_rows.unwrap_or(defaults.batch_rows) };
+    let outcome = apply_migrations(&settings, &database.url, options).await;
     database.close().await;
     let report = outcome?;
     if let Some(version) = report.resumed {

@@ -202,9 +202,11 @@ pub struct LimitSettings {
     pub project_bytes_enterprise: i64,
 }
 
-/// What one project may hold.
+/// What one project may hold, by its owner's plan.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ProjectQuota {
+    /// The largest single file.
+    pub file_bytes: usize,
     pub files: i64,
     pub bytes: i64,
 }
@@ -233,25 +235,15 @@ impl Default for LimitSettings {
 }
 
 impl LimitSettings {
-    /// What a project of an owner on `plan` may hold.
+    /// What a project of an owner on `plan` may hold; an unknown plan gets FREE's.
     pub fn project_quota(&self, plan: &str) -> ProjectQuota {
-        let (files, bytes) = match plan {
-            "PRO" => (self.project_files_pro, self.project_bytes_pro),
-            "TEAM" => (self.project_files_team, self.project_bytes_team),
-            "ENTERPRISE" => (self.project_files_enterprise, self.project_bytes_enterprise),
-            _ => (self.project_files_free, self.project_bytes_free),
+        let (file_bytes, files, bytes) = match plan {
+            "PRO" => (self.file_bytes_pro, self.project_files_pro, self.project_bytes_pro),
+            "TEAM" => (self.file_bytes_team, self.project_files_team, self.project_bytes_team),
+            "ENTERPRISE" => (self.file_bytes_enterprise, self.project_files_enterprise, self.project_bytes_enterprise),
+            _ => (self.file_bytes_free, self.project_files_free, self.project_bytes_free),
         };
-        ProjectQuota { files, bytes }
-    }
-
-    /// The largest file a project of an owner on `plan` may hold.
-    pub fn file_bytes(&self, plan: &str) -> usize {
-        match plan {
-            "PRO" => self.file_bytes_pro,
-            "TEAM" => self.file_bytes_team,
-            "ENTERPRISE" => self.file_bytes_enterprise,
-            _ => self.file_bytes_free,
-        }
+        ProjectQuota { file_bytes, files, bytes }
     }
 }
 

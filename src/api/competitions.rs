@@ -92,11 +92,11 @@ async fn enter_competition(
     Path(id): Path<String>,
     body: JsonBody<NewCompetition>,
 ) -> Result<(StatusCode, Json<Competition>)> {
-    // Only the owner enters a project; checked again by the service, but before the body here.
-    access::project(&state, &id, caller.id(), Action::Delete).await?;
+    // Only the owner enters a project (`Delete` is the owner's alone), checked before the body.
+    let (_, facts) = access::project(&state, &id, caller.id(), Action::Delete).await?;
     let request = body.read(&state).await?;
     validate::text("title", &request.title, 1, 200)?;
-    let competition = competitions::enter(&state, &id, caller.id(), request.title.trim()).await?;
+    let competition = competitions::enter(&state, &id, &facts, request.title.trim()).await?;
     Ok((StatusCode::CREATED, Json(competition.into())))
 }
 

@@ -146,14 +146,14 @@ async fn write_files(
     if batch.operations.len() > max_operations {
         return Err(Error::Unprocessable(format!("a batch holds at most {max_operations} operations")));
     }
-    let max_file_bytes = state.settings.limits.file_bytes(&facts.owner_plan);
+    let quota = state.settings.limits.project_quota(&facts.owner_plan);
+    let max_file_bytes = quota.file_bytes;
 
     // Validating and hashing up to tens of megabytes is CPU work: off the async workers.
     let (upserts, deletes) = tokio::task::spawn_blocking(move || prepare(batch.operations, max_file_bytes))
         .await
         .map_err(anyhow::Error::from)??;
 
-    let quota = state.settings.limits.project_quota(&facts.owner_plan);
     Ok(Json(files::write(&state, &id, quota, &upserts, &deletes).await?.into()))
 }
 

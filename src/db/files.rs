@@ -75,9 +75,6 @@ pub async fn get(db: impl PgExecutor<'_>, project_id: &str, path: &str) -> sqlx:
     }))
 }
 
-/// Applies deletes, then upserts, as two set-based statements inside the caller's
-/// transaction. A file whose checksum and language are unchanged is not rewritten. Paths
-/// must be unique across the whole batch (the caller validates that).
 /// How many files a project holds, and their bytes.
 pub async fn usage(db: impl PgExecutor<'_>, project_id: &str) -> sqlx::Result<(i64, i64)> {
     let row = sqlx::query!(
@@ -90,6 +87,9 @@ pub async fn usage(db: impl PgExecutor<'_>, project_id: &str) -> sqlx::Result<(i
     Ok((row.files, row.bytes))
 }
 
+/// Applies deletes, then upserts, as two set-based statements inside the caller's
+/// transaction. A file whose checksum and language are unchanged is not rewritten. Paths
+/// must be unique across the whole batch (the caller validates that).
 pub async fn apply_batch(
     tx: &mut PgConnection,
     project_id: &str,

@@ -67,7 +67,7 @@ pub async fn login(state: &AppState, email: &str, client: &str, password: String
         }
         (Verdict::Valid, Some(credentials)) => credentials.id,
     };
-    rate_limit::succeeded(&state.pool, &keys, reservation).await?;
+    rate_limit::succeeded(&state.pool, reservation).await?;
 
     let (session_token, token_hash) = token::new_session_token();
     let ttl = Duration::days(i64::from(state.settings.auth.session_ttl_days));

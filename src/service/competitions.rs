@@ -4,7 +4,7 @@
 use crate::auth::token;
 use crate::db::competitions::{self, CompetitionRow, PROJECT_KEY};
 use crate::db::projects;
-use crate::domain::access::{authorize, Action};
+use crate::domain::access::{authorize, Action, ProjectFacts};
 use crate::domain::page::{Keyset, Page};
 use crate::domain::time::Position;
 use crate::domain::CompetitionStatus;
@@ -21,11 +21,12 @@ async fn owner_only(state: &AppState, project_id: &str, caller: Option<&str>) ->
     Ok(facts.is_some_and(|facts| facts.is_public))
 }
 
-/// Enters the caller's PUBLIC project. A PRIVATE project is 422; a project enters at most
-/// once (409, decided by the unique index).
-pub async fn enter(state: &AppState, project_id: &str, caller: Option<&str>, title: &str) -> Result<CompetitionRow> {
+/// Enters the caller's PUBLIC project, given the facts of the caller's authorization (as its
+/// owner: `Action::Delete`). A PRIVATE project is 422, decided again by the insert; a project
+/// enters at most once (409, decided by the unique index).
+pub async fn enter(state: &AppState, project_id: &str, facts: &ProjectFacts, title: &str) -> Result<CompetitionRow> {
     let private = || Error::Unprocessable("only a PUBLIC project can enter a competition".into());
-    if !owner_only(state, project_id, caller).await? {
+    if !facts.is_public {
         return Err(private());
     }
     let id = token::new_id();

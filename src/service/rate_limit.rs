@@ -54,6 +54,7 @@ pub fn account_slowdown(failures: i64) -> Option<Duration> {
 /// with the failures each key had before it.
 pub struct Reservation {
     attempt: String,
+    keys: Vec<String>,
     pub failures_before: Vec<i64>,
 }
 
@@ -78,15 +79,14 @@ pub async fn reserve(pool: &PgPool, keys: &[Key]) -> Result<Reservation> {
     login_failures::record(&mut *tx, &names, WINDOW, &attempt).await?;
     tx.commit().await?;
     let failures_before = names.iter().map(|name| count_of(name).map_or(0, |count| count.failures)).collect();
-    Ok(Reservation { attempt, failures_before })
+    Ok(Reservation { attempt, keys: names, failures_before })
 }
 
-/// A successful login takes its own reservation back and forgives the failures of its own
-/// (e-mail, client) pair, and no others: the address and the account keep their counts, so a
-/// success elsewhere never lifts an attacker's limit.
-pub async fn succeeded(pool: &PgPool, keys: &[Key; 3], reservation: Reservation) -> Result<()> {
-    let names: Vec<String> = keys.iter().map(|key| key.name.clone()).collect();
-    login_failures::forget(pool, &names, &reservation.attempt, &keys[0].name).await?;
+/// A successful login takes its own reservation back and forgives the failures of its first
+/// key, its own (e-mail, client) pair, and no others: the address and the account keep their
+/// counts, so a success elsewhere never lifts an attacker's limit.
+pub async fn succeeded(pool: &PgPool, reservation: Reservation) -> Result<()> {
+    login_failures::forget(pool, &reservation.keys, &reservation.attempt, &reservation.keys[0]).await?;
     Ok(())
 }
 
