@@ -11,6 +11,7 @@ use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::TraceLayer;
 
+use crate::api::extract::may_be_large;
 use crate::error::Error;
 use crate::state::AppState;
 
@@ -55,10 +56,20 @@ async fn database_gate(State(state): State<AppState>, request: Request, next: Ne
     }
 }
 
-/// A request, its body included, is answered within `server.request_timeout_secs`: a
-/// trickled body or a stuck handler is dropped (cancelling its work) and answered 408.
+/// A request, its body included, is answered within its class's deadline: a trickled body or
+/// a stuck handler is dropped (cancelling its queries, see `db::connect`) and answered 408.
+///
+/// The classes follow the body: one that may be larger than `server.large_body_bytes` (or
+/// of undeclared length; a file batch) has `server.upload_timeout_secs` to arrive and be
+/// written, every other request `server.request_timeout_secs`, which no statement's
+/// `statement_timeout` may exceed.
 async fn request_deadline(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    let deadline = Duration::from_secs(state.settings.server.request_timeout_secs);
+    let server = &state.settings.server;
+    let deadline = Duration::from_secs(if may_be_large(request.body(), server) {
+        server.upload_timeout_secs
+    } else {
+        server.request_timeout_secs
+    });
     match tokio::time::timeout(deadline, next.run(request)).await {
         Ok(response) => response,
         Err(_) => Error::RequestTimeout.into_response(),

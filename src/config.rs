@@ -67,6 +67,10 @@ pub struct DatabaseSettings {
     /// How often the reachability probe pings PostgreSQL (`db::reachability`); an outage is
     /// noticed within about two intervals.
     pub probe_interval_ms: u64,
+    /// The query of a dropped request is cancelled within about twice this: a connection
+    /// given back with a query still running is closed after this long, and PostgreSQL
+    /// checks this often (`client_connection_check_interval`) whether its client is gone.
+    pub cancel_check_ms: u64,
     pub migrate_on_start: bool,
     /// Where the embedded cluster keeps its data, relative to the working directory.
     pub embedded_dir: PathBuf,
@@ -87,6 +91,7 @@ impl Default for DatabaseSettings {
             idle_in_transaction_timeout_ms: 60_000,
             health_check_timeout_ms: 2_000,
             probe_interval_ms: 500,
+            cancel_check_ms: 250,
             migrate_on_start: true,
             embedded_dir: PathBuf::from(".vibing2/postgres"),
             require_url: false,
@@ -123,8 +128,12 @@ pub struct ServerSettings {
     /// A connection must send a request's headers within this, and an idle keep-alive
     /// connection is closed after it.
     pub header_read_timeout_ms: u64,
-    /// A request (its body included) must be answered within this, or it is 408.
+    /// A request (its body included) must be answered within this, or it is 408: every
+    /// request but those below. `database.statement_timeout_ms` may not be longer.
     pub request_timeout_secs: u64,
+    /// The deadline of a request whose body may be larger than `large_body_bytes` (a file
+    /// batch), whose body alone may take a while to arrive.
+    pub upload_timeout_secs: u64,
     /// On SIGTERM, how long the requests in flight may take to finish.
     pub drain_timeout_secs: u64,
 }
@@ -139,7 +148,8 @@ impl Default for ServerSettings {
             large_bodies_in_flight: 2,
             large_body_wait_ms: 2000,
             header_read_timeout_ms: 10_000,
-            request_timeout_secs: 60,
+            request_timeout_secs: 30,
+            upload_timeout_secs: 120,
             drain_timeout_secs: 20,
         }
     }
@@ -200,15 +210,21 @@ pub struct LimitSettings {
     pub project_bytes_pro: i64,
     pub project_bytes_team: i64,
     pub project_bytes_enterprise: i64,
+    /// Forks one user may make per hour, per their plan: each copies a whole project.
+    pub forks_per_hour_free: i64,
+    pub forks_per_hour_pro: i64,
+    pub forks_per_hour_team: i64,
+    pub forks_per_hour_enterprise: i64,
 }
 
-/// What one project may hold, by its owner's plan.
+/// What a plan allows: what one project of an owner on it may hold, and how often they fork.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ProjectQuota {
+pub struct PlanQuota {
     /// The largest single file.
     pub file_bytes: usize,
     pub files: i64,
     pub bytes: i64,
+    pub forks_per_hour: i64,
 }
 
 impl Default for LimitSettings {
@@ -230,20 +246,31 @@ impl Default for LimitSettings {
             project_bytes_pro: 100 * 1024 * 1024,
             project_bytes_team: 500 * 1024 * 1024,
             project_bytes_enterprise: 500 * 1024 * 1024,
+            forks_per_hour_free: 10,
+            forks_per_hour_pro: 60,
+            forks_per_hour_team: 200,
+            forks_per_hour_enterprise: 200,
         }
     }
 }
 
 impl LimitSettings {
-    /// What a project of an owner on `plan` may hold; an unknown plan gets FREE's.
-    pub fn project_quota(&self, plan: &str) -> ProjectQuota {
-        let (file_bytes, files, bytes) = match plan {
-            "PRO" => (self.file_bytes_pro, self.project_files_pro, self.project_bytes_pro),
-            "TEAM" => (self.file_bytes_team, self.project_files_team, self.project_bytes_team),
-            "ENTERPRISE" => (self.file_bytes_enterprise, self.project_files_enterprise, self.project_bytes_enterprise),
-            _ => (self.file_bytes_free, self.project_files_free, self.project_bytes_free),
+    /// What `plan` allows; an unknown plan gets FREE's.
+    pub fn plan_quota(&self, plan: &str) -> PlanQuota {
+        let (file_bytes, files, bytes, forks_per_hour) = match plan {
+            "PRO" => (self.file_bytes_pro, self.project_files_pro, self.project_bytes_pro, self.forks_per_hour_pro),
+            "TEAM" => {
+                (self.file_bytes_team, self.project_files_team, self.project_bytes_team, self.forks_per_hour_team)
+            }
+            "ENTERPRISE" => (
+                self.file_bytes_enterprise,
+                self.project_files_enterprise,
+                self.project_bytes_enterprise,
+                self.forks_per_hour_enterprise,
+            ),
+            _ => (self.file_bytes_free, self.project_files_free, self.project_bytes_free, self.forks_per_hour_free),
         };
-        ProjectQuota { file_bytes, files, bytes }
+        PlanQuota { file_bytes, files, bytes, forks_per_hour }
     }
 }
 
@@ -392,6 +419,9 @@ impl Settings {
             ("DB_STATEMENT_TIMEOUT", db.statement_timeout_ms),
             ("DB_IDLE_TIMEOUT", db.idle_timeout_ms),
             ("database.health_check_timeout_ms", db.health_check_timeout_ms),
+            ("database.cancel_check_ms", db.cancel_check_ms),
+            ("server.request_timeout_secs", self.server.request_timeout_secs),
+            ("server.upload_timeout_secs", self.server.upload_timeout_secs),
             ("redis.timeout_ms", self.redis.timeout_ms),
             ("auth.session_ttl_days", u64::from(self.auth.session_ttl_days)),
             ("limits.batch_operations", self.limits.batch_operations as u64),
@@ -401,6 +431,12 @@ impl Settings {
         ];
         if let Some((name, _)) = positive.iter().find(|(_, value)| *value == 0) {
             return Err(ConfigError(format!("{name} must be greater than zero")));
+        }
+        if db.statement_timeout_ms > self.server.request_timeout_secs.saturating_mul(1000) {
+            return Err(ConfigError(format!(
+                "DB_STATEMENT_TIMEOUT ({} ms) is longer than server.request_timeout_secs ({} s): a statement would outlive its request",
+                db.statement_timeout_ms, self.server.request_timeout_secs
+            )));
         }
         if db.require_url && db.url.is_none() {
             return Err(ConfigError(
@@ -453,6 +489,9 @@ impl DatabaseSettings {
     }
     pub fn idle_timeout(&self) -> Duration {
         Duration::from_millis(self.idle_timeout_ms)
+    }
+    pub fn cancel_check(&self) -> Duration {
+        Duration::from_millis(self.cancel_check_ms)
     }
     pub fn health_check_timeout(&self) -> Duration {
         Duration::from_millis(self.health_check_timeout_ms)

@@ -5,6 +5,7 @@ use std::marker::PhantomData;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
+use axum::body::Body;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
@@ -16,6 +17,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::IntoParams;
 
 use crate::auth::token;
+use crate::config::ServerSettings;
 use crate::domain::page::{Keyset, PageSize};
 use crate::error::Error;
 use crate::service::accounts;
@@ -58,17 +60,14 @@ impl<S: Send + Sync, T> FromRequest<S> for JsonBody<T> {
 impl<T: DeserializeOwned + Send + 'static> JsonBody<T> {
     pub async fn read(self, state: &AppState) -> Result<T, Error> {
         let server = &state.settings.server;
-        // The length the body declares (Content-Length, as hyper reports it); a stream may not.
-        let declared = axum::body::HttpBody::size_hint(self.request.body()).upper();
-        let _slot = match declared {
-            Some(length) if length <= server.large_body_bytes as u64 => None,
-            _ => {
-                let wait = Duration::from_millis(server.large_body_wait_ms);
-                match tokio::time::timeout(wait, state.large_bodies.clone().acquire_owned()).await {
-                    Ok(Ok(slot)) => Some(slot),
-                    _ => return Err(Error::Overloaded { retry_after_secs: 1 }),
-                }
+        let _slot = if may_be_large(self.request.body(), server) {
+            let wait = Duration::from_millis(server.large_body_wait_ms);
+            match tokio::time::timeout(wait, state.large_bodies.clone().acquire_owned()).await {
+                Ok(Ok(slot)) => Some(slot),
+                _ => return Err(Error::Overloaded { retry_after_secs: 1 }),
             }
+        } else {
+            None
         };
         let bytes = axum::body::Bytes::from_request(self.request, &()).await.map_err(|rejection| {
             if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
@@ -85,6 +84,12 @@ impl<T: DeserializeOwned + Send + 'static> JsonBody<T> {
         }
         decode(&bytes)
     }
+}
+
+/// Whether a body may be longer than `server.large_body_bytes`: by the length it declares
+/// (Content-Length, as hyper reports it), or because it declares none (a chunked stream).
+pub fn may_be_large(body: &Body, server: &ServerSettings) -> bool {
+    !matches!(axum::body::HttpBody::size_hint(body).upper(), Some(length) if length <= server.large_body_bytes as u64)
 }
 
 /// Decodes a JSON body straight into `T`, never through an untyped value: malformed JSON is

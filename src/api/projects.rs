@@ -324,11 +324,13 @@ async fn record_view(
 }
 
 /// Copies a project the caller can read (metadata and files, not messages) into a new
-/// PRIVATE project of theirs, in one statement, and counts the fork on the source.
+/// PRIVATE project of theirs, in one statement, and counts the fork on the source. Bounded by
+/// the forker's plan: forks per hour (429) and what the copy may hold (403).
 #[utoipa::path(post, path = "/api/projects/{id}/fork", tag = "projects", params(("id" = String, Path)),
     request_body = ForkRequest, security(("session" = [])),
-    responses((status = 201, body = Project), (status = 401, body = ErrorResponse), (status = 404, body = ErrorResponse),
-              (status = 422, body = ErrorResponse)))]
+    responses((status = 201, body = Project), (status = 401, body = ErrorResponse), (status = 403, body = ErrorResponse),
+              (status = 404, body = ErrorResponse), (status = 422, body = ErrorResponse),
+              (status = 429, body = ErrorResponse)))]
 async fn fork_project(
     State(state): State<AppState>,
     caller: MaybeUser,

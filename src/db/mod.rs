@@ -26,7 +26,7 @@ use std::str::FromStr;
 use anyhow::Context;
 use secrecy::{ExposeSecret, SecretString};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sqlx::{ConnectOptions, PgPool};
+use sqlx::{ConnectOptions, Connection, PgPool};
 
 use crate::config::{redact_url, DatabaseSettings};
 
@@ -37,12 +37,32 @@ pub const CREATOR_COLUMNS: &str = r#"u."id" AS "ownerId", u."name" AS "ownerName
 /// Builds the pool from the settings. Every connection gets `statement_timeout`,
 /// `idle_in_transaction_session_timeout` and UTC as its time zone at startup, so no request
 /// can hold a connection (or a lock) forever.
+///
+/// A connection given back while its query still runs (the request that ran it was dropped:
+/// its client went away, or its deadline passed) is closed rather than kept waiting for the
+/// query, and PostgreSQL, which checks every `cancel_check_ms` whether its client is still
+/// there, then cancels the query and rolls back its transaction. So nobody's query outlives
+/// its request, and it frees its pool slot at once.
 pub async fn connect(settings: &DatabaseSettings, url: &SecretString) -> anyhow::Result<PgPool> {
     let options = connect_options(settings, url)?;
+    let cancel_check = settings.cancel_check();
     let pool = PgPoolOptions::new()
         .max_connections(settings.connection_limit)
         .acquire_timeout(settings.pool_timeout())
         .idle_timeout(Some(settings.idle_timeout()))
+        .after_release(move |connection, _| {
+            Box::pin(async move {
+                // sqlx's own check on release waits for whatever the connection still owes;
+                // `Ok(false)` closes it instead once that takes longer than a round trip should.
+                match tokio::time::timeout(cancel_check, connection.ping()).await {
+                    Ok(answered) => answered.map(|()| true),
+                    Err(_) => {
+                        tracing::debug!("a connection came back with its query still running: closed to cancel it");
+                        Ok(false)
+                    }
+                }
+            })
+        })
         .connect_lazy_with(options);
 
     let redacted = redact_url(url.expose_secret());
@@ -64,6 +84,7 @@ pub fn connect_options(settings: &DatabaseSettings, url: &SecretString) -> anyho
         .options([
             ("statement_timeout", settings.statement_timeout_ms.to_string()),
             ("idle_in_transaction_session_timeout", settings.idle_in_transaction_timeout_ms.to_string()),
+            ("client_connection_check_interval", settings.cancel_check_ms.to_string()),
             ("TimeZone", "UTC".to_owned()),
         ])
         .log_slow_statements(tracing::log::LevelFilter::Warn, std::time::Duration::from_secs(1));

@@ -206,6 +206,15 @@ pub async fn fork(
     .await
 }
 
+/// Locks the project's row against writes of its files (a batch updates it first) until the
+/// transaction ends; None if it does not exist.
+pub async fn lock_for_copy(db: impl PgExecutor<'_>, id: &str) -> sqlx::Result<Option<()>> {
+    let locked = sqlx::query_scalar!(r#"SELECT 1 AS "locked!" FROM "Project" WHERE "id" = $1 FOR NO KEY UPDATE"#, id)
+        .fetch_optional(db)
+        .await?;
+    Ok(locked.map(|_| ()))
+}
+
 /// The owner and every collaborator: whose project lists show this project.
 pub async fn member_ids(db: impl PgExecutor<'_>, id: &str) -> sqlx::Result<Vec<String>> {
     sqlx::query_scalar!(

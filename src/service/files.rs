@@ -2,7 +2,7 @@
 //! the batch write.
 
 use crate::cache::{Kind, Scope};
-use crate::config::ProjectQuota;
+use crate::config::PlanQuota;
 use crate::db::files::{self, BatchOutcome, FileEntryRow, FileRow, PreparedUpsert};
 use crate::db::projects;
 use crate::domain::page::{Keyset, Page, PageSize};
@@ -36,7 +36,7 @@ pub async fn get(state: &AppState, project_id: &str, path: &str) -> Result<FileR
 pub async fn write(
     state: &AppState,
     project_id: &str,
-    quota: ProjectQuota,
+    quota: PlanQuota,
     upserts: &[PreparedUpsert],
     deletes: &[String],
 ) -> Result<BatchOutcome> {

@@ -1,13 +1,16 @@
 //! Projects: create, the member's list, read, update, delete, fork, like and view.
 
 use crate::cache::{Kind, Scope};
+use crate::db::files;
 use crate::db::likes::{self, LikeOutcome};
 use crate::db::projects::{self, NewProject, ProjectPatch, ProjectRow, ProjectSummaryRow};
+use crate::db::users;
 use crate::domain::page::{Keyset, Page};
 use crate::domain::time::Position;
 use crate::domain::Visibility;
 use crate::error::{Error, Result};
 use crate::service::invalidation::{self, Subjects, Write};
+use crate::service::rate_limit;
 use crate::state::AppState;
 
 pub async fn create(state: &AppState, id: &str, owner_id: &str, new: &NewProject<'_>) -> Result<ProjectRow> {
@@ -68,11 +71,29 @@ pub async fn delete(state: &AppState, id: &str) -> Result<()> {
     Ok(())
 }
 
-/// Copies a project the caller can read into a new PRIVATE project of theirs.
+/// Copies a project the caller can read into a new PRIVATE project of theirs. The forker's
+/// plan bounds it twice: forks per hour (429 past it), and what the copy may hold, as for a
+/// file batch (403 `quota_exceeded`). The source is locked while it is measured and copied,
+/// so no batch lands in between.
 pub async fn fork(state: &AppState, source_id: &str, user_id: &str, name: Option<&str>) -> Result<ProjectRow> {
+    let forker = users::by_id(&state.pool, user_id).await?.ok_or(Error::Unauthorized)?;
+    let quota = state.settings.limits.plan_quota(&forker.plan);
+    let key = rate_limit::Key { name: format!("fork:{user_id}"), limit: Some(quota.forks_per_hour) };
+    rate_limit::reserve_within(&state.pool, &[key], rate_limit::HOUR).await?;
+
     let new_id = crate::auth::token::new_id();
+    let mut tx = state.pool.begin().await?;
+    projects::lock_for_copy(&mut *tx, source_id).await?.ok_or(Error::NotFound("project"))?;
+    let (held_files, held_bytes) = files::usage(&mut *tx, source_id).await?;
+    if held_files > quota.files || held_bytes > quota.bytes {
+        return Err(Error::QuotaExceeded(format!(
+            "the project holds {held_files} files and {held_bytes} bytes; your plan allows {} files and {} bytes",
+            quota.files, quota.bytes
+        )));
+    }
     let mut members =
-        projects::fork(&state.pool, source_id, &new_id, user_id, name).await?.ok_or(Error::NotFound("project"))?;
+        projects::fork(&mut *tx, source_id, &new_id, user_id, name).await?.ok_or(Error::NotFound("project"))?;
+    tx.commit().await?;
     members.push(user_id.to_owned());
     let subjects = Subjects { projects: &[source_id], members: &members, ..Subjects::default() };
     invalidation::after(&state.cache, Write::ForkProject, subjects).await;

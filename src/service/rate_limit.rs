@@ -2,8 +2,9 @@
 //! address: 5 per 15 minutes each, as the seed's auth limiter, then 429. Per e-mail alone they
 //! are only counted: nobody can lock an owner out by failing on their e-mail, but past
 //! `ACCOUNT_SLOWDOWN_AFTER` failures from anywhere each attempt on it waits a little first.
-//! Sign-ups are limited per client address (`auth.signups_per_window`). Attempts are kept in
-//! PostgreSQL (`LoginFailure`), so every instance counts the same ones.
+//! Sign-ups are limited per client address (`auth.signups_per_window`), invites per sender,
+//! and forks per user and hour by plan. Attempts are kept in PostgreSQL (`LoginFailure`), so
+//! every instance counts the same ones.
 
 use std::time::Duration;
 
@@ -14,6 +15,8 @@ use crate::error::{Error, Result};
 
 pub const MAX_FAILURES: i64 = 5;
 pub const WINDOW: Duration = Duration::from_secs(15 * 60);
+/// The window of the fork limit (`limits.forks_per_hour_*`).
+pub const HOUR: Duration = Duration::from_secs(60 * 60);
 
 /// The key of a client address's sign-ups: each one counts, successful or not.
 pub fn signup_key(client: &str) -> String {
@@ -63,10 +66,15 @@ pub struct Reservation {
 /// happen under each key's advisory lock, so of N parallel attempts at most the limit get
 /// through. Keys are locked in the order given.
 pub async fn reserve(pool: &PgPool, keys: &[Key]) -> Result<Reservation> {
+    reserve_within(pool, keys, WINDOW).await
+}
+
+/// [`reserve`], counting the attempts of the last `window`.
+pub async fn reserve_within(pool: &PgPool, keys: &[Key], window: Duration) -> Result<Reservation> {
     let names: Vec<String> = keys.iter().map(|key| key.name.clone()).collect();
     let mut tx = pool.begin().await?;
     login_failures::lock(&mut tx, &names).await?;
-    let counts = login_failures::recent(&mut *tx, &names, WINDOW).await?;
+    let counts = login_failures::recent(&mut *tx, &names, window).await?;
     let count_of = |name: &str| counts.iter().find(|count| count.key == name);
     let blocked = keys.iter().filter_map(|key| {
         let count = count_of(&key.name)?;
@@ -76,7 +84,7 @@ pub async fn reserve(pool: &PgPool, keys: &[Key]) -> Result<Reservation> {
         return Err(Error::RateLimited { retry_after_secs: retry_after_secs.max(1) as u64 });
     }
     let attempt = crate::auth::token::new_id();
-    login_failures::record(&mut *tx, &names, WINDOW, &attempt).await?;
+    login_failures::record(&mut *tx, &names, window, &attempt).await?;
     tx.commit().await?;
     let failures_before = names.iter().map(|name| count_of(name).map_or(0, |count| count.failures)).collect();
     Ok(Reservation { attempt, keys: names, failures_before })

@@ -10,7 +10,7 @@ use axum::http::{header, Method, Request, StatusCode};
 use http_body_util::BodyExt;
 use tower::ServiceExt;
 
-use crate::support::{SpawnedServer, TestApp, TestDb};
+use crate::support::{file_batch_request, SpawnedServer, StalledBody, TestApp, TestDb};
 
 const CHUNK: usize = 64 * 1024;
 
@@ -96,20 +96,8 @@ async fn large_bodies_wait_for_a_slot_and_a_full_house_answers_503() {
     let uri = format!("/api/projects/{project}/files");
 
     // A body of unknown length that never ends holds the one slot.
-    let (feed, stalled) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(1);
-    feed.send(Ok(Bytes::from_static(b"{\"operations\":["))).await.unwrap();
-    let stream = futures_util::stream::unfold(stalled, |mut stalled| async move {
-        stalled.recv().await.map(|chunk| (chunk, stalled))
-    });
-    let holder = {
-        let router = app.router.clone();
-        let request = Request::put(&uri)
-            .header(header::CONTENT_TYPE, "application/json")
-            .header(header::AUTHORIZATION, format!("Bearer {}", owner.token))
-            .body(Body::from_stream(stream))
-            .unwrap();
-        tokio::spawn(async move { router.oneshot(request).await })
-    };
+    let holder =
+        tokio::spawn(app.router.clone().oneshot(file_batch_request(&project, &owner.token, StalledBody::undeclared())));
     let deadline = Instant::now() + Duration::from_secs(10);
     while app.state.large_bodies.available_permits() > 0 {
         assert!(Instant::now() < deadline, "the stalled body never took its slot");
@@ -119,13 +107,7 @@ async fn large_bodies_wait_for_a_slot_and_a_full_house_answers_503() {
     let response = app
         .router
         .clone()
-        .oneshot(
-            Request::put(&uri)
-                .header(header::CONTENT_TYPE, "application/json")
-                .header(header::AUTHORIZATION, format!("Bearer {}", owner.token))
-                .body(Body::from(zeros(1024 * 1024)))
-                .unwrap(),
-        )
+        .oneshot(file_batch_request(&project, &owner.token, Body::from(zeros(1024 * 1024))))
         .await
         .unwrap();
     assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
@@ -142,7 +124,6 @@ async fn large_bodies_wait_for_a_slot_and_a_full_house_answers_503() {
 
     // The stalled client goes away: its slot is free again.
     holder.abort();
-    drop(feed);
     let deadline = Instant::now() + Duration::from_secs(10);
     while app.state.large_bodies.available_permits() == 0 {
         assert!(Instant::now() < deadline, "the slot was never given back");

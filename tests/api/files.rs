@@ -116,11 +116,7 @@ async fn file_size_is_capped_by_the_owners_plan() {
     let free = app.call(Method::PUT, &uri, Some(&owner.token), Some(batch.clone())).await;
     assert_eq!(free.status, StatusCode::UNPROCESSABLE_ENTITY, "FREE allows 50 KB");
 
-    sqlx::query(r#"UPDATE "User" SET "plan" = 'PRO' WHERE "id" = $1"#)
-        .bind(&owner.id)
-        .execute(&app.pool)
-        .await
-        .unwrap();
+    app.set_plan(&owner, "PRO").await;
     let pro = app.call(Method::PUT, &uri, Some(&owner.token), Some(batch)).await;
     assert_eq!(pro.status, StatusCode::OK, "PRO allows 100 KB: {}", pro.json);
 }

@@ -1,6 +1,7 @@
-//! Likes (exact counts under concurrency, idempotent) and forks (files copied, messages not).
+//! Likes (exact counts under concurrency, idempotent) and forks (files copied, messages not;
+//! bounded by the forker's plan).
 
-use axum::http::{Method, StatusCode};
+use axum::http::{header, Method, StatusCode};
 use serde_json::json;
 
 use crate::support::{TestApp, TestUser};
@@ -84,19 +85,24 @@ async fn like_count_stays_exact_under_concurrent_likes_and_unlikes() {
     assert_eq!(count, 6);
 }
 
+/// Gives `project` two files, written by its owner.
+async fn write_two_files(app: &TestApp, owner: &TestUser, project: &str) {
+    let files = json!({"operations": [
+        {"op": "upsert", "path": "index.html", "content": "<p>one</p>"},
+        {"op": "upsert", "path": "src/app.js", "content": "two"},
+    ]});
+    app.call(Method::PUT, &format!("/api/projects/{project}/files"), Some(&owner.token), Some(files))
+        .await
+        .expect(StatusCode::OK);
+}
+
 #[tokio::test]
 async fn a_fork_copies_metadata_and_files_but_not_messages() {
     let app = TestApp::new().await;
     let owner = app.user("Owner").await;
     let forker = app.user("Forker").await;
     let source = app.project(&owner, "PUBLIC").await;
-    let files = json!({"operations": [
-        {"op": "upsert", "path": "index.html", "content": "<p>one</p>"},
-        {"op": "upsert", "path": "src/app.js", "content": "two"},
-    ]});
-    app.call(Method::PUT, &format!("/api/projects/{source}/files"), Some(&owner.token), Some(files))
-        .await
-        .expect(StatusCode::OK);
+    write_two_files(&app, &owner, &source).await;
     let message = json!({"role": "user", "content": "secret chat"});
     app.call(Method::POST, &format!("/api/projects/{source}/messages"), Some(&owner.token), Some(message))
         .await
@@ -135,4 +141,55 @@ async fn a_fork_copies_metadata_and_files_but_not_messages() {
     assert_eq!(hidden.status, StatusCode::NOT_FOUND, "a private project the caller cannot read");
     let anonymous = app.call(Method::POST, &format!("/api/projects/{source}/fork"), None, Some(json!({}))).await;
     assert_eq!(anonymous.status, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn forks_are_limited_per_hour_by_the_forkers_plan() {
+    let app = TestApp::with_settings(&[("limits.forks_per_hour_free", "2"), ("limits.forks_per_hour_pro", "3")]).await;
+    let owner = app.user("Owner").await;
+    let free = app.user("Free").await;
+    let pro = app.user("Pro").await;
+    app.set_plan(&pro, "PRO").await;
+    let source = app.project(&owner, "PUBLIC").await;
+    let fork = format!("/api/projects/{source}/fork");
+
+    for (forker, allowed) in [(&free, 2), (&pro, 3)] {
+        for _ in 0..allowed {
+            app.call(Method::POST, &fork, Some(&forker.token), Some(json!({}))).await.expect(StatusCode::CREATED);
+        }
+        let refused = app.call(Method::POST, &fork, Some(&forker.token), Some(json!({}))).await;
+        assert_eq!(refused.status, StatusCode::TOO_MANY_REQUESTS, "{}", refused.json);
+        let retry_after: u64 = refused.headers[header::RETRY_AFTER].to_str().unwrap().parse().unwrap();
+        assert!((1..=3600).contains(&retry_after), "Retry-After {retry_after}");
+    }
+    let forks: i32 = sqlx::query_scalar(r#"SELECT "forkCount" FROM "Project" WHERE "id" = $1"#)
+        .bind(&source)
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(forks, 5, "refused forks copy and count nothing");
+}
+
+#[tokio::test]
+async fn a_fork_must_fit_the_forkers_plan() {
+    let app = TestApp::with_settings(&[("limits.project_files_free", "1")]).await;
+    let owner = app.user("Owner").await;
+    let forker = app.user("Forker").await;
+    app.set_plan(&owner, "PRO").await;
+    let source = app.project(&owner, "PUBLIC").await;
+    write_two_files(&app, &owner, &source).await;
+
+    let refused =
+        app.call(Method::POST, &format!("/api/projects/{source}/fork"), Some(&forker.token), Some(json!({}))).await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN, "{}", refused.json);
+    assert_eq!(refused.error_code(), "quota_exceeded");
+    let (owned, forks): (i64, i32) = sqlx::query_as(
+        r#"SELECT (SELECT count(*) FROM "Project" WHERE "userId" = $1), (SELECT "forkCount" FROM "Project" WHERE "id" = $2)"#,
+    )
+    .bind(&forker.id)
+    .bind(&source)
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!((owned, forks), (0, 0), "nothing was copied or counted");
 }

@@ -7,6 +7,7 @@ mod bad_input;
 mod bench_seed;
 mod bodies;
 mod cache;
+mod cancellation;
 mod collab;
 mod competitions;
 mod discovery;

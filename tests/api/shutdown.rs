@@ -3,15 +3,14 @@
 
 use std::time::{Duration, Instant};
 
-use axum::body::{Body, Bytes};
-use axum::http::{header, Request, StatusCode};
+use axum::http::StatusCode;
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tower::ServiceExt;
 
-use crate::support::{SpawnedServer, TestApp, TestDb};
+use crate::support::{file_batch_request, SpawnedServer, StalledBody, TestApp, TestDb};
 
 /// Far past every timeout the tests configure: reaching it means something hung.
 const HANG: Duration = Duration::from_secs(15);
@@ -113,23 +112,46 @@ async fn a_request_still_in_flight_at_the_drain_deadline_is_cut_and_the_server_e
 }
 
 #[tokio::test]
-async fn a_request_not_complete_within_the_request_timeout_is_408() {
-    let app = TestApp::with_settings(&[("server.request_timeout_secs", "1")]).await;
+async fn a_request_not_complete_within_its_deadline_is_408() {
+    let app = TestApp::with_settings(&[
+        ("server.request_timeout_secs", "1"),
+        ("database.statement_timeout_ms", "1000"),
+        ("server.upload_timeout_secs", "1"),
+    ])
+    .await;
     let owner = app.user("Owner").await;
     let project = app.project(&owner, "PRIVATE").await;
-    // A body that never ends.
-    let (_feed, stalled) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(1);
-    let stream = futures_util::stream::unfold(stalled, |mut stalled| async move {
-        stalled.recv().await.map(|chunk| (chunk, stalled))
-    });
-    let request = Request::put(format!("/api/projects/{project}/files"))
-        .header(header::CONTENT_TYPE, "application/json")
-        .header(header::AUTHORIZATION, format!("Bearer {}", owner.token))
-        .body(Body::from_stream(stream))
-        .unwrap();
-    let response = tokio::time::timeout(HANG, app.router.clone().oneshot(request)).await.expect("answered").unwrap();
-    assert_eq!(response.status(), StatusCode::REQUEST_TIMEOUT);
-    let body = http_body_util::BodyExt::collect(response.into_body()).await.unwrap().to_bytes();
-    let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
-    assert_eq!(body["error"]["code"], "request_timeout");
+    // A small body (the request deadline) and one of undeclared length (the upload deadline).
+    for length in [Some(100), None] {
+        let request = file_batch_request(&project, &owner.token, StalledBody(length).into());
+        let response =
+            tokio::time::timeout(HANG, app.router.clone().oneshot(request)).await.expect("answered").unwrap();
+        assert_eq!(response.status(), StatusCode::REQUEST_TIMEOUT, "declared length {length:?}");
+        let body = http_body_util::BodyExt::collect(response.into_body()).await.unwrap().to_bytes();
+        let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(body["error"]["code"], "request_timeout");
+    }
+}
+
+#[tokio::test]
+async fn a_large_body_has_the_upload_deadline_and_a_small_one_the_request_deadline() {
+    // The request deadline is short and the upload deadline far off: a stalled large body is
+    // still waited for when the small one has been answered.
+    let app = TestApp::with_settings(&[
+        ("server.request_timeout_secs", "1"),
+        ("database.statement_timeout_ms", "1000"),
+        ("server.upload_timeout_secs", "600"),
+    ])
+    .await;
+    let owner = app.user("Owner").await;
+    let project = app.project(&owner, "PRIVATE").await;
+    let mut large =
+        tokio::spawn(app.router.clone().oneshot(file_batch_request(&project, &owner.token, StalledBody::undeclared())));
+    let small = app.router.clone().oneshot(file_batch_request(&project, &owner.token, StalledBody::declaring(100)));
+    let small = tokio::time::timeout(HANG, small).await.expect("answered").unwrap();
+    assert_eq!(small.status(), StatusCode::REQUEST_TIMEOUT);
+    // Two more request deadlines pass, and the large body is still being waited for.
+    let still_waiting = tokio::time::timeout(Duration::from_secs(2), &mut large).await.is_err();
+    assert!(still_waiting, "the large body's deadline is the upload deadline");
+    large.abort();
 }

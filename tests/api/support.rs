@@ -246,6 +246,16 @@ impl TestApp {
         .await
         .unwrap();
     }
+
+    /// Puts `user` on `plan`, directly in the database (the API has no billing).
+    pub async fn set_plan(&self, user: &TestUser, plan: &str) {
+        sqlx::query(r#"UPDATE "User" SET "plan" = $2 WHERE "id" = $1"#)
+            .bind(&user.id)
+            .bind(plan)
+            .execute(&self.pool)
+            .await
+            .unwrap();
+    }
 }
 
 pub struct TestUser {
@@ -442,4 +452,48 @@ pub async fn two_tier_app(redis_url: &str) -> (TestApp, Settings) {
 /// Another instance of the service on the same database and Redis namespace.
 pub fn instance(app: &TestApp, settings: &Settings) -> Router {
     app::router(AppState::new(app.pool.clone(), settings.clone()).unwrap())
+}
+
+/// A request body that never sends a byte, declaring its length (or, None, not).
+pub struct StalledBody(pub Option<u64>);
+
+impl StalledBody {
+    pub fn declaring(length: u64) -> Body {
+        StalledBody(Some(length)).into()
+    }
+
+    pub fn undeclared() -> Body {
+        StalledBody(None).into()
+    }
+}
+
+impl From<StalledBody> for Body {
+    fn from(stalled: StalledBody) -> Body {
+        Body::new(stalled)
+    }
+}
+
+impl http_body::Body for StalledBody {
+    type Data = axum::body::Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        std::task::Poll::Pending
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.0.map_or_else(http_body::SizeHint::default, http_body::SizeHint::with_exact)
+    }
+}
+
+/// `PUT /api/projects/{project}/files` by the holder of `token`, with `body`.
+pub fn file_batch_request(project: &str, token: &str, body: Body) -> Request<Body> {
+    Request::put(format!("/api/projects/{project}/files"))
+        .header(header::CONTENT_TYPE, "application/json")
+        .header(header::AUTHORIZATION, format!("Bearer {token}"))
+        .body(body)
+        .unwrap()
 }
