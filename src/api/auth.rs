@@ -46,7 +46,12 @@ impl From<UserRow> for User {
 }
 
 pub fn routes() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(signup)).routes(routes!(login)).routes(routes!(logout)).routes(routes!(session))
+    OpenApiRouter::new()
+        .routes(routes!(signup))
+        .routes(routes!(login))
+        .routes(routes!(logout))
+        .routes(routes!(session))
+        .routes(routes!(change_password))
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -143,6 +148,37 @@ async fn logout(State(state): State<AppState>, user: AuthUser) -> Result<(Status
     let mut headers = HeaderMap::new();
     headers.insert(header::SET_COOKIE, session_cookie(&state, "", 0));
     Ok((StatusCode::NO_CONTENT, headers))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct PasswordChange {
+    current_password: String,
+    /// 8 to 128 characters, as at sign-up.
+    new_password: String,
+}
+
+/// Replaces the caller's password and ends every other session of theirs, on every instance;
+/// the session that asked stays. 5 wrong current passwords per 15 minutes lock it (429).
+#[utoipa::path(put, path = "/api/auth/password", tag = "auth", request_body = PasswordChange,
+    security(("session" = [])),
+    responses((status = 204), (status = 401, body = ErrorResponse),
+              (status = 403, description = "the current password is wrong", body = ErrorResponse),
+              (status = 422, body = ErrorResponse),
+              (status = 429, description = "too many wrong current passwords; see Retry-After", body = ErrorResponse)))]
+async fn change_password(
+    State(state): State<AppState>,
+    user: AuthUser,
+    body: JsonBody<PasswordChange>,
+) -> Result<StatusCode> {
+    let request = body.read(&state).await?;
+    if request.current_password.len() > MAX_LOGIN_PASSWORD_BYTES {
+        return Err(Error::Unprocessable(format!("currentPassword is at most {MAX_LOGIN_PASSWORD_BYTES} bytes")));
+    }
+    check_password_rules(&request.new_password)?;
+    accounts::change_password(&state, &user.id, &user.token_hash, request.current_password, request.new_password)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 /// The signed-in user.

@@ -88,6 +88,7 @@ pub const WRITE_ROUTES: &[(&str, &str, Write)] = &[
     ("post", "/api/auth/signup", Write::Signup),
     ("post", "/api/auth/login", Write::Login),
     ("post", "/api/auth/logout", Write::Logout),
+    ("put", "/api/auth/password", Write::ChangePassword),
     ("post", "/api/projects", Write::CreateProject),
     ("patch", "/api/projects/{id}", Write::UpdateProject),
     ("delete", "/api/projects/{id}", Write::DeleteProject),

@@ -32,3 +32,14 @@ pub async fn delete(db: impl PgExecutor<'_>, token_hash: &str) -> sqlx::Result<b
     let result = sqlx::query!(r#"DELETE FROM "Session" WHERE "tokenHash" = $1"#, token_hash).execute(db).await?;
     Ok(result.rows_affected() > 0)
 }
+
+/// Ends every session of `user_id` but `keep`; the hashes of those ended.
+pub async fn delete_others(db: impl PgExecutor<'_>, user_id: &str, keep: &str) -> sqlx::Result<Vec<String>> {
+    sqlx::query_scalar!(
+        r#"DELETE FROM "Session" WHERE "userId" = $1 AND "tokenHash" <> $2 RETURNING "tokenHash""#,
+        user_id,
+        keep
+    )
+    .fetch_all(db)
+    .await
+}

@@ -73,6 +73,11 @@ pub async fn credentials_by_email(db: impl PgExecutor<'_>, email: &str) -> sqlx:
         .await
 }
 
+/// The stored password hash of a user.
+pub async fn password_hash(db: impl PgExecutor<'_>, id: &str) -> sqlx::Result<Option<String>> {
+    sqlx::query_scalar!(r#"SELECT "password" FROM "User" WHERE "id" = $1"#, id).fetch_optional(db).await
+}
+
 pub async fn set_password_hash(db: impl PgExecutor<'_>, id: &str, hash: &str) -> sqlx::Result<()> {
     sqlx::query!(
         r#"UPDATE "User" SET "password" = $2, "updatedAt" = now() AT TIME ZONE 'UTC' WHERE "id" = $1"#,

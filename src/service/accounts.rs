@@ -97,7 +97,36 @@ pub async fn session(state: &AppState, token_hash: &str) -> Result<Session> {
 
 pub async fn logout(state: &AppState, token_hash: &str) -> Result<()> {
     sessions::delete(&state.pool, token_hash).await?;
-    invalidation::after(&state.cache, Write::Logout, Subjects { session: Some(token_hash), ..Subjects::default() })
+    let ended = [token_hash.to_owned()];
+    invalidation::after(&state.cache, Write::Logout, Subjects { sessions: &ended, ..Subjects::default() }).await;
+    Ok(())
+}
+
+/// Replaces the caller's password once the current one is verified, and ends every other
+/// session of theirs: a thief holding one of them is out on every instance as a logout is.
+/// Wrong current passwords are limited as logins are, per user (429 past the limit), so a
+/// stolen session cannot be used to guess the password.
+pub async fn change_password(
+    state: &AppState,
+    user_id: &str,
+    token_hash: &str,
+    current: String,
+    new: String,
+) -> Result<()> {
+    let key = rate_limit::Key { name: format!("password:{user_id}"), limit: Some(rate_limit::MAX_FAILURES) };
+    let reservation = rate_limit::reserve(&state.pool, &[key]).await?;
+    let stored = users::password_hash(&state.pool, user_id).await?.ok_or(Error::Unauthorized)?;
+    if password::verify(&state.hashes, current, Some(stored)).await? == Verdict::Invalid {
+        return Err(Error::Forbidden("the current password is wrong".into()));
+    }
+    rate_limit::succeeded(&state.pool, reservation).await?;
+    let hash = password::hash(&state.hashes, new).await?;
+    let mut tx = state.pool.begin().await?;
+    users::set_password_hash(&mut *tx, user_id, &hash).await?;
+    let ended = sessions::delete_others(&mut *tx, user_id, token_hash).await?;
+    tx.commit().await?;
+    tracing::info!(user = %user_id, sessions_ended = ended.len(), "password changed");
+    invalidation::after(&state.cache, Write::ChangePassword, Subjects { sessions: &ended, ..Subjects::default() })
         .await;
     Ok(())
 }

@@ -11,6 +11,7 @@ pub enum Write {
     Signup,
     Login,
     Logout,
+    ChangePassword,
     CreateProject,
     UpdateProject,
     DeleteProject,
@@ -48,8 +49,8 @@ pub enum Stale {
     Profile,
     /// The caller's usage summaries.
     Usage,
-    /// The caller's session.
-    Session,
+    /// The sessions the write ended.
+    Sessions,
 }
 
 impl Write {
@@ -57,6 +58,7 @@ impl Write {
         Write::Signup,
         Write::Login,
         Write::Logout,
+        Write::ChangePassword,
         Write::CreateProject,
         Write::UpdateProject,
         Write::DeleteProject,
@@ -86,7 +88,7 @@ impl Write {
         match self {
             Write::Signup | Write::Login | Write::Invite | Write::DeclineInvite | Write::RevokeInvite => &[],
             Write::EnterCompetition | Write::CloseCompetition | Write::ClearCache => &[],
-            Write::Logout => &[Session],
+            Write::Logout | Write::ChangePassword => &[Sessions],
             Write::CreateProject => &[MemberLists, DiscoveryIfPublic],
             // Files and messages move the project's updatedAt, which lists and discovery show.
             Write::UpdateProject | Write::DeleteProject | Write::WriteFiles | Write::AppendMessage => {
@@ -110,7 +112,8 @@ pub struct Subjects<'a> {
     pub members: &'a [String],
     pub public: bool,
     pub user: Option<&'a str>,
-    pub session: Option<&'a str>,
+    /// The hashes of the sessions ended.
+    pub sessions: &'a [String],
 }
 
 /// The scopes a write's declaration covers for these subjects.
@@ -125,7 +128,7 @@ pub fn scopes(write: Write, subjects: &Subjects<'_>) -> Vec<Scope> {
             Stale::DiscoveryIfPublic => {}
             Stale::Profile => scopes.extend(subjects.user.map(|id| Scope::User(id.to_owned()))),
             Stale::Usage => scopes.extend(subjects.user.map(|id| Scope::Usage(id.to_owned()))),
-            Stale::Session => scopes.extend(subjects.session.map(|hash| Scope::Session(hash.to_owned()))),
+            Stale::Sessions => scopes.extend(subjects.sessions.iter().map(|hash| Scope::Session(hash.clone()))),
         }
     }
     scopes.dedup();

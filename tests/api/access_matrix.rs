@@ -203,8 +203,15 @@ const USAGE_CONTEXT: f64 = 1.5;
 const USAGE_ENDPOINT: &str = "/matrix";
 const USAGE_MODEL: &str = "gpt-4o";
 
+/// A fixture project's id, and its one message's.
+#[derive(Clone)]
+struct FixtureProject {
+    id: String,
+    message: String,
+}
+
 /// A project with one ADMIN, one EDITOR and one VIEWER, one file and one message.
-async fn fixture_project(app: &TestApp, cast: &Cast, public: bool) -> String {
+async fn fixture_project(app: &TestApp, cast: &Cast, public: bool) -> FixtureProject {
     let visibility = if public { "PUBLIC" } else { "PRIVATE" };
     let id = app.project(&cast.owner, visibility).await;
     app.add_collaborator(&id, &cast.admin, "ADMIN").await;
@@ -218,7 +225,7 @@ async fn fixture_project(app: &TestApp, cast: &Cast, public: bool) -> String {
     let uri = format!("/api/projects/{id}/messages");
     let post = app.call(Method::POST, &uri, Some(&cast.owner.token), Some(message)).await;
     assert_eq!(post.status, StatusCode::CREATED, "fixture message: {}", post.json);
-    id
+    FixtureProject { id, message: post.json["id"].as_str().unwrap().to_owned() }
 }
 
 /// What a case runs against.
@@ -236,20 +243,24 @@ enum Fixture {
     Competition,
 }
 
-/// A case's project, and the invite or competition its fixture made.
+/// A case's project and its message, and the invite or competition its fixture made.
 struct Setup {
     project: String,
+    message: String,
     invite: Option<String>,
     competition: Option<String>,
 }
 
-async fn set_up(app: &TestApp, cast: &Cast, fixture: Fixture, public: bool, shared: &str) -> Setup {
-    let mut setup = Setup { project: shared.to_owned(), invite: None, competition: None };
+async fn set_up(app: &TestApp, cast: &Cast, fixture: Fixture, public: bool, shared: &FixtureProject) -> Setup {
+    let project = match fixture {
+        Fixture::Shared => shared.clone(),
+        Fixture::Fresh | Fixture::Invite => fixture_project(app, cast, public).await,
+        Fixture::Competition => fixture_project(app, cast, true).await,
+    };
+    let mut setup = Setup { project: project.id, message: project.message, invite: None, competition: None };
     match fixture {
-        Fixture::Shared => {}
-        Fixture::Fresh => setup.project = fixture_project(app, cast, public).await,
+        Fixture::Shared | Fixture::Fresh => {}
         Fixture::Invite => {
-            setup.project = fixture_project(app, cast, public).await;
             let uri = format!("/api/projects/{}/invites", setup.project);
             let body = json!({"email": cast.user(INVITEE).unwrap().email, "role": "VIEWER"});
             let invite = app.call(Method::POST, &uri, Some(&cast.admin.token), Some(body)).await;
@@ -257,7 +268,6 @@ async fn set_up(app: &TestApp, cast: &Cast, fixture: Fixture, public: bool, shar
             setup.invite = Some(invite.json["id"].as_str().unwrap().to_owned());
         }
         Fixture::Competition => {
-            setup.project = fixture_project(app, cast, true).await;
             let uri = format!("/api/projects/{}/competition", setup.project);
             let body = json!({"title": "fixture"});
             let entered = app.call(Method::POST, &uri, Some(&cast.owner.token), Some(body)).await;
@@ -467,7 +477,7 @@ impl Case<'_> {
 /// One row of the matrix.
 struct Endpoint {
     method: Method,
-    /// `{id}` stands for the project's id; `{owner}`, `{admin}` and `{viewer}` for those
+    /// `{id}` stands for the project's id, `{message}` for its message's; `{owner}`, `{admin}` and `{viewer}` for those
     /// users' ids, `{self}` for the caller's own (`nobody` when anonymous); `{invite}` and
     /// `{competition}` for what the fixture made.
     path: &'static str,
@@ -666,6 +676,13 @@ fn endpoints() -> Vec<Endpoint> {
             },
             ..endpoint(Method::GET, "/api/projects/{id}/messages", Needs::Project(Public), StatusCode::OK)
         },
+        Endpoint {
+            check: |_, response, _| {
+                assert_eq!(response.json["content"], MESSAGE_CONTENT);
+                assert_eq!(response.json["truncated"], false);
+            },
+            ..endpoint(Method::GET, "/api/projects/{id}/messages/{message}", Needs::Project(Public), StatusCode::OK)
+        },
         // The endpoints without a project: signed-in users only.
         Endpoint {
             check: |case, response, _| {
@@ -707,6 +724,15 @@ fn endpoints() -> Vec<Endpoint> {
             effect: |snapshot, _| snapshot.sessions -= 1,
             revokes_session: true,
             ..endpoint(Method::POST, "/api/auth/logout", Needs::Session, StatusCode::NO_CONTENT)
+        },
+        // To the same password, so later rows still log in with it. Each actor holds one
+        // session here (the logout row's are gone), the one that asks: none is ended.
+        Endpoint {
+            body: |case| {
+                let password = case.user.map_or("nobody-password", |user| user.password.as_str());
+                Some(json!({"currentPassword": password, "newPassword": password}))
+            },
+            ..endpoint(Method::PUT, "/api/auth/password", Needs::Session, StatusCode::NO_CONTENT)
         },
         // Issue 4. Likes and forks: read access, and a signed-in caller.
         Endpoint {
@@ -934,6 +960,7 @@ fn uri(endpoint: &Endpoint, setup: &Setup, case: &Case) -> String {
     let mut uri = endpoint
         .path
         .replace("{id}", &setup.project)
+        .replace("{message}", &setup.message)
         .replace("{owner}", &cast.owner.id)
         .replace("{admin}", &cast.admin.id)
         .replace("{viewer}", &cast.viewer.id)

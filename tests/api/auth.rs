@@ -386,3 +386,47 @@ async fn the_session_cookie_is_secure_unless_the_service_listens_on_loopback() {
         assert_eq!(cookie.contains("; Secure"), secure, "{host}: {cookie}");
     }
 }
+
+#[tokio::test]
+async fn a_password_change_needs_the_current_password_and_ends_every_other_session() {
+    let app = TestApp::new().await;
+    let user = app.user("Ada").await;
+    let other = app.login(&user.email, &user.password).await.json["token"].as_str().unwrap().to_owned();
+    let change = |current: &str, new: &str| json!({"currentPassword": current, "newPassword": new});
+    let app = &app;
+    let put = |token: String, body| async move {
+        app.call(Method::PUT, "/api/auth/password", Some(&token), Some(body)).await
+    };
+
+    put(user.token.clone(), change("wrong-password", "a-new-password")).await.expect(StatusCode::FORBIDDEN);
+    put(user.token.clone(), change(&user.password, "short")).await.expect(StatusCode::UNPROCESSABLE_ENTITY);
+    let long = "x".repeat(2000);
+    put(user.token.clone(), change(&long, "a-new-password")).await.expect(StatusCode::UNPROCESSABLE_ENTITY);
+    app.call(Method::PUT, "/api/auth/password", None, Some(change(&user.password, "a-new-password")))
+        .await
+        .expect(StatusCode::UNAUTHORIZED);
+    // Nothing changed so far: the other session and the old password still work.
+    app.call(Method::GET, "/api/auth/session", Some(&other), None).await.expect(StatusCode::OK);
+
+    put(user.token.clone(), change(&user.password, "a-new-password")).await.expect(StatusCode::NO_CONTENT);
+    app.call(Method::GET, "/api/auth/session", Some(&other), None).await.expect(StatusCode::UNAUTHORIZED);
+    app.call(Method::GET, "/api/auth/session", Some(&user.token), None).await.expect(StatusCode::OK);
+    app.login(&user.email, &user.password).await.expect(StatusCode::UNAUTHORIZED);
+    app.login(&user.email, "a-new-password").await.expect(StatusCode::OK);
+}
+
+#[tokio::test]
+async fn wrong_current_passwords_are_limited_like_logins() {
+    let app = TestApp::new().await;
+    let user = app.user("Grace").await;
+    let wrong = json!({"currentPassword": "wrong-password", "newPassword": "a-new-password"});
+    for _ in 0..5 {
+        app.call(Method::PUT, "/api/auth/password", Some(&user.token), Some(wrong.clone()))
+            .await
+            .expect(StatusCode::FORBIDDEN);
+    }
+    let right = json!({"currentPassword": user.password, "newPassword": "a-new-password"});
+    let limited = app.call(Method::PUT, "/api/auth/password", Some(&user.token), Some(right)).await;
+    assert_eq!(limited.status, StatusCode::TOO_MANY_REQUESTS, "{}", limited.json);
+    assert!(limited.headers.contains_key(header::RETRY_AFTER));
+}

@@ -180,20 +180,55 @@ async fn a_write_through_one_instance_reaches_the_other_within_a_second() {
     // Logout through A ends the session on B at once too.
     let session = send(&other, Method::GET, "/api/auth/session", None).await;
     assert_eq!(session.status, StatusCode::UNAUTHORIZED, "no token, no session");
-    let request = |router: Router| {
-        let token = owner.token.clone();
-        async move {
-            let request = axum::http::Request::builder()
-                .uri("/api/auth/session")
-                .header("authorization", format!("Bearer {token}"))
-                .body(axum::body::Body::empty())
-                .unwrap();
-            tower::ServiceExt::oneshot(router, request).await.unwrap().status()
-        }
-    };
-    assert_eq!(request(other.clone()).await, StatusCode::OK, "B has the session cached");
+    assert_eq!(session_status(&other, &owner.token).await, StatusCode::OK, "B has the session cached");
     app.call(Method::POST, "/api/auth/logout", Some(&owner.token), None).await.expect(StatusCode::NO_CONTENT);
-    within(Duration::from_secs(1), || async { request(other.clone()).await == StatusCode::UNAUTHORIZED }).await;
+    within(Duration::from_secs(1), || async { session_status(&other, &owner.token).await == StatusCode::UNAUTHORIZED })
+        .await;
+}
+
+/// What `GET /api/auth/session` with `token` answers through `router`.
+async fn session_status(router: &Router, token: &str) -> StatusCode {
+    crate::support::call(router, Method::GET, "/api/auth/session", Some(token), None).await.status
+}
+
+#[tokio::test]
+async fn a_password_change_ends_the_other_sessions_on_every_instance_within_a_second() {
+    let (app, settings) = two_tier_app(&shared_redis_url()).await;
+    let other = instance(&app, &settings);
+    let owner = app.user("Owner").await;
+    let stolen = app.login(&owner.email, &owner.password).await.json["token"].as_str().unwrap().to_owned();
+    assert_eq!(session_status(&other, &stolen).await, StatusCode::OK, "B has the other session cached");
+
+    let change = json!({"currentPassword": owner.password, "newPassword": "a-new-password"});
+    app.call(Method::PUT, "/api/auth/password", Some(&owner.token), Some(change)).await.expect(StatusCode::NO_CONTENT);
+    within(Duration::from_secs(1), || async { session_status(&other, &stolen).await == StatusCode::UNAUTHORIZED })
+        .await;
+    assert_eq!(session_status(&other, &owner.token).await, StatusCode::OK, "the session that asked stays");
+}
+
+/// With Redis stopped, no instance hears of a logout, yet none serves the session past its
+/// local TTL: sessions live in the local tier only, and are read again from PostgreSQL.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_logout_while_redis_is_stopped_ends_the_session_everywhere_within_the_local_ttl() {
+    let mut redis = PrivateRedis::start().await;
+    let namespace = namespace();
+    let overrides =
+        [("redis.url", redis.url()), ("cache.namespace", namespace), ("cache.local_ttl_secs", "1".to_owned())];
+    let overrides: Vec<(&str, &str)> = overrides.iter().map(|(key, value)| (*key, value.as_str())).collect();
+    let app = TestApp::with_settings(&overrides).await;
+    let other = instance(&app, &app.db.settings(&overrides));
+    let owner = app.user("Owner").await;
+    assert_eq!(session_status(&other, &owner.token).await, StatusCode::OK, "B has the session cached");
+
+    redis.stop().await;
+    app.call(Method::POST, "/api/auth/logout", Some(&owner.token), None).await.expect(StatusCode::NO_CONTENT);
+    within(Duration::from_secs(10), || async {
+        session_status(&other, &owner.token).await == StatusCode::UNAUTHORIZED
+    })
+    .await;
+    for _ in 0..5 {
+        assert_eq!(session_status(&other, &owner.token).await, StatusCode::UNAUTHORIZED);
+    }
 }
 
 #[tokio::test]
@@ -408,11 +443,7 @@ async fn a_logout_redis_refuses_ends_the_session_everywhere_within_the_local_ttl
     let app = TestApp::with_settings(&overrides).await;
     let other = instance(&app, &app.db.settings(&overrides));
     let owner = app.user("Owner").await;
-    let session = |router: Router| {
-        let token = owner.token.clone();
-        async move { crate::support::call(&router, Method::GET, "/api/auth/session", Some(&token), None).await.status }
-    };
-    assert_eq!(session(other.clone()).await, StatusCode::OK, "B has the session cached");
+    assert_eq!(session_status(&other, &owner.token).await, StatusCode::OK, "B has the session cached");
 
     let mut control = redis_connection(&redis.url()).await;
     let refuse_writes = |limit: &'static str| redis::cmd("CONFIG").arg("SET").arg("maxmemory").arg(limit).clone();
@@ -428,7 +459,10 @@ async fn a_logout_redis_refuses_ends_the_session_everywhere_within_the_local_ttl
     assert!(refused.is_err(), "Redis refuses writes");
 
     app.call(Method::POST, "/api/auth/logout", Some(&owner.token), None).await.expect(StatusCode::NO_CONTENT);
-    within(Duration::from_secs(10), || async { session(other.clone()).await == StatusCode::UNAUTHORIZED }).await;
+    within(Duration::from_secs(10), || async {
+        session_status(&other, &owner.token).await == StatusCode::UNAUTHORIZED
+    })
+    .await;
 
     let pending = || async {
         let health = send(&app.router, Method::GET, "/api/health/database", None).await;
@@ -443,6 +477,6 @@ async fn a_logout_redis_refuses_ends_the_session_everywhere_within_the_local_ttl
     let keys: Vec<String> = redis::cmd("KEYS").arg(&generation).query_async(&mut control).await.unwrap();
     assert!(!keys.is_empty(), "the session's generation was bumped in Redis");
     for _ in 0..5 {
-        assert_eq!(session(other.clone()).await, StatusCode::UNAUTHORIZED);
+        assert_eq!(session_status(&other, &owner.token).await, StatusCode::UNAUTHORIZED);
     }
 }

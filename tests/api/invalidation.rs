@@ -64,15 +64,7 @@ fn scenarios() -> Vec<Scenario> {
             method: "POST",
             path: "/api/auth/login",
             setup: None,
-            write: |w| {
-                Box::pin(async move {
-                    let credentials = json!({"email": w.owner.email, "password": w.owner.password});
-                    let login =
-                        w.through_a(Method::POST, "/api/auth/login", Who::Anonymous, Some(credentials), 200).await;
-                    w.note(NEW_SESSION, login["token"].as_str().unwrap());
-                    login
-                })
-            },
+            write: |w| Box::pin(owner_logs_in_again(w)),
             // The token is new, so B has nothing to warm: it must simply accept it.
             reads: |w| {
                 vec![Read::get(Who::Noted(NEW_SESSION), "/api/auth/session", Expect::at("/id", w.owner.id.as_str()))]
@@ -90,6 +82,20 @@ fn scenarios() -> Vec<Scenario> {
                     Read::get(Who::Owner, "/api/auth/session", Expect::Status(StatusCode::UNAUTHORIZED)),
                     Read::get(Who::Owner, "/api/projects", Expect::Status(StatusCode::UNAUTHORIZED)),
                 ]
+            },
+            fresh_within: PUBSUB,
+        },
+        Scenario {
+            name: "change_password",
+            method: "PUT",
+            path: "/api/auth/password",
+            setup: Some(|w| Box::pin(owner_logs_in_again(w))),
+            write: |w| {
+                let change = json!({"currentPassword": w.owner.password, "newPassword": "a-new-password"});
+                Box::pin(w.through_a(Method::PUT, "/api/auth/password", Who::Owner, Some(change), 204))
+            },
+            reads: |_| {
+                vec![Read::get(Who::Noted(NEW_SESSION), "/api/auth/session", Expect::Status(StatusCode::UNAUTHORIZED))]
             },
             fresh_within: PUBSUB,
         },
@@ -417,6 +423,14 @@ fn newcomer_credentials() -> Value {
     json!({"email": "newcomer@example.com", "password": "newcomer-password"})
 }
 
+/// A second session of the owner's, which a password change ends.
+async fn owner_logs_in_again(w: &World) -> Value {
+    let credentials = json!({"email": w.owner.email, "password": w.owner.password});
+    let login = w.through_a(Method::POST, "/api/auth/login", Who::Anonymous, Some(credentials), 200).await;
+    w.note(NEW_SESSION, login["token"].as_str().unwrap());
+    login
+}
+
 async fn owner_invites_fan(w: &World) -> Value {
     let body = json!({"email": w.fan.email, "role": "EDITOR"});
     let invite = w.through_a(Method::POST, w.at("/invites"), Who::Owner, Some(body), 201).await;
@@ -470,6 +484,7 @@ scenario_tests!(
     signup,
     login,
     logout,
+    change_password,
     create_project,
     update_project,
     delete_project,

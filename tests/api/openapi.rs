@@ -11,6 +11,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("post", "/api/auth/signup"),
     ("post", "/api/auth/login"),
     ("post", "/api/auth/logout"),
+    ("put", "/api/auth/password"),
     ("get", "/api/auth/session"),
     ("get", "/api/projects"),
     ("post", "/api/projects"),
