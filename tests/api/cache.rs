@@ -86,6 +86,8 @@ where
     let started = Instant::now();
     loop {
         if check().await {
+            // The delay itself, for the record (`--nocapture`).
+            eprintln!("held after {:?} (allowed {limit:?})", started.elapsed());
             return;
         }
         assert!(started.elapsed() < limit, "not within {limit:?}");

@@ -64,6 +64,7 @@ async fn a_client_that_goes_away_leaves_no_query_behind() {
     until_waiting(&mut observer, &db, 1).await;
     drop(client);
     let gone_after = until_waiting(&mut observer, &db, 0).await;
+    eprintln!("the backend left pg_stat_activity {gone_after:?} after its client");
     assert!(gone_after < Duration::from_secs(1), "the backend stayed {gone_after:?} after its client went away");
 
     // Its transaction is rolled back and its slot given back: the lock holder is alone, and
@@ -103,6 +104,7 @@ async fn a_request_past_its_deadline_leaves_no_query_behind() {
     let status = String::from_utf8_lossy(&head[9..12]).into_owned();
     assert!(status == "408" || status == "503", "status {status}");
     let gone_after = until_waiting(&mut observer, &db, 0).await;
+    eprintln!("answered {status}; the backend left pg_stat_activity {gone_after:?} after the answer");
     assert!(gone_after < Duration::from_secs(1), "the backend stayed {gone_after:?} after the deadline");
     blocker.execute("ROLLBACK").await.unwrap();
 }
