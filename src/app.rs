@@ -1,8 +1,8 @@
 //! The assembled router with its tower layers.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
 use axum::http::{header, HeaderValue};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -14,6 +14,7 @@ use tower_http::trace::TraceLayer;
 use crate::api::extract::may_be_large;
 use crate::error::Error;
 use crate::state::AppState;
+use crate::telemetry;
 
 /// The whole HTTP surface: the API routes, JSON fallbacks for unknown routes and wrong
 /// methods, a body limit, request tracing, and a panic guard that answers with the JSON shape.
@@ -33,11 +34,29 @@ pub fn with_layers(routes: Router<AppState>, state: AppState) -> Router {
         // Responses carry sessions, private projects and per-caller views: no browser or proxy
         // may keep them.
         .layer(SetResponseHeaderLayer::if_not_present(header::CACHE_CONTROL, HeaderValue::from_static("no-store")))
-        .layer(TraceLayer::new_for_http())
+        .layer(middleware::from_fn(record_route))
+        // Spans named by the route template, so ids do not make a span name each.
+        .layer(TraceLayer::new_for_http().make_span_with(|request: &Request| {
+            tracing::info_span!("request", method = %request.method(), route = route_template(request))
+        }))
         .layer(CatchPanicLayer::custom(|_panic| -> Response {
             Error::from(anyhow::anyhow!("handler panicked")).into_response()
         }))
         .with_state(state)
+}
+
+/// The route template a request matched (`/api/projects/{id}`), or `unmatched`.
+fn route_template(request: &Request) -> &str {
+    request.extensions().get::<MatchedPath>().map_or("unmatched", MatchedPath::as_str)
+}
+
+/// Times every request into the figures of its route (`telemetry::routes`).
+async fn record_route(request: Request, next: Next) -> Response {
+    let route = format!("{} {}", request.method(), route_template(&request));
+    let started = Instant::now();
+    let response = next.run(request).await;
+    telemetry::routes::record(&route, response.status().as_u16(), started.elapsed());
+    response
 }
 
 /// While PostgreSQL is unreachable, a request answers 503 with `Retry-After` at once rather

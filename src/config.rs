@@ -45,6 +45,7 @@ pub struct Settings {
     pub cache: CacheSettings,
     pub views: ViewSettings,
     pub collab: CollabSettings,
+    pub monitor: MonitorSettings,
     /// Bearer token for the operational endpoints; without one they are off.
     pub admin_token: Option<SecretString>,
     /// The key list cursors are signed with; the same on every instance. Unset: a key kept
@@ -346,6 +347,24 @@ pub struct CollabSettings {
 impl Default for CollabSettings {
     fn default() -> Self {
         Self { invite_ttl_days: 7, invites_per_window: 20 }
+    }
+}
+
+/// The query monitor (`telemetry::queries`, `GET /api/monitor/queries`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct MonitorSettings {
+    /// A database call at least this long is slow: logged, and kept in `QueryPerformance`.
+    pub slow_query_ms: u64,
+    /// The newest slow calls `QueryPerformance` keeps.
+    pub slow_history_rows: i64,
+    /// The statement timeout of `POST /api/monitor/queries/explain`.
+    pub explain_timeout_ms: u64,
+}
+
+impl Default for MonitorSettings {
+    fn default() -> Self {
+        Self { slow_query_ms: 1000, slow_history_rows: 10_000, explain_timeout_ms: 5000 }
     }
 }
 

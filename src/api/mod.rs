@@ -11,6 +11,7 @@ pub mod files;
 pub mod health;
 pub mod likes;
 pub mod messages;
+pub mod monitor;
 pub mod projects;
 pub mod usage;
 
@@ -75,6 +76,7 @@ pub fn routes(settings: &Settings) -> Router<AppState> {
         .merge(likes::routes())
         .merge(usage::routes())
         .merge(cache::routes())
+        .merge(monitor::routes())
         .split_for_parts();
     router
         .route("/api/projects/{id}/files/{*path}", get(files::read_file))

@@ -8,6 +8,7 @@ use sqlx::{PgConnection, PgExecutor};
 use crate::domain::access::Role;
 use crate::domain::time::{end_of_time, start_of_time, start_position, Position};
 use crate::domain::{InviteStatus, MemberRole, UtcTime};
+use crate::telemetry::queries::timed;
 
 /// The unique index that allows one PENDING invite per (project, invitee).
 pub const PENDING_INVITE_KEY: &str = "CollaborationInvite_pending_key";
@@ -65,34 +66,40 @@ pub async fn create_invite(
     role: Role,
     ttl_days: i32,
 ) -> sqlx::Result<()> {
-    sqlx::query!(
-        r#"INSERT INTO "CollaborationInvite" ("id", "projectId", "fromUserId", "toUserId", "role", "expiresAt")
-           VALUES ($1, $2, $3, $4, $5, (now() AT TIME ZONE 'UTC') + make_interval(days => $6))"#,
-        id,
-        project_id,
-        from_user_id,
-        to_user_id,
-        role as Role,
-        ttl_days
-    )
-    .execute(db)
-    .await?;
-    Ok(())
+    timed("collab.create_invite", async move {
+        sqlx::query!(
+            r#"INSERT INTO "CollaborationInvite" ("id", "projectId", "fromUserId", "toUserId", "role", "expiresAt")
+               VALUES ($1, $2, $3, $4, $5, (now() AT TIME ZONE 'UTC') + make_interval(days => $6))"#,
+            id,
+            project_id,
+            from_user_id,
+            to_user_id,
+            role as Role,
+            ttl_days
+        )
+        .execute(db)
+        .await?;
+        Ok(())
+    })
+    .await
 }
 
 /// Closes the invitee's PENDING invite to the project if it has expired, so a new one can be
 /// sent (the partial unique index allows one PENDING invite per pair).
 pub async fn expire_pending(db: impl PgExecutor<'_>, project_id: &str, to_user_id: &str) -> sqlx::Result<()> {
-    sqlx::query!(
-        r#"UPDATE "CollaborationInvite" SET "status" = 'EXPIRED', "updatedAt" = now() AT TIME ZONE 'UTC'
-           WHERE "projectId" = $1 AND "toUserId" = $2 AND "status" = 'PENDING'
-             AND "expiresAt" <= now() AT TIME ZONE 'UTC'"#,
-        project_id,
-        to_user_id
-    )
-    .execute(db)
-    .await?;
-    Ok(())
+    timed("collab.expire_pending", async move {
+        sqlx::query!(
+            r#"UPDATE "CollaborationInvite" SET "status" = 'EXPIRED', "updatedAt" = now() AT TIME ZONE 'UTC'
+               WHERE "projectId" = $1 AND "toUserId" = $2 AND "status" = 'PENDING'
+                 AND "expiresAt" <= now() AT TIME ZONE 'UTC'"#,
+            project_id,
+            to_user_id
+        )
+        .execute(db)
+        .await?;
+        Ok(())
+    })
+    .await
 }
 
 /// A project's PENDING, unexpired invites, newest first: `$1` project, `$2`/`$3` the last
@@ -104,23 +111,26 @@ pub async fn pending_of_project(
     after: Option<&Position>,
     limit: i64,
 ) -> sqlx::Result<Vec<InviteRow>> {
-    let (created_at, id) = start_position(after, end_of_time());
-    sqlx::query_as!(
-        InviteRow,
-        r#"SELECT i."id", i."projectId" AS "project_id", p."name" AS "project_name", u."id" AS "from_user_id",
-                  u."name" AS "from_user_name", u."image" AS "from_user_image", i."role" AS "role: Role",
-                  i."status" AS "status: InviteStatus", i."createdAt" AS "created_at: UtcTime"
-           FROM "CollaborationInvite" i
-           JOIN "Project" p ON p."id" = i."projectId" JOIN "User" u ON u."id" = i."fromUserId"
-           WHERE i."projectId" = $1 AND i."status" = 'PENDING' AND i."expiresAt" > now() AT TIME ZONE 'UTC'
-             AND (i."createdAt", i."id") < ($2, $3)
-           ORDER BY i."createdAt" DESC, i."id" DESC LIMIT $4"#,
-        project_id,
-        created_at,
-        id,
-        limit
-    )
-    .fetch_all(db)
+    timed("collab.pending_of_project", async move {
+        let (created_at, id) = start_position(after, end_of_time());
+        sqlx::query_as!(
+            InviteRow,
+            r#"SELECT i."id", i."projectId" AS "project_id", p."name" AS "project_name", u."id" AS "from_user_id",
+                      u."name" AS "from_user_name", u."image" AS "from_user_image", i."role" AS "role: Role",
+                      i."status" AS "status: InviteStatus", i."createdAt" AS "created_at: UtcTime"
+               FROM "CollaborationInvite" i
+               JOIN "Project" p ON p."id" = i."projectId" JOIN "User" u ON u."id" = i."fromUserId"
+               WHERE i."projectId" = $1 AND i."status" = 'PENDING' AND i."expiresAt" > now() AT TIME ZONE 'UTC'
+                 AND (i."createdAt", i."id") < ($2, $3)
+               ORDER BY i."createdAt" DESC, i."id" DESC LIMIT $4"#,
+            project_id,
+            created_at,
+            id,
+            limit
+        )
+        .fetch_all(db)
+        .await
+    })
     .await
 }
 
@@ -131,39 +141,47 @@ pub enum Revoked {
     Unknown,
 }
 
+crate::one_row!(Revoked);
+
 /// Revokes one of the project's PENDING invites.
 pub async fn revoke(db: &mut PgConnection, project_id: &str, id: &str) -> sqlx::Result<Revoked> {
-    let status = sqlx::query_scalar!(
-        r#"WITH revoked AS (
-               UPDATE "CollaborationInvite" SET "status" = 'REVOKED', "updatedAt" = now() AT TIME ZONE 'UTC'
-               WHERE "id" = $1 AND "projectId" = $2 AND "status" = 'PENDING' RETURNING "id"
-           )
-           SELECT CASE WHEN EXISTS (SELECT 1 FROM revoked) THEN 'revoked' ELSE 'not pending' END AS "outcome!"
-           FROM "CollaborationInvite" WHERE "id" = $1 AND "projectId" = $2"#,
-        id,
-        project_id
-    )
-    .fetch_optional(&mut *db)
-    .await?;
-    Ok(match status.as_deref() {
-        Some("revoked") => Revoked::Revoked,
-        Some(_) => Revoked::NotPending,
-        None => Revoked::Unknown,
+    timed("collab.revoke", async move {
+        let status = sqlx::query_scalar!(
+            r#"WITH revoked AS (
+                   UPDATE "CollaborationInvite" SET "status" = 'REVOKED', "updatedAt" = now() AT TIME ZONE 'UTC'
+                   WHERE "id" = $1 AND "projectId" = $2 AND "status" = 'PENDING' RETURNING "id"
+               )
+               SELECT CASE WHEN EXISTS (SELECT 1 FROM revoked) THEN 'revoked' ELSE 'not pending' END AS "outcome!"
+               FROM "CollaborationInvite" WHERE "id" = $1 AND "projectId" = $2"#,
+            id,
+            project_id
+        )
+        .fetch_optional(&mut *db)
+        .await?;
+        Ok(match status.as_deref() {
+            Some("revoked") => Revoked::Revoked,
+            Some(_) => Revoked::NotPending,
+            None => Revoked::Unknown,
+        })
     })
+    .await
 }
 
 pub async fn invite(db: impl PgExecutor<'_>, id: &str) -> sqlx::Result<Option<InviteRow>> {
-    sqlx::query_as!(
-        InviteRow,
-        r#"SELECT i."id", i."projectId" AS "project_id", p."name" AS "project_name", u."id" AS "from_user_id",
-                  u."name" AS "from_user_name", u."image" AS "from_user_image", i."role" AS "role: Role",
-                  i."status" AS "status: InviteStatus", i."createdAt" AS "created_at: UtcTime"
-           FROM "CollaborationInvite" i
-           JOIN "Project" p ON p."id" = i."projectId" JOIN "User" u ON u."id" = i."fromUserId"
-           WHERE i."id" = $1"#,
-        id
-    )
-    .fetch_optional(db)
+    timed("collab.invite", async move {
+        sqlx::query_as!(
+            InviteRow,
+            r#"SELECT i."id", i."projectId" AS "project_id", p."name" AS "project_name", u."id" AS "from_user_id",
+                      u."name" AS "from_user_name", u."image" AS "from_user_image", i."role" AS "role: Role",
+                      i."status" AS "status: InviteStatus", i."createdAt" AS "created_at: UtcTime"
+               FROM "CollaborationInvite" i
+               JOIN "Project" p ON p."id" = i."projectId" JOIN "User" u ON u."id" = i."fromUserId"
+               WHERE i."id" = $1"#,
+            id
+        )
+        .fetch_optional(db)
+        .await
+    })
     .await
 }
 
@@ -180,8 +198,13 @@ pub async fn pending_for(
     after: Option<&Position>,
     limit: i64,
 ) -> sqlx::Result<Vec<InviteRow>> {
-    let (created_at, id) = start_position(after, end_of_time());
-    sqlx::query_file_as!(InviteRow, "queries/collab_pending.sql", user_id, created_at, id, limit).fetch_all(db).await
+    timed("collab.pending_for", async move {
+        let (created_at, id) = start_position(after, end_of_time());
+        sqlx::query_file_as!(InviteRow, "queries/collab_pending.sql", user_id, created_at, id, limit)
+            .fetch_all(db)
+            .await
+    })
+    .await
 }
 
 /// How answering an invite went.
@@ -195,6 +218,8 @@ pub enum Answer {
     /// No such invite for this user.
     Unknown,
 }
+
+crate::one_row!(Answer);
 
 /// Moves one of `user_id`'s PENDING invites to `status`. The conditional UPDATE decides
 /// races: of concurrent answers, exactly one finds the invite PENDING.
@@ -229,28 +254,31 @@ async fn close_invite(tx: &mut PgConnection, id: &str, user_id: &str, status: In
 /// Accepts the invite and makes its invitee a collaborator, inside the caller's transaction
 /// so both happen or neither. A member who already has a role keeps the higher of the two.
 pub async fn accept(tx: &mut PgConnection, id: &str, user_id: &str, row_id: &str) -> sqlx::Result<Answer> {
-    let answer = close_invite(tx, id, user_id, InviteStatus::Accepted).await?;
-    if let Answer::Answered { project_id, role, .. } = &answer {
-        sqlx::query!(
-            r#"INSERT INTO "ProjectCollaborator" ("id", "projectId", "userId", "role")
-               VALUES ($1, $2, $3, $4)
-               ON CONFLICT ("projectId", "userId") DO UPDATE SET "role" =
-                   CASE WHEN array_position(ARRAY['VIEWER', 'EDITOR', 'ADMIN'], EXCLUDED."role")
-                           > array_position(ARRAY['VIEWER', 'EDITOR', 'ADMIN'], "ProjectCollaborator"."role")
-                        THEN EXCLUDED."role" ELSE "ProjectCollaborator"."role" END"#,
-            row_id,
-            project_id,
-            user_id,
-            *role as Role
-        )
-        .execute(&mut *tx)
-        .await?;
-    }
-    Ok(answer)
+    timed("collab.accept", async move {
+        let answer = close_invite(tx, id, user_id, InviteStatus::Accepted).await?;
+        if let Answer::Answered { project_id, role, .. } = &answer {
+            sqlx::query!(
+                r#"INSERT INTO "ProjectCollaborator" ("id", "projectId", "userId", "role")
+                   VALUES ($1, $2, $3, $4)
+                   ON CONFLICT ("projectId", "userId") DO UPDATE SET "role" =
+                       CASE WHEN array_position(ARRAY['VIEWER', 'EDITOR', 'ADMIN'], EXCLUDED."role")
+                               > array_position(ARRAY['VIEWER', 'EDITOR', 'ADMIN'], "ProjectCollaborator"."role")
+                            THEN EXCLUDED."role" ELSE "ProjectCollaborator"."role" END"#,
+                row_id,
+                project_id,
+                user_id,
+                *role as Role
+            )
+            .execute(&mut *tx)
+            .await?;
+        }
+        Ok(answer)
+    })
+    .await
 }
 
 pub async fn decline(tx: &mut PgConnection, id: &str, user_id: &str) -> sqlx::Result<Answer> {
-    close_invite(tx, id, user_id, InviteStatus::Declined).await
+    timed("collab.decline", async move { close_invite(tx, id, user_id, InviteStatus::Declined).await }).await
 }
 
 /// The collaborators of a page: `$1` project, `$2`/`$3` the last (joinedAt, row id) seen,
@@ -272,9 +300,12 @@ pub async fn members(
     after: Option<&Position>,
     limit: i64,
 ) -> sqlx::Result<Vec<MemberRow>> {
-    let (joined_at, key) = start_position(after, start_of_time());
-    let sql = members_sql(after.is_none());
-    sqlx::query_as(&sql).bind(project_id).bind(joined_at).bind(key).bind(limit).fetch_all(db).await
+    timed("collab.members", async move {
+        let (joined_at, key) = start_position(after, start_of_time());
+        let sql = members_sql(after.is_none());
+        sqlx::query_as(&sql).bind(project_id).bind(joined_at).bind(key).bind(limit).fetch_all(db).await
+    })
+    .await
 }
 
 /// The member page statement: the first page leads with the owner. Assembled: see
@@ -301,31 +332,37 @@ pub async fn set_role(
     user_id: &str,
     role: Role,
 ) -> sqlx::Result<Option<MemberRow>> {
-    sqlx::query_as!(
-        MemberRow,
-        r#"WITH c AS (
-               UPDATE "ProjectCollaborator" SET "role" = $3
-               WHERE "projectId" = $1 AND "userId" = $2 RETURNING *
-           )
-           SELECT c."userId" AS "user_id!", u."name", u."image", c."role" AS "role!: MemberRole",
-                  c."createdAt" AS "joined_at!: UtcTime", c."id" AS "key!"
-           FROM c JOIN "User" u ON u."id" = c."userId""#,
-        project_id,
-        user_id,
-        role as Role
-    )
-    .fetch_optional(db)
+    timed("collab.set_role", async move {
+        sqlx::query_as!(
+            MemberRow,
+            r#"WITH c AS (
+                   UPDATE "ProjectCollaborator" SET "role" = $3
+                   WHERE "projectId" = $1 AND "userId" = $2 RETURNING *
+               )
+               SELECT c."userId" AS "user_id!", u."name", u."image", c."role" AS "role!: MemberRole",
+                      c."createdAt" AS "joined_at!: UtcTime", c."id" AS "key!"
+               FROM c JOIN "User" u ON u."id" = c."userId""#,
+            project_id,
+            user_id,
+            role as Role
+        )
+        .fetch_optional(db)
+        .await
+    })
     .await
 }
 
 /// Removes a collaborator; false when the user was not one.
 pub async fn remove(db: impl PgExecutor<'_>, project_id: &str, user_id: &str) -> sqlx::Result<bool> {
-    let result = sqlx::query!(
-        r#"DELETE FROM "ProjectCollaborator" WHERE "projectId" = $1 AND "userId" = $2"#,
-        project_id,
-        user_id
-    )
-    .execute(db)
-    .await?;
-    Ok(result.rows_affected() > 0)
+    timed("collab.remove", async move {
+        let result = sqlx::query!(
+            r#"DELETE FROM "ProjectCollaborator" WHERE "projectId" = $1 AND "userId" = $2"#,
+            project_id,
+            user_id
+        )
+        .execute(db)
+        .await?;
+        Ok(result.rows_affected() > 0)
+    })
+    .await
 }

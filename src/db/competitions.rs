@@ -7,6 +7,7 @@ use sqlx::PgExecutor;
 use crate::db::CREATOR_COLUMNS;
 use crate::domain::time::{end_of_time, start_position, Position};
 use crate::domain::{CompetitionStatus, UtcTime};
+use crate::telemetry::queries::timed;
 
 /// The unique index that allows one competition per project.
 pub const PROJECT_KEY: &str = "Competition_projectId_key";
@@ -41,48 +42,60 @@ fn competition_select() -> String {
 /// statement, so a project made private meanwhile is not entered). A second entry of the same
 /// project is a unique violation on [`PROJECT_KEY`], for the caller to map.
 pub async fn create(db: impl PgExecutor<'_>, id: &str, project_id: &str, title: &str) -> sqlx::Result<bool> {
-    let result = sqlx::query!(
-        r#"INSERT INTO "Competition" ("id", "projectId", "title")
-           SELECT $1, p."id", $3 FROM "Project" p WHERE p."id" = $2 AND p."visibility" = 'PUBLIC'"#,
-        id,
-        project_id,
-        title
-    )
-    .execute(db)
-    .await?;
-    Ok(result.rows_affected() > 0)
+    timed("competitions.create", async move {
+        let result = sqlx::query!(
+            r#"INSERT INTO "Competition" ("id", "projectId", "title")
+               SELECT $1, p."id", $3 FROM "Project" p WHERE p."id" = $2 AND p."visibility" = 'PUBLIC'"#,
+            id,
+            project_id,
+            title
+        )
+        .execute(db)
+        .await?;
+        Ok(result.rows_affected() > 0)
+    })
+    .await
 }
 
 pub async fn get(db: impl PgExecutor<'_>, id: &str) -> sqlx::Result<Option<CompetitionRow>> {
-    sqlx::query_as!(
-        CompetitionRow,
-        r#"SELECT c."id", c."projectId" AS "project_id", c."title", c."status" AS "status: CompetitionStatus",
-                  c."createdAt" AS "created_at: UtcTime", c."updatedAt" AS "updated_at: UtcTime",
-                  p."name" AS "project_name", u."id" AS "owner_id", u."name" AS "owner_name",
-                  u."image" AS "owner_image"
-           FROM "Competition" c JOIN "Project" p ON p."id" = c."projectId" JOIN "User" u ON u."id" = p."userId"
-           WHERE c."id" = $1"#,
-        id
-    )
-    .fetch_optional(db)
+    timed("competitions.get", async move {
+        sqlx::query_as!(
+            CompetitionRow,
+            r#"SELECT c."id", c."projectId" AS "project_id", c."title", c."status" AS "status: CompetitionStatus",
+                      c."createdAt" AS "created_at: UtcTime", c."updatedAt" AS "updated_at: UtcTime",
+                      p."name" AS "project_name", u."id" AS "owner_id", u."name" AS "owner_name",
+                      u."image" AS "owner_image"
+               FROM "Competition" c JOIN "Project" p ON p."id" = c."projectId" JOIN "User" u ON u."id" = p."userId"
+               WHERE c."id" = $1"#,
+            id
+        )
+        .fetch_optional(db)
+        .await
+    })
     .await
 }
 
 /// The project a competition belongs to.
 pub async fn project_of(db: impl PgExecutor<'_>, id: &str) -> sqlx::Result<Option<String>> {
-    sqlx::query_scalar!(r#"SELECT "projectId" FROM "Competition" WHERE "id" = $1"#, id).fetch_optional(db).await
+    timed("competitions.project_of", async move {
+        sqlx::query_scalar!(r#"SELECT "projectId" FROM "Competition" WHERE "id" = $1"#, id).fetch_optional(db).await
+    })
+    .await
 }
 
 /// ACTIVE → CLOSED; false when the competition is not ACTIVE (any more).
 pub async fn close(db: impl PgExecutor<'_>, id: &str) -> sqlx::Result<bool> {
-    let result = sqlx::query!(
-        r#"UPDATE "Competition" SET "status" = 'CLOSED', "updatedAt" = now() AT TIME ZONE 'UTC'
-           WHERE "id" = $1 AND "status" = 'ACTIVE'"#,
-        id
-    )
-    .execute(db)
-    .await?;
-    Ok(result.rows_affected() > 0)
+    timed("competitions.close", async move {
+        let result = sqlx::query!(
+            r#"UPDATE "Competition" SET "status" = 'CLOSED', "updatedAt" = now() AT TIME ZONE 'UTC'
+               WHERE "id" = $1 AND "status" = 'ACTIVE'"#,
+            id
+        )
+        .execute(db)
+        .await?;
+        Ok(result.rows_affected() > 0)
+    })
+    .await
 }
 
 /// One status's newest-first keyset scan of `Competition_status_createdAt_idx`, keeping only
@@ -120,11 +133,14 @@ pub async fn page(
     after: Option<&Position>,
     limit: i64,
 ) -> sqlx::Result<Vec<CompetitionRow>> {
-    let (created_at, id) = start_position(after, end_of_time());
-    let sql = page_sql(status.is_some());
-    let query = sqlx::query_as(&sql).bind(created_at).bind(id).bind(limit);
-    match status {
-        Some(status) => query.bind(status).fetch_all(db).await,
-        None => query.fetch_all(db).await,
-    }
+    timed("competitions.page", async move {
+        let (created_at, id) = start_position(after, end_of_time());
+        let sql = page_sql(status.is_some());
+        let query = sqlx::query_as(&sql).bind(created_at).bind(id).bind(limit);
+        match status {
+            Some(status) => query.bind(status).fetch_all(db).await,
+            None => query.fetch_all(db).await,
+        }
+    })
+    .await
 }

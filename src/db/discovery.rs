@@ -8,6 +8,7 @@ use sqlx::PgExecutor;
 use crate::db::CREATOR_COLUMNS;
 use crate::domain::discovery::{Position, Sort};
 use crate::domain::UtcTime;
+use crate::telemetry::queries::timed;
 
 #[derive(Debug, Clone, Serialize, Deserialize, sqlx::FromRow)]
 #[sqlx(rename_all = "camelCase")]
@@ -136,18 +137,22 @@ pub fn like_pattern(term: &str) -> String {
 }
 
 pub async fn discover(db: impl PgExecutor<'_>, query: &DiscoveryQuery<'_>) -> sqlx::Result<Vec<DiscoveryRow>> {
-    let sql = discovery_sql(query.sort, query.project_type.is_some(), query.search.is_some(), query.after.is_some());
-    let mut statement = sqlx::query_as(&sql)
-        .bind(query.limit)
-        .bind(query.search.map(like_pattern))
-        .bind(query.search)
-        .bind(query.project_type);
-    statement = match &query.after {
-        None => statement,
-        Some(Position::Count(count, id)) => statement.bind(*count as i32).bind(id),
-        Some(Position::Time(time, id)) => statement.bind(*time).bind(id),
-        Some(Position::Featured(featured, time, id)) => statement.bind(*featured).bind(*time).bind(id),
-        Some(Position::Score(score, id)) => statement.bind(*score).bind(id),
-    };
-    statement.fetch_all(db).await
+    timed("discovery.discover", async move {
+        let sql =
+            discovery_sql(query.sort, query.project_type.is_some(), query.search.is_some(), query.after.is_some());
+        let mut statement = sqlx::query_as(&sql)
+            .bind(query.limit)
+            .bind(query.search.map(like_pattern))
+            .bind(query.search)
+            .bind(query.project_type);
+        statement = match &query.after {
+            None => statement,
+            Some(Position::Count(count, id)) => statement.bind(*count as i32).bind(id),
+            Some(Position::Time(time, id)) => statement.bind(*time).bind(id),
+            Some(Position::Featured(featured, time, id)) => statement.bind(*featured).bind(*time).bind(id),
+            Some(Position::Score(score, id)) => statement.bind(*score).bind(id),
+        };
+        statement.fetch_all(db).await
+    })
+    .await
 }

@@ -59,6 +59,10 @@ impl EmbeddedCluster {
             let log = dir.join("server.log");
             let mut server_options =
                 format!("-c port={} -c listen_addresses=127.0.0.1 -c unix_socket_directories=''", cluster.port);
+            // The monitor's statement statistics, where the server has the module.
+            if cluster.has_module("pg_stat_statements") {
+                server_options.push_str(" -c shared_preload_libraries=pg_stat_statements");
+            }
             for (name, value) in server_settings {
                 server_options.push_str(&format!(" -c {name}={value}"));
             }
@@ -97,6 +101,15 @@ impl EmbeddedCluster {
         ensure_success("pg_ctl stop", &output, None)?;
         tracing::info!("embedded PostgreSQL stopped");
         Ok(())
+    }
+
+    /// Whether the server's library directory (`lib` beside its real `bin`, wherever a
+    /// symlink on PATH points from) holds the loadable module `name`.
+    fn has_module(&self, name: &str) -> bool {
+        let real_bin =
+            self.bin_dir.join("pg_ctl").canonicalize().ok().and_then(|pg_ctl| pg_ctl.parent().map(Path::to_owned));
+        let root = real_bin.as_deref().unwrap_or(&self.bin_dir).parent().map(Path::to_owned);
+        root.is_some_and(|root| root.join("lib").join(format!("{name}.so")).exists())
     }
 
     fn url_for(&self, database: &str) -> String {
@@ -148,6 +161,11 @@ impl EmbeddedCluster {
         .await?;
         if !exists {
             sqlx::query(&format!("CREATE DATABASE {DATABASE_NAME}")).execute(&mut conn).await?;
+        }
+        if self.has_module("pg_stat_statements") {
+            // The monitor's `type=slow` reads it; this cluster is ours, so we may install it.
+            let mut conn = PgConnection::connect(&self.url_for(DATABASE_NAME)).await?;
+            sqlx::query("CREATE EXTENSION IF NOT EXISTS pg_stat_statements").execute(&mut conn).await?;
         }
         Ok(())
     }

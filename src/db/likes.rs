@@ -2,6 +2,7 @@
 //! of `ProjectLike` rows. Each change is one statement: the like row and the counter move
 //! together, and the counter only moves when the like row did.
 
+use crate::telemetry::queries::timed;
 use sqlx::PgExecutor;
 
 /// What a like or unlike came to.
@@ -20,9 +21,12 @@ pub async fn set(
     user_id: &str,
     liked: bool,
 ) -> sqlx::Result<Option<LikeOutcome>> {
-    let row: Option<(i32, Vec<String>)> =
-        sqlx::query_as(&set_sql(liked)).bind(project_id).bind(user_id).fetch_optional(db).await?;
-    Ok(row.map(|(like_count, members)| LikeOutcome { like_count, members }))
+    timed("likes.set", async move {
+        let row: Option<(i32, Vec<String>)> =
+            sqlx::query_as(&set_sql(liked)).bind(project_id).bind(user_id).fetch_optional(db).await?;
+        Ok(row.map(|(like_count, members)| LikeOutcome { like_count, members }))
+    })
+    .await
 }
 
 /// `$1` project, `$2` user: the change to the like row, the counter moved with it, and the

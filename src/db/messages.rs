@@ -4,6 +4,7 @@ use serde::{Deserialize, Serialize};
 use sqlx::{PgConnection, PgExecutor};
 
 use crate::domain::{Direction, MessageRole, UtcTime};
+use crate::telemetry::queries::timed;
 
 #[derive(Debug, Clone, Serialize, Deserialize, sqlx::FromRow)]
 pub struct MessageRow {
@@ -17,6 +18,8 @@ pub struct MessageRow {
     pub created_at: UtcTime,
 }
 
+crate::one_row!(MessageRow);
+
 /// Appends a message. The project row is updated first, in the same transaction: that lock
 /// makes cursor allocation and commit order agree within a project, so a reader paging
 /// forward never skips a message that committed late.
@@ -28,33 +31,39 @@ pub async fn append(
     content: &str,
     tokens: i32,
 ) -> sqlx::Result<MessageRow> {
-    crate::db::projects::touch(&mut *tx, project_id).await?;
-    sqlx::query_as!(
-        MessageRow,
-        r#"INSERT INTO "Message" ("id", "projectId", "role", "content", "tokens") VALUES ($1, $2, $3, $4, $5)
-           RETURNING "id", "role" AS "role: MessageRole", "content", "tokens", "cursor",
-                     "createdAt" AS "created_at: UtcTime""#,
-        id,
-        project_id,
-        role as MessageRole,
-        content,
-        tokens
-    )
-    .fetch_one(&mut *tx)
+    timed("messages.append", async move {
+        crate::db::projects::touch(&mut *tx, project_id).await?;
+        sqlx::query_as!(
+            MessageRow,
+            r#"INSERT INTO "Message" ("id", "projectId", "role", "content", "tokens") VALUES ($1, $2, $3, $4, $5)
+               RETURNING "id", "role" AS "role: MessageRole", "content", "tokens", "cursor",
+                         "createdAt" AS "created_at: UtcTime""#,
+            id,
+            project_id,
+            role as MessageRole,
+            content,
+            tokens
+        )
+        .fetch_one(&mut *tx)
+        .await
+    })
     .await
 }
 
 /// One message of a project, whole.
 pub async fn by_id(db: impl PgExecutor<'_>, project_id: &str, message_id: &str) -> sqlx::Result<Option<MessageRow>> {
-    sqlx::query_as!(
-        MessageRow,
-        r#"SELECT "id", "role" AS "role: MessageRole", "content", "tokens", "cursor",
-                  "createdAt" AS "created_at: UtcTime"
-           FROM "Message" WHERE "id" = $1 AND "projectId" = $2"#,
-        message_id,
-        project_id
-    )
-    .fetch_optional(db)
+    timed("messages.by_id", async move {
+        sqlx::query_as!(
+            MessageRow,
+            r#"SELECT "id", "role" AS "role: MessageRole", "content", "tokens", "cursor",
+                      "createdAt" AS "created_at: UtcTime"
+               FROM "Message" WHERE "id" = $1 AND "projectId" = $2"#,
+            message_id,
+            project_id
+        )
+        .fetch_optional(db)
+        .await
+    })
     .await
 }
 
@@ -67,16 +76,19 @@ pub async fn page(
     after_cursor: Option<i64>,
     limit: i64,
 ) -> sqlx::Result<Vec<MessageRow>> {
-    let start = match direction {
-        Direction::Older => i64::MAX,
-        Direction::Newer => i64::MIN,
-    };
-    let sql = page_sql(role.is_some(), direction);
-    let query = sqlx::query_as(&sql).bind(project_id).bind(after_cursor.unwrap_or(start)).bind(limit);
-    match role {
-        Some(role) => query.bind(role).fetch_all(db).await,
-        None => query.fetch_all(db).await,
-    }
+    timed("messages.page", async move {
+        let start = match direction {
+            Direction::Older => i64::MAX,
+            Direction::Newer => i64::MIN,
+        };
+        let sql = page_sql(role.is_some(), direction);
+        let query = sqlx::query_as(&sql).bind(project_id).bind(after_cursor.unwrap_or(start)).bind(limit);
+        match role {
+            Some(role) => query.bind(role).fetch_all(db).await,
+            None => query.fetch_all(db).await,
+        }
+    })
+    .await
 }
 
 /// The statement of one page: `$1` project, `$2` cursor, `$3` limit, `$4` role if filtered.

@@ -47,6 +47,11 @@ pub static MIGRATIONS: &[Migration] = &[
     },
     Migration { version: 7, name: "login_attempts", sql: include_str!("../../migrations/0007_login_attempts.sql") },
     Migration { version: 8, name: "invite_expiry", sql: include_str!("../../migrations/0008_invite_expiry.sql") },
+    Migration {
+        version: 9,
+        name: "query_performance",
+        sql: include_str!("../../migrations/0009_query_performance.sql"),
+    },
 ];
 
 impl Migration {

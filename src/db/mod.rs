@@ -15,6 +15,7 @@ pub mod login_failures;
 pub mod maintenance;
 pub mod messages;
 pub mod migrate;
+pub mod monitor;
 pub mod projects;
 pub mod reachability;
 pub mod sessions;

@@ -7,6 +7,7 @@ use sqlx::PgExecutor;
 use crate::domain::access::{Access, ProjectFacts, Role};
 use crate::domain::time::{end_of_time, start_position, Position};
 use crate::domain::{UtcTime, Visibility};
+use crate::telemetry::queries::timed;
 
 /// A project with its owner's public face (never an e-mail).
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -70,101 +71,116 @@ pub struct ProjectPatch {
 
 /// Inserts the project; read it back with [`get`].
 pub async fn create(db: impl PgExecutor<'_>, id: &str, owner_id: &str, new: &NewProject<'_>) -> sqlx::Result<()> {
-    sqlx::query!(
-        r#"INSERT INTO "Project" ("id", "name", "description", "projectType", "visibility", "activeAgents", "userId")
-           VALUES ($1, $2, $3, $4, $5, $6, $7)"#,
-        id,
-        new.name,
-        new.description,
-        new.project_type,
-        new.visibility as Visibility,
-        Json(new.active_agents) as _,
-        owner_id,
-    )
-    .execute(db)
-    .await?;
-    Ok(())
+    timed("projects.create", async move {
+        sqlx::query!(
+            r#"INSERT INTO "Project" ("id", "name", "description", "projectType", "visibility", "activeAgents", "userId")
+               VALUES ($1, $2, $3, $4, $5, $6, $7)"#,
+            id,
+            new.name,
+            new.description,
+            new.project_type,
+            new.visibility as Visibility,
+            Json(new.active_agents) as _,
+            owner_id,
+        )
+        .execute(db)
+        .await?;
+        Ok(())
+    })
+    .await
 }
 
 pub async fn get(db: impl PgExecutor<'_>, id: &str) -> sqlx::Result<Option<ProjectRow>> {
-    sqlx::query_as!(
-        ProjectRow,
-        r#"SELECT p."id", p."name", p."description", p."projectType" AS "project_type",
-                  p."visibility" AS "visibility: Visibility", p."activeAgents" AS "active_agents",
-                  p."previewUrl" AS "preview_url", p."likeCount" AS "like_count", p."forkCount" AS "fork_count",
-                  p."viewCount" AS "view_count", p."isFeatured" AS "is_featured",
-                  u."id" AS "owner_id", u."name" AS "owner_name", u."image" AS "owner_image",
-                  p."createdAt" AS "created_at: UtcTime", p."updatedAt" AS "updated_at: UtcTime"
-           FROM "Project" p JOIN "User" u ON u."id" = p."userId" WHERE p."id" = $1"#,
-        id
-    )
-    .fetch_optional(db)
+    timed("projects.get", async move {
+        sqlx::query_as!(
+            ProjectRow,
+            r#"SELECT p."id", p."name", p."description", p."projectType" AS "project_type",
+                      p."visibility" AS "visibility: Visibility", p."activeAgents" AS "active_agents",
+                      p."previewUrl" AS "preview_url", p."likeCount" AS "like_count", p."forkCount" AS "fork_count",
+                      p."viewCount" AS "view_count", p."isFeatured" AS "is_featured",
+                      u."id" AS "owner_id", u."name" AS "owner_name", u."image" AS "owner_image",
+                      p."createdAt" AS "created_at: UtcTime", p."updatedAt" AS "updated_at: UtcTime"
+               FROM "Project" p JOIN "User" u ON u."id" = p."userId" WHERE p."id" = $1"#,
+            id
+        )
+        .fetch_optional(db)
+        .await
+    })
     .await
 }
 
 /// What access depends on, read fresh for every request (never cached).
 pub async fn facts(db: impl PgExecutor<'_>, id: &str, caller: Option<&str>) -> sqlx::Result<Option<ProjectFacts>> {
-    let row = sqlx::query!(
-        r#"SELECT p."userId" AS "owner_id", u."plan" AS "owner_plan", p."visibility" = 'PUBLIC' AS "is_public!",
-                  c."role" AS "caller_role?: Role"
-           FROM "Project" p
-           JOIN "User" u ON u."id" = p."userId"
-           LEFT JOIN "ProjectCollaborator" c ON c."projectId" = p."id" AND c."userId" = $2
-           WHERE p."id" = $1"#,
-        id,
-        caller
-    )
-    .fetch_optional(db)
-    .await?;
-    Ok(row.map(|row| ProjectFacts {
-        owner_id: row.owner_id,
-        owner_plan: row.owner_plan,
-        is_public: row.is_public,
-        caller_role: row.caller_role,
-    }))
+    timed("projects.facts", async move {
+        let row = sqlx::query!(
+            r#"SELECT p."userId" AS "owner_id", u."plan" AS "owner_plan", p."visibility" = 'PUBLIC' AS "is_public!",
+                      c."role" AS "caller_role?: Role"
+               FROM "Project" p
+               JOIN "User" u ON u."id" = p."userId"
+               LEFT JOIN "ProjectCollaborator" c ON c."projectId" = p."id" AND c."userId" = $2
+               WHERE p."id" = $1"#,
+            id,
+            caller
+        )
+        .fetch_optional(db)
+        .await?;
+        Ok(row.map(|row| ProjectFacts {
+            owner_id: row.owner_id,
+            owner_plan: row.owner_plan,
+            is_public: row.is_public,
+            caller_role: row.caller_role,
+        }))
+    })
+    .await
 }
 
 /// Applies the patch; false when there is no such project.
 pub async fn update(db: impl PgExecutor<'_>, id: &str, patch: &ProjectPatch) -> sqlx::Result<bool> {
-    let result = sqlx::query!(
-        r#"UPDATE "Project" SET
-               "name" = COALESCE($2, "name"),
-               "description" = CASE WHEN $3 THEN $4 ELSE "description" END,
-               "projectType" = COALESCE($5, "projectType"),
-               "activeAgents" = COALESCE($6, "activeAgents"),
-               "visibility" = COALESCE($7, "visibility"),
-               "previewUrl" = CASE WHEN $8 THEN $9 ELSE "previewUrl" END,
-               "updatedAt" = now() AT TIME ZONE 'UTC'
-           WHERE "id" = $1"#,
-        id,
-        patch.name.as_deref(),
-        patch.description.is_some(),
-        patch.description.clone().flatten(),
-        patch.project_type.as_deref(),
-        patch.active_agents.as_ref().map(Json) as _,
-        patch.visibility as Option<Visibility>,
-        patch.preview_url.is_some(),
-        patch.preview_url.clone().flatten(),
-    )
-    .execute(db)
-    .await?;
-    Ok(result.rows_affected() > 0)
+    timed("projects.update", async move {
+        let result = sqlx::query!(
+            r#"UPDATE "Project" SET
+                   "name" = COALESCE($2, "name"),
+                   "description" = CASE WHEN $3 THEN $4 ELSE "description" END,
+                   "projectType" = COALESCE($5, "projectType"),
+                   "activeAgents" = COALESCE($6, "activeAgents"),
+                   "visibility" = COALESCE($7, "visibility"),
+                   "previewUrl" = CASE WHEN $8 THEN $9 ELSE "previewUrl" END,
+                   "updatedAt" = now() AT TIME ZONE 'UTC'
+               WHERE "id" = $1"#,
+            id,
+            patch.name.as_deref(),
+            patch.description.is_some(),
+            patch.description.clone().flatten(),
+            patch.project_type.as_deref(),
+            patch.active_agents.as_ref().map(Json) as _,
+            patch.visibility as Option<Visibility>,
+            patch.preview_url.is_some(),
+            patch.preview_url.clone().flatten(),
+        )
+        .execute(db)
+        .await?;
+        Ok(result.rows_affected() > 0)
+    })
+    .await
 }
 
 /// Deletes the project; files, messages, members, invites and likes go with it. Returns who
 /// had it in their project lists.
 pub async fn delete(db: impl PgExecutor<'_>, id: &str) -> sqlx::Result<Option<Vec<String>>> {
-    sqlx::query_scalar!(
-        r#"WITH members AS (
-               SELECT "userId" FROM "ProjectCollaborator" WHERE "projectId" = $1
-           ), deleted AS (
-               DELETE FROM "Project" WHERE "id" = $1 RETURNING "userId"
-           )
-           SELECT array_cat(ARRAY(SELECT "userId" FROM deleted), ARRAY(SELECT "userId" FROM members)) AS "members!"
-           FROM deleted"#,
-        id
-    )
-    .fetch_optional(db)
+    timed("projects.delete", async move {
+        sqlx::query_scalar!(
+            r#"WITH members AS (
+                   SELECT "userId" FROM "ProjectCollaborator" WHERE "projectId" = $1
+               ), deleted AS (
+                   DELETE FROM "Project" WHERE "id" = $1 RETURNING "userId"
+               )
+               SELECT array_cat(ARRAY(SELECT "userId" FROM deleted), ARRAY(SELECT "userId" FROM members)) AS "members!"
+               FROM deleted"#,
+            id
+        )
+        .fetch_optional(db)
+        .await
+    })
     .await
 }
 
@@ -178,65 +194,81 @@ pub async fn fork(
     owner_id: &str,
     name: Option<&str>,
 ) -> sqlx::Result<Option<Vec<String>>> {
-    sqlx::query_scalar!(
-        r#"WITH p AS (
-               INSERT INTO "Project" ("id", "name", "description", "projectType", "activeAgents", "visibility", "userId")
-               SELECT $2, COALESCE($4, left("name", 193) || ' (fork)'), "description", "projectType",
-                      "activeAgents", 'PRIVATE', $3
-               FROM "Project" WHERE "id" = $1
-               RETURNING "id"
-           ), copied AS (
-               INSERT INTO "ProjectFile" ("id", "projectId", "path", "content", "language", "size", "checksum")
-               SELECT gen_random_uuid()::text, p."id", f."path", f."content", f."language", f."size", f."checksum"
-               FROM "ProjectFile" f, p WHERE f."projectId" = $1
-           ), counted AS (
-               UPDATE "Project" SET "forkCount" = "forkCount" + 1
-               WHERE "id" = $1 AND EXISTS (SELECT 1 FROM p)
-               RETURNING "userId"
-           )
-           SELECT array_cat(ARRAY(SELECT "userId" FROM counted),
-                            ARRAY(SELECT "userId" FROM "ProjectCollaborator" WHERE "projectId" = $1)) AS "members!"
-           FROM counted"#,
-        source_id,
-        new_id,
-        owner_id,
-        name
-    )
-    .fetch_optional(db)
+    timed("projects.fork", async move {
+        sqlx::query_scalar!(
+            r#"WITH p AS (
+                   INSERT INTO "Project" ("id", "name", "description", "projectType", "activeAgents", "visibility", "userId")
+                   SELECT $2, COALESCE($4, left("name", 193) || ' (fork)'), "description", "projectType",
+                          "activeAgents", 'PRIVATE', $3
+                   FROM "Project" WHERE "id" = $1
+                   RETURNING "id"
+               ), copied AS (
+                   INSERT INTO "ProjectFile" ("id", "projectId", "path", "content", "language", "size", "checksum")
+                   SELECT gen_random_uuid()::text, p."id", f."path", f."content", f."language", f."size", f."checksum"
+                   FROM "ProjectFile" f, p WHERE f."projectId" = $1
+               ), counted AS (
+                   UPDATE "Project" SET "forkCount" = "forkCount" + 1
+                   WHERE "id" = $1 AND EXISTS (SELECT 1 FROM p)
+                   RETURNING "userId"
+               )
+               SELECT array_cat(ARRAY(SELECT "userId" FROM counted),
+                                ARRAY(SELECT "userId" FROM "ProjectCollaborator" WHERE "projectId" = $1)) AS "members!"
+               FROM counted"#,
+            source_id,
+            new_id,
+            owner_id,
+            name
+        )
+        .fetch_optional(db)
+        .await
+    })
     .await
 }
 
 /// Locks the project's row against writes of its files (a batch updates it first) until the
 /// transaction ends; None if it does not exist.
 pub async fn lock_for_copy(db: impl PgExecutor<'_>, id: &str) -> sqlx::Result<Option<()>> {
-    let locked = sqlx::query_scalar!(r#"SELECT 1 AS "locked!" FROM "Project" WHERE "id" = $1 FOR NO KEY UPDATE"#, id)
-        .fetch_optional(db)
-        .await?;
-    Ok(locked.map(|_| ()))
+    timed("projects.lock_for_copy", async move {
+        let locked =
+            sqlx::query_scalar!(r#"SELECT 1 AS "locked!" FROM "Project" WHERE "id" = $1 FOR NO KEY UPDATE"#, id)
+                .fetch_optional(db)
+                .await?;
+        Ok(locked.map(|_| ()))
+    })
+    .await
 }
 
 /// The owner and every collaborator: whose project lists show this project.
 pub async fn member_ids(db: impl PgExecutor<'_>, id: &str) -> sqlx::Result<Vec<String>> {
-    sqlx::query_scalar!(
-        r#"SELECT "userId" AS "user_id!" FROM "Project" WHERE "id" = $1
-           UNION SELECT "userId" FROM "ProjectCollaborator" WHERE "projectId" = $1"#,
-        id
-    )
-    .fetch_all(db)
+    timed("projects.member_ids", async move {
+        sqlx::query_scalar!(
+            r#"SELECT "userId" AS "user_id!" FROM "Project" WHERE "id" = $1
+               UNION SELECT "userId" FROM "ProjectCollaborator" WHERE "projectId" = $1"#,
+            id
+        )
+        .fetch_all(db)
+        .await
+    })
     .await
 }
 
 /// Marks the project as changed now (files or messages were written).
 pub async fn touch(db: impl PgExecutor<'_>, id: &str) -> sqlx::Result<()> {
-    sqlx::query!(r#"UPDATE "Project" SET "updatedAt" = now() AT TIME ZONE 'UTC' WHERE "id" = $1"#, id)
-        .execute(db)
-        .await?;
-    Ok(())
+    timed("projects.touch", async move {
+        sqlx::query!(r#"UPDATE "Project" SET "updatedAt" = now() AT TIME ZONE 'UTC' WHERE "id" = $1"#, id)
+            .execute(db)
+            .await?;
+        Ok(())
+    })
+    .await
 }
 
 /// The stored view count, without the views counted in memory and not yet written.
 pub async fn view_count(db: impl PgExecutor<'_>, id: &str) -> sqlx::Result<Option<i32>> {
-    sqlx::query_scalar!(r#"SELECT "viewCount" FROM "Project" WHERE "id" = $1"#, id).fetch_optional(db).await
+    timed("projects.view_count", async move {
+        sqlx::query_scalar!(r#"SELECT "viewCount" FROM "Project" WHERE "id" = $1"#, id).fetch_optional(db).await
+    })
+    .await
 }
 
 /// Adds counted views to many projects in one statement; returns each changed project with
@@ -246,24 +278,27 @@ pub async fn add_views(
     ids: &[String],
     views: &[i32],
 ) -> sqlx::Result<Vec<(String, Vec<String>)>> {
-    let rows = sqlx::query!(
-        r#"WITH counted AS (
-               UPDATE "Project" p SET "viewCount" = p."viewCount" + v.views
-               FROM UNNEST($1::text[], $2::int4[]) AS v(id, views)
-               WHERE p."id" = v.id
-               RETURNING p."id", p."userId"
-           )
-           SELECT counted."id" AS "id!",
-                  array_prepend(counted."userId",
-                                ARRAY(SELECT c."userId" FROM "ProjectCollaborator" c
-                                      WHERE c."projectId" = counted."id")) AS "members!"
-           FROM counted"#,
-        ids,
-        views
-    )
-    .fetch_all(db)
-    .await?;
-    Ok(rows.into_iter().map(|row| (row.id, row.members)).collect())
+    timed("projects.add_views", async move {
+        let rows = sqlx::query!(
+            r#"WITH counted AS (
+                   UPDATE "Project" p SET "viewCount" = p."viewCount" + v.views
+                   FROM UNNEST($1::text[], $2::int4[]) AS v(id, views)
+                   WHERE p."id" = v.id
+                   RETURNING p."id", p."userId"
+               )
+               SELECT counted."id" AS "id!",
+                      array_prepend(counted."userId",
+                                    ARRAY(SELECT c."userId" FROM "ProjectCollaborator" c
+                                          WHERE c."projectId" = counted."id")) AS "members!"
+               FROM counted"#,
+            ids,
+            views
+        )
+        .fetch_all(db)
+        .await?;
+        Ok(rows.into_iter().map(|row| (row.id, row.members)).collect())
+    })
+    .await
 }
 
 /// The member's project list: `$1` user, `$2`/`$3` the last (updatedAt, id) seen, `$4` limit.
@@ -277,8 +312,11 @@ pub async fn list_for_member(
     after: Option<&Position>,
     limit: i64,
 ) -> sqlx::Result<Vec<ProjectSummaryRow>> {
-    let (updated_at, id) = start_position(after, end_of_time());
-    sqlx::query_file_as!(ProjectSummaryRow, "queries/projects_list_for_member.sql", user_id, updated_at, id, limit)
-        .fetch_all(db)
-        .await
+    timed("projects.list_for_member", async move {
+        let (updated_at, id) = start_position(after, end_of_time());
+        sqlx::query_file_as!(ProjectSummaryRow, "queries/projects_list_for_member.sql", user_id, updated_at, id, limit)
+            .fetch_all(db)
+            .await
+    })
+    .await
 }

@@ -3,43 +3,56 @@
 use sqlx::PgExecutor;
 
 use crate::domain::UtcTime;
+use crate::telemetry::queries::timed;
 
 pub async fn create(db: impl PgExecutor<'_>, token_hash: &str, user_id: &str, expires: UtcTime) -> sqlx::Result<()> {
-    sqlx::query!(
-        r#"INSERT INTO "Session" ("tokenHash", "userId", "expires") VALUES ($1, $2, $3)"#,
-        token_hash,
-        user_id,
-        expires as UtcTime
-    )
-    .execute(db)
-    .await?;
-    Ok(())
+    timed("sessions.create", async move {
+        sqlx::query!(
+            r#"INSERT INTO "Session" ("tokenHash", "userId", "expires") VALUES ($1, $2, $3)"#,
+            token_hash,
+            user_id,
+            expires as UtcTime
+        )
+        .execute(db)
+        .await?;
+        Ok(())
+    })
+    .await
 }
 
 /// The user and expiry of a live (unexpired) session.
 pub async fn live(db: impl PgExecutor<'_>, token_hash: &str) -> sqlx::Result<Option<(String, UtcTime)>> {
-    let row = sqlx::query!(
-        r#"SELECT "userId" AS "user_id", "expires" AS "expires: UtcTime" FROM "Session"
-           WHERE "tokenHash" = $1 AND "expires" > now() AT TIME ZONE 'UTC'"#,
-        token_hash
-    )
-    .fetch_optional(db)
-    .await?;
-    Ok(row.map(|row| (row.user_id, row.expires)))
+    timed("sessions.live", async move {
+        let row = sqlx::query!(
+            r#"SELECT "userId" AS "user_id", "expires" AS "expires: UtcTime" FROM "Session"
+               WHERE "tokenHash" = $1 AND "expires" > now() AT TIME ZONE 'UTC'"#,
+            token_hash
+        )
+        .fetch_optional(db)
+        .await?;
+        Ok(row.map(|row| (row.user_id, row.expires)))
+    })
+    .await
 }
 
 pub async fn delete(db: impl PgExecutor<'_>, token_hash: &str) -> sqlx::Result<bool> {
-    let result = sqlx::query!(r#"DELETE FROM "Session" WHERE "tokenHash" = $1"#, token_hash).execute(db).await?;
-    Ok(result.rows_affected() > 0)
+    timed("sessions.delete", async move {
+        let result = sqlx::query!(r#"DELETE FROM "Session" WHERE "tokenHash" = $1"#, token_hash).execute(db).await?;
+        Ok(result.rows_affected() > 0)
+    })
+    .await
 }
 
 /// Ends every session of `user_id` but `keep`; the hashes of those ended.
 pub async fn delete_others(db: impl PgExecutor<'_>, user_id: &str, keep: &str) -> sqlx::Result<Vec<String>> {
-    sqlx::query_scalar!(
-        r#"DELETE FROM "Session" WHERE "userId" = $1 AND "tokenHash" <> $2 RETURNING "tokenHash""#,
-        user_id,
-        keep
-    )
-    .fetch_all(db)
+    timed("sessions.delete_others", async move {
+        sqlx::query_scalar!(
+            r#"DELETE FROM "Session" WHERE "userId" = $1 AND "tokenHash" <> $2 RETURNING "tokenHash""#,
+            user_id,
+            keep
+        )
+        .fetch_all(db)
+        .await
+    })
     .await
 }

@@ -6,6 +6,7 @@ use sqlx::PgExecutor;
 
 use crate::domain::time::{end_of_time, start_position, Position};
 use crate::domain::{GroupBy, UtcTime};
+use crate::telemetry::queries::timed;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct UsageRow {
@@ -37,49 +38,52 @@ pub struct NewUsage<'a> {
 /// row is written only if the charge happened. None: the balance was too small; nothing
 /// changed.
 pub async fn record(db: impl PgExecutor<'_>, usage: &NewUsage<'_>) -> sqlx::Result<Option<(UsageRow, i32)>> {
-    let row = sqlx::query!(
-        r#"WITH charged AS (
-               UPDATE "User" SET "tokenBalance" = "tokenBalance" - $5, "contextUsed" = "contextUsed" + $6,
-                                 "updatedAt" = now() AT TIME ZONE 'UTC'
-               WHERE "id" = $2 AND "tokenBalance" >= $5
-               RETURNING "tokenBalance"
-           ), recorded AS (
-               INSERT INTO "TokenUsage" ("id", "userId", "projectId", "endpoint", "model", "tokensUsed",
-                                         "contextUsed", "savedTokens", "cost")
-               SELECT $1, $2, $3, $4, $8, $5, $6, $7, $9 FROM charged
-               RETURNING *
-           )
-           SELECT "id" AS "id!", "projectId" AS "project_id", "endpoint" AS "endpoint!", "model" AS "model!",
-                  "tokensUsed" AS "tokens_used!", "contextUsed" AS "context_used!", "savedTokens" AS "saved_tokens!",
-                  "cost"::float8 AS "cost!", "timestamp" AS "timestamp!: UtcTime",
-                  (SELECT "tokenBalance" FROM charged) AS "balance!"
-           FROM recorded"#,
-        usage.id,
-        usage.user_id,
-        usage.project_id,
-        usage.endpoint,
-        usage.tokens_used,
-        usage.context_used,
-        usage.saved_tokens,
-        usage.model,
-        usage.cost as f64,
-    )
-    .fetch_optional(db)
-    .await?;
-    Ok(row.map(|row| {
-        let record = UsageRow {
-            id: row.id,
-            project_id: row.project_id,
-            endpoint: row.endpoint,
-            model: row.model,
-            tokens_used: row.tokens_used,
-            context_used: row.context_used,
-            saved_tokens: row.saved_tokens,
-            cost: row.cost,
-            timestamp: row.timestamp,
-        };
-        (record, row.balance)
-    }))
+    timed("usage.record", async move {
+        let row = sqlx::query!(
+            r#"WITH charged AS (
+                   UPDATE "User" SET "tokenBalance" = "tokenBalance" - $5, "contextUsed" = "contextUsed" + $6,
+                                     "updatedAt" = now() AT TIME ZONE 'UTC'
+                   WHERE "id" = $2 AND "tokenBalance" >= $5
+                   RETURNING "tokenBalance"
+               ), recorded AS (
+                   INSERT INTO "TokenUsage" ("id", "userId", "projectId", "endpoint", "model", "tokensUsed",
+                                             "contextUsed", "savedTokens", "cost")
+                   SELECT $1, $2, $3, $4, $8, $5, $6, $7, $9 FROM charged
+                   RETURNING *
+               )
+               SELECT "id" AS "id!", "projectId" AS "project_id", "endpoint" AS "endpoint!", "model" AS "model!",
+                      "tokensUsed" AS "tokens_used!", "contextUsed" AS "context_used!", "savedTokens" AS "saved_tokens!",
+                      "cost"::float8 AS "cost!", "timestamp" AS "timestamp!: UtcTime",
+                      (SELECT "tokenBalance" FROM charged) AS "balance!"
+               FROM recorded"#,
+            usage.id,
+            usage.user_id,
+            usage.project_id,
+            usage.endpoint,
+            usage.tokens_used,
+            usage.context_used,
+            usage.saved_tokens,
+            usage.model,
+            usage.cost as f64,
+        )
+        .fetch_optional(db)
+        .await?;
+        Ok(row.map(|row| {
+            let record = UsageRow {
+                id: row.id,
+                project_id: row.project_id,
+                endpoint: row.endpoint,
+                model: row.model,
+                tokens_used: row.tokens_used,
+                context_used: row.context_used,
+                saved_tokens: row.saved_tokens,
+                cost: row.cost,
+                timestamp: row.timestamp,
+            };
+            (record, row.balance)
+        }))
+    })
+    .await
 }
 
 /// One group of a usage summary.
@@ -134,7 +138,10 @@ pub async fn summary(
     days: i32,
     group_by: GroupBy,
 ) -> sqlx::Result<Vec<UsageGroupRow>> {
-    sqlx::query_as(&summary_sql(group_by)).bind(user_id).bind(days).fetch_all(db).await
+    timed("usage.summary", async move {
+        sqlx::query_as(&summary_sql(group_by)).bind(user_id).bind(days).fetch_all(db).await
+    })
+    .await
 }
 
 /// The recent-usage statement: `$1` user, `$2`/`$3` the last (timestamp, id) seen, `$4` limit.
@@ -147,6 +154,9 @@ pub async fn recent(
     after: Option<&Position>,
     limit: i64,
 ) -> sqlx::Result<Vec<UsageRow>> {
-    let (timestamp, id) = start_position(after, end_of_time());
-    sqlx::query_file_as!(UsageRow, "queries/usage_recent.sql", user_id, timestamp, id, limit).fetch_all(db).await
+    timed("usage.recent", async move {
+        let (timestamp, id) = start_position(after, end_of_time());
+        sqlx::query_file_as!(UsageRow, "queries/usage_recent.sql", user_id, timestamp, id, limit).fetch_all(db).await
+    })
+    .await
 }

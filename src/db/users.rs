@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 use sqlx::PgExecutor;
 
 use crate::domain::UtcTime;
+use crate::telemetry::queries::timed;
 
 /// A user as they see themselves: never the password hash.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -18,6 +19,8 @@ pub struct UserRow {
     pub context_used: f64,
     pub created_at: UtcTime,
 }
+
+crate::one_row!(UserRow);
 
 /// What login needs: the id and the stored password value.
 pub struct Credentials {
@@ -34,66 +37,92 @@ pub async fn create(
     email: &str,
     password_hash: &str,
 ) -> sqlx::Result<UserRow> {
-    sqlx::query_as!(
-        UserRow,
-        r#"INSERT INTO "User" ("id", "name", "email", "password") VALUES ($1, $2, $3, $4)
-           RETURNING "id", "name", "email", "image", "plan", "tokenBalance" AS "token_balance",
-                     "contextUsed" AS "context_used", "createdAt" AS "created_at: UtcTime""#,
-        id,
-        name,
-        email,
-        password_hash
-    )
-    .fetch_one(db)
+    timed("users.create", async move {
+        sqlx::query_as!(
+            UserRow,
+            r#"INSERT INTO "User" ("id", "name", "email", "password") VALUES ($1, $2, $3, $4)
+               RETURNING "id", "name", "email", "image", "plan", "tokenBalance" AS "token_balance",
+                         "contextUsed" AS "context_used", "createdAt" AS "created_at: UtcTime""#,
+            id,
+            name,
+            email,
+            password_hash
+        )
+        .fetch_one(db)
+        .await
+    })
     .await
 }
 
 pub async fn by_id(db: impl PgExecutor<'_>, id: &str) -> sqlx::Result<Option<UserRow>> {
-    sqlx::query_as!(
-        UserRow,
-        r#"SELECT "id", "name", "email", "image", "plan", "tokenBalance" AS "token_balance",
-                  "contextUsed" AS "context_used", "createdAt" AS "created_at: UtcTime"
-           FROM "User" WHERE "id" = $1"#,
-        id
-    )
-    .fetch_optional(db)
+    timed("users.by_id", async move {
+        sqlx::query_as!(
+            UserRow,
+            r#"SELECT "id", "name", "email", "image", "plan", "tokenBalance" AS "token_balance",
+                      "contextUsed" AS "context_used", "createdAt" AS "created_at: UtcTime"
+               FROM "User" WHERE "id" = $1"#,
+            id
+        )
+        .fetch_optional(db)
+        .await
+    })
     .await
 }
 
 /// Whether an account holds this (lower-case) e-mail.
 pub async fn email_taken(db: impl PgExecutor<'_>, email: &str) -> sqlx::Result<bool> {
-    sqlx::query_scalar!(r#"SELECT EXISTS (SELECT 1 FROM "User" WHERE "email" = $1) AS "taken!""#, email)
-        .fetch_one(db)
-        .await
+    timed("users.email_taken", async move {
+        sqlx::query_scalar!(r#"SELECT EXISTS (SELECT 1 FROM "User" WHERE "email" = $1) AS "taken!""#, email)
+            .fetch_one(db)
+            .await
+    })
+    .await
 }
 
 pub async fn credentials_by_email(db: impl PgExecutor<'_>, email: &str) -> sqlx::Result<Option<Credentials>> {
-    sqlx::query_as!(Credentials, r#"SELECT "id", "password" FROM "User" WHERE "email" = $1"#, email)
-        .fetch_optional(db)
-        .await
+    timed("users.credentials_by_email", async move {
+        sqlx::query_as!(Credentials, r#"SELECT "id", "password" FROM "User" WHERE "email" = $1"#, email)
+            .fetch_optional(db)
+            .await
+    })
+    .await
 }
 
 /// The stored password hash of a user.
 pub async fn password_hash(db: impl PgExecutor<'_>, id: &str) -> sqlx::Result<Option<String>> {
-    sqlx::query_scalar!(r#"SELECT "password" FROM "User" WHERE "id" = $1"#, id).fetch_optional(db).await
+    timed("users.password_hash", async move {
+        sqlx::query_scalar!(r#"SELECT "password" FROM "User" WHERE "id" = $1"#, id).fetch_optional(db).await
+    })
+    .await
 }
 
 pub async fn set_password_hash(db: impl PgExecutor<'_>, id: &str, hash: &str) -> sqlx::Result<()> {
-    sqlx::query!(
-        r#"UPDATE "User" SET "password" = $2, "updatedAt" = now() AT TIME ZONE 'UTC' WHERE "id" = $1"#,
-        id,
-        hash
-    )
-    .execute(db)
-    .await?;
-    Ok(())
+    timed("users.set_password_hash", async move {
+        sqlx::query!(
+            r#"UPDATE "User" SET "password" = $2, "updatedAt" = now() AT TIME ZONE 'UTC' WHERE "id" = $1"#,
+            id,
+            hash
+        )
+        .execute(db)
+        .await?;
+        Ok(())
+    })
+    .await
 }
 
 /// A user's id by (lower-case) e-mail, served by `User_email_key`.
 pub async fn id_by_email(db: impl PgExecutor<'_>, email: &str) -> sqlx::Result<Option<String>> {
-    sqlx::query_scalar!(r#"SELECT "id" FROM "User" WHERE "email" = $1"#, email).fetch_optional(db).await
+    timed("users.id_by_email", async move {
+        sqlx::query_scalar!(r#"SELECT "id" FROM "User" WHERE "email" = $1"#, email).fetch_optional(db).await
+    })
+    .await
 }
 
 pub async fn exists(db: impl PgExecutor<'_>, id: &str) -> sqlx::Result<bool> {
-    sqlx::query_scalar!(r#"SELECT EXISTS (SELECT 1 FROM "User" WHERE "id" = $1) AS "exists!""#, id).fetch_one(db).await
+    timed("users.exists", async move {
+        sqlx::query_scalar!(r#"SELECT EXISTS (SELECT 1 FROM "User" WHERE "id" = $1) AS "exists!""#, id)
+            .fetch_one(db)
+            .await
+    })
+    .await
 }

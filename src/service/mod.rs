@@ -13,6 +13,7 @@ pub mod files;
 pub mod health;
 pub mod invalidation;
 pub mod messages;
+pub mod monitor;
 pub mod projects;
 pub mod rate_limit;
 pub mod usage;

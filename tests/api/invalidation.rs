@@ -411,6 +411,10 @@ fn scenarios() -> Vec<Scenario> {
 }
 
 const NEW_SESSION: &str = "new session";
+
+/// POST routes that write nothing: the explain's statement runs in a transaction that is
+/// rolled back (`tests/api/monitor.rs` checks that nothing changes).
+const READS_BY_POST: &[(&str, &str)] = &[("POST", "/api/monitor/queries/explain")];
 const INVITE: &str = "invite";
 const COMPETITION: &str = "competition";
 const FORK: &str = "Fan's fork";
@@ -524,6 +528,7 @@ async fn the_scenarios_cover_every_write_operation_exactly() {
                 .filter(|method| ["post", "put", "patch", "delete"].contains(&method.as_str()))
                 .map(move |method| (method.to_uppercase(), path.clone()))
         })
+        .filter(|(method, path)| !READS_BY_POST.contains(&(method.as_str(), path.as_str())))
         .collect();
     let table = scenarios();
     let covered: BTreeSet<(String, String)> = table.iter().map(|s| (s.method.to_owned(), s.path.to_owned())).collect();

@@ -21,6 +21,7 @@ mod jobs;
 mod likes_forks;
 mod messages;
 mod migrations;
+mod monitor;
 mod openapi;
 mod outage;
 mod plans;

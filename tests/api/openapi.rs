@@ -45,6 +45,8 @@ const ROUTES: &[(&str, &str)] = &[
     ("get", "/api/competitions"),
     ("post", "/api/competitions/{id}/close"),
     ("post", "/api/cache/clear"),
+    ("get", "/api/monitor/queries"),
+    ("post", "/api/monitor/queries/explain"),
 ];
 
 #[tokio::test]
