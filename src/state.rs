@@ -47,6 +47,7 @@ impl AppState {
         let large_bodies = Arc::new(Semaphore::new(settings.server.large_bodies_in_flight.max(1)));
         let probe_interval = Duration::from_millis(settings.database.probe_interval_ms.max(10));
         let database = Reachability::watch((*pool.connect_options()).clone(), probe_interval);
+        crate::telemetry::exposition::install();
         // Per process, as the figures it governs (`telemetry::queries`).
         crate::telemetry::queries::registry().set_slow_threshold(Duration::from_millis(settings.monitor.slow_query_ms));
         let settings = Arc::new(settings);

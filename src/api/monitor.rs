@@ -3,6 +3,8 @@
 //! (404). The views are described in docs/monitoring.md.
 
 use axum::extract::State;
+use axum::http::header;
+use axum::response::IntoResponse;
 use serde::Deserialize;
 use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
@@ -15,7 +17,18 @@ use crate::service::monitor::{self, View, ViewOptions};
 use crate::state::AppState;
 
 pub fn routes() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(queries)).routes(routes!(explain))
+    OpenApiRouter::new().routes(routes!(queries)).routes(routes!(explain)).routes(routes!(metrics))
+}
+
+/// The Prometheus exposition: requests by route template and status with latency
+/// histograms, query histograms by name, the pool, the cache per kind and tier, the jobs.
+#[utoipa::path(get, path = "/metrics", tag = "operations", security(("admin" = [])),
+    responses((status = 200, description = "Prometheus text format 0.0.4", content_type = "text/plain"),
+              (status = 401, body = ErrorResponse),
+              (status = 404, description = "no ADMIN_TOKEN configured", body = ErrorResponse)))]
+async fn metrics(State(state): State<AppState>, _admin: Admin) -> Result<impl IntoResponse> {
+    let text = monitor::metrics_text(&state).await?;
+    Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], text))
 }
 
 #[derive(Deserialize, IntoParams)]

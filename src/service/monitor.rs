@@ -12,7 +12,7 @@ use crate::config::MonitorSettings;
 use crate::db::monitor::{self, StatementOrder};
 use crate::error::{Error, Result};
 use crate::state::AppState;
-use crate::telemetry::{queries, routes};
+use crate::telemetry::{exposition, queries, routes};
 
 /// The views of `GET /api/monitor/queries?type=…`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -137,6 +137,37 @@ pub async fn view(state: &AppState, view: View, options: ViewOptions) -> Result<
         }),
     };
     Ok(answer)
+}
+
+/// The Prometheus exposition: what the recorder holds (requests and queries, recorded as
+/// they happen) and the gauges read now: the pool, the cache per kind and tier, the jobs.
+pub async fn metrics_text(state: &AppState) -> Result<String> {
+    let handle = exposition::install().ok_or_else(|| anyhow::anyhow!("another metrics recorder is installed"))?;
+    let pool = &state.pool;
+    let idle = pool.num_idle() as f64;
+    metrics::gauge!("vibing2_pool_connections", "state" => "open").set(f64::from(pool.size()));
+    metrics::gauge!("vibing2_pool_connections", "state" => "idle").set(idle);
+    metrics::gauge!("vibing2_pool_connections", "state" => "in_use").set(f64::from(pool.size()) - idle);
+    metrics::gauge!("vibing2_pool_max_connections").set(f64::from(state.settings.database.connection_limit));
+    for kind in state.cache.status().await.kinds {
+        let tiers = [("local", kind.local_hits, kind.local_misses), ("shared", kind.shared_hits, kind.shared_misses)];
+        for (tier, hits, misses) in tiers {
+            metrics::counter!("vibing2_cache_hits_total", "kind" => kind.kind, "tier" => tier).absolute(hits);
+            metrics::counter!("vibing2_cache_misses_total", "kind" => kind.kind, "tier" => tier).absolute(misses);
+        }
+        metrics::counter!("vibing2_cache_shared_errors_total", "kind" => kind.kind).absolute(kind.shared_errors);
+        metrics::counter!("vibing2_cache_loads_total", "kind" => kind.kind).absolute(kind.loads);
+    }
+    let now = crate::domain::UtcTime::now();
+    for job in crate::db::maintenance::job_runs(pool).await? {
+        let age = (now.0 - job.last_started_at.0).num_milliseconds() as f64 / 1000.0;
+        let succeeded = if job.outcome == "ok" { 1.0 } else { 0.0 };
+        metrics::gauge!("vibing2_job_last_run_age_seconds", "job" => job.job.clone()).set(age);
+        metrics::gauge!("vibing2_job_last_run_duration_seconds", "job" => job.job.clone())
+            .set(job.duration_ms / 1000.0);
+        metrics::gauge!("vibing2_job_last_run_succeeded", "job" => job.job).set(succeeded);
+    }
+    Ok(handle.render())
 }
 
 /// `pg_stat_statements` by total and by mean time, beside this process's own figures; when

@@ -1,6 +1,7 @@
 //! Logging setup, and the latency figures the monitor shows: per query name
 //! ([`queries`]) and per HTTP route ([`routes`]), kept in HDR histograms ([`latency`]).
 
+pub mod exposition;
 pub mod latency;
 pub mod queries;
 pub mod routes;

@@ -127,8 +127,13 @@ impl Registry {
         let now = Instant::now();
         let latency = self.latency(name);
         latency.lock().expect("latency lock").record(elapsed, failed, now);
+        metrics::histogram!("vibing2_db_query_duration_seconds", "query" => name).record(elapsed.as_secs_f64());
+        if failed {
+            metrics::counter!("vibing2_db_query_errors_total", "query" => name).increment(1);
+        }
         if elapsed.as_micros() as u64 >= self.slow_threshold_micros.load(Ordering::Relaxed) {
             self.slow_calls.fetch_add(1, Ordering::Relaxed);
+            metrics::counter!("vibing2_db_slow_queries_total", "query" => name).increment(1);
             // The parameters are never logged: they may hold e-mails, tokens or content.
             tracing::warn!(query = name, duration_ms = elapsed.as_secs_f64() * 1000.0, rows, failed, "slow query");
             if let Some(history) = self.history.get() {

@@ -38,6 +38,11 @@ pub fn record(route: &str, status: u16, elapsed: Duration) {
     let entry = routes.get_mut(route).expect("inserted above");
     entry.latency.record(elapsed, status >= 500, Instant::now());
     *entry.statuses.entry(status).or_default() += 1;
+    drop(routes);
+    let route = route.to_owned();
+    metrics::histogram!("vibing2_http_request_duration_seconds", "route" => route.clone())
+        .record(elapsed.as_secs_f64());
+    metrics::counter!("vibing2_http_requests_total", "route" => route, "status" => status.to_string()).increment(1);
 }
 
 pub fn summaries() -> Vec<RouteSummary> {

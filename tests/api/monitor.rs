@@ -345,3 +345,38 @@ async fn slow_calls_are_kept_in_query_performance_off_the_request_path() {
     };
     assert!(names.len() <= 5, "kept to the newest 5: {names:?}");
 }
+
+#[tokio::test]
+async fn metrics_parse_as_prometheus_exposition_with_every_family() {
+    let app = monitored_app().await;
+    assert_eq!(app.get("/metrics").await.status, StatusCode::UNAUTHORIZED);
+    let owner = app.user("Owner").await;
+    let project = app.project(&owner, "PRIVATE").await;
+    app.call(Method::GET, &format!("/api/projects/{project}"), Some(&owner.token), None).await.expect(StatusCode::OK);
+    vibing2::service::health::ping(&app.state).await;
+
+    let request = axum::http::Request::get("/metrics")
+        .header("authorization", format!("Bearer {ADMIN_TOKEN}"))
+        .body(axum::body::Body::empty())
+        .unwrap();
+    let response = tower::ServiceExt::oneshot(app.router.clone(), request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let content_type = response.headers()["content-type"].to_str().unwrap().to_owned();
+    assert!(content_type.starts_with("text/plain; version=0.0.4"), "{content_type}");
+    let body = http_body_util::BodyExt::collect(response.into_body()).await.unwrap().to_bytes();
+    let text = String::from_utf8(body.to_vec()).unwrap();
+    let exposition = openmetrics_parser::prometheus::parse_prometheus(&text).expect("valid exposition");
+    let family = |name: &str| exposition.families.get(name).unwrap_or_else(|| panic!("no {name} in\n{text}"));
+    let labelled = |name: &str, label: &str, value: &str| {
+        family(name).iter_samples().any(|sample| sample.get_labelset().unwrap().get_label_value(label) == Some(value))
+    };
+    assert!(labelled("vibing2_http_requests_total", "route", "GET /api/projects/{id}"), "{text}");
+    let latency = family("vibing2_http_request_duration_seconds");
+    assert_eq!(latency.family_type, openmetrics_parser::PrometheusType::Histogram);
+    assert!(labelled("vibing2_http_request_duration_seconds", "route", "GET /api/projects/{id}"));
+    assert_eq!(family("vibing2_db_query_duration_seconds").family_type, openmetrics_parser::PrometheusType::Histogram);
+    assert!(labelled("vibing2_db_query_duration_seconds", "query", "projects.get"), "{text}");
+    assert!(labelled("vibing2_pool_connections", "state", "idle"));
+    assert!(labelled("vibing2_cache_hits_total", "tier", "local"));
+    assert!(!text.contains(&project), "no raw ids in labels");
+}

@@ -47,6 +47,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("post", "/api/cache/clear"),
     ("get", "/api/monitor/queries"),
     ("post", "/api/monitor/queries/explain"),
+    ("get", "/metrics"),
 ];
 
 #[tokio::test]
