@@ -368,3 +368,53 @@ pub async fn explain(
     tx.rollback().await?;
     Ok(plan)
 }
+
+/// The generic plan of a statement with `$n` placeholders (as `pg_stat_statements` keeps
+/// them): prepared with its parameter types inferred, and explained under
+/// `force_generic_plan`, so the values given (NULLs) play no part. On `conn`'s session, which
+/// the caller keeps for the hypothetical indexes it creates.
+pub async fn generic_plan(conn: &mut sqlx::PgConnection, statement: &str) -> sqlx::Result<serde_json::Value> {
+    sqlx::query(&format!("PREPARE vibing2_advised AS {statement}")).execute(&mut *conn).await?;
+    let explained = async {
+        sqlx::query("SET plan_cache_mode = force_generic_plan").execute(&mut *conn).await?;
+        let parameters: i32 = sqlx::query_scalar(
+            "SELECT cardinality(parameter_types) FROM pg_prepared_statements WHERE name = 'vibing2_advised'",
+        )
+        .fetch_one(&mut *conn)
+        .await?;
+        let nulls = vec!["NULL"; usize::try_from(parameters).unwrap_or(0)].join(", ");
+        let arguments = if nulls.is_empty() { String::new() } else { format!("({nulls})") };
+        sqlx::query_scalar(&format!("EXPLAIN (FORMAT JSON) EXECUTE vibing2_advised{arguments}"))
+            .fetch_one(&mut *conn)
+            .await
+    }
+    .await;
+    sqlx::query("RESET plan_cache_mode").execute(&mut *conn).await?;
+    sqlx::query("DEALLOCATE vibing2_advised").execute(&mut *conn).await?;
+    explained
+}
+
+/// The columns of a table of the schema, by name.
+pub async fn column_names(db: impl PgExecutor<'_>, table: &str) -> sqlx::Result<Vec<String>> {
+    sqlx::query_scalar(
+        "SELECT a.attname::text FROM pg_attribute a
+         JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+         WHERE n.nspname = 'public' AND c.relname = $1 AND a.attnum > 0 AND NOT a.attisdropped",
+    )
+    .bind(table)
+    .fetch_all(db)
+    .await
+}
+
+/// Creates a hypothetical index (hypopg: in this session's memory only, seen by the planner,
+/// never built).
+pub async fn create_hypothetical_index(conn: &mut sqlx::PgConnection, definition: &str) -> sqlx::Result<()> {
+    sqlx::query("SELECT indexrelid FROM hypopg_create_index($1)").bind(definition).execute(conn).await?;
+    Ok(())
+}
+
+/// Drops every hypothetical index of this session.
+pub async fn reset_hypothetical_indexes(conn: &mut sqlx::PgConnection) -> sqlx::Result<()> {
+    sqlx::query("SELECT hypopg_reset()").execute(conn).await?;
+    Ok(())
+}

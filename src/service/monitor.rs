@@ -25,10 +25,11 @@ pub enum View {
     Tables,
     Health,
     Stats,
+    Advise,
 }
 
 impl View {
-    pub const ALL: [(&'static str, View); 8] = [
+    pub const ALL: [(&'static str, View); 9] = [
         ("slow", View::Slow),
         ("usage", View::Usage),
         ("unused", View::Unused),
@@ -37,6 +38,7 @@ impl View {
         ("tables", View::Tables),
         ("health", View::Health),
         ("stats", View::Stats),
+        ("advise", View::Advise),
     ];
 
     /// The view a `type` names; 400 with the valid types otherwise.
@@ -129,6 +131,7 @@ pub async fn view(state: &AppState, view: View, options: ViewOptions) -> Result<
             "longRunning": monitor::long_running(pool, options.long_running_ms).await?,
             "blocked": monitor::blocked(pool).await?,
         }),
+        View::Advise => advise(state, options.limit).await?,
         View::Stats => json!({
             "queries": queries::registry().summaries(),
             "routes": routes::summaries(),
@@ -187,6 +190,150 @@ async fn slow(state: &AppState, limit: i64) -> Result<Value> {
         },
     };
     Ok(json!({ "pgStatStatements": statements, "inProcess": in_process }))
+}
+
+/// The index advisor suggests an index only when the planner's cost of a statement falls by
+/// at least this factor with it.
+pub const ADVISE_MIN_FACTOR: f64 = 2.0;
+
+/// One suggested index, proven on a hypothetical index.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Suggestion {
+    pub statement: String,
+    pub calls: i64,
+    pub mean_ms: f64,
+    pub table: String,
+    pub columns: Vec<String>,
+    /// To run by hand: nothing is ever created by the advisor.
+    pub create: String,
+    pub cost_before: f64,
+    pub cost_after: f64,
+    pub factor: f64,
+}
+
+/// The index advisor: for the slowest statements (by mean time), candidate indexes on the
+/// columns their sequential scans filter on, each tried as a hypothetical index (hypopg)
+/// against the statement's generic plan. The best candidate that cuts the cost by
+/// [`ADVISE_MIN_FACTOR`] is suggested. Nothing is created: the hypothetical indexes live in
+/// one session's memory and are reset before it goes back to the pool.
+async fn advise(state: &AppState, limit: i64) -> Result<Value> {
+    let statements = match monitor::top_statements(&state.pool, StatementOrder::MeanTime, limit).await {
+        Ok(statements) => statements,
+        Err(error) => match statements_unavailable(&error) {
+            Some(reason) => return Ok(json!({ "available": false, "reason": reason })),
+            None => return Err(error.into()),
+        },
+    };
+    let mut conn = state.pool.acquire().await?;
+    if let Err(error) = monitor::reset_hypothetical_indexes(&mut conn).await {
+        if error.as_database_error().and_then(|db| db.code()).as_deref() == Some("42883") {
+            let reason = "hypopg is not installed in this database: CREATE EXTENSION hypopg";
+            return Ok(json!({ "available": false, "reason": reason }));
+        }
+        return Err(error.into());
+    }
+    let mut suggestions = Vec::new();
+    let mut examined = 0;
+    for statement in statements.iter().filter(|statement| is_select(&statement.query)) {
+        let Ok(plan) = monitor::generic_plan(&mut conn, &statement.query).await else { continue };
+        examined += 1;
+        let before = total_cost(&plan);
+        let mut best: Option<Suggestion> = None;
+        for (table, filter) in filtered_scans(&plan) {
+            let known = monitor::column_names(&mut *conn, &table).await?;
+            for columns in candidates(&filter, &known) {
+                let quoted: Vec<String> = columns.iter().map(|column| format!("\"{column}\"")).collect();
+                let definition = format!("CREATE INDEX ON \"public\".\"{table}\" ({})", quoted.join(", "));
+                monitor::create_hypothetical_index(&mut conn, &definition).await?;
+                let after = monitor::generic_plan(&mut conn, &statement.query).await.map(|plan| total_cost(&plan));
+                monitor::reset_hypothetical_indexes(&mut conn).await?;
+                let Ok(after) = after else { continue };
+                let factor = if after > 0.0 { before / after } else { f64::INFINITY };
+                if factor >= ADVISE_MIN_FACTOR && !best.as_ref().is_some_and(|best| best.cost_after <= after) {
+                    best = Some(Suggestion {
+                        statement: statement.query.clone(),
+                        calls: statement.calls,
+                        mean_ms: statement.mean_ms,
+                        table: table.clone(),
+                        create: definition.replacen("CREATE INDEX", "CREATE INDEX CONCURRENTLY", 1),
+                        columns,
+                        cost_before: before,
+                        cost_after: after,
+                        factor,
+                    });
+                }
+            }
+        }
+        suggestions.extend(best);
+    }
+    Ok(json!({
+        "available": true,
+        "minFactor": ADVISE_MIN_FACTOR,
+        "statementsExamined": examined,
+        "suggestions": suggestions,
+    }))
+}
+
+/// Whether a statement is one SELECT (or WITH … SELECT), placeholders allowed.
+fn is_select(statement: &str) -> bool {
+    let Ok(tokens) = scan(statement) else { return false };
+    let first = tokens.iter().find_map(|token| match token {
+        Token::Word(word) => Some(word.to_ascii_lowercase()),
+        Token::Comment(_) | Token::Space(_) => None,
+        _ => Some(String::new()),
+    });
+    let single = !tokens.iter().any(|token| matches!(token, Token::Semicolon));
+    single && matches!(first.as_deref(), Some("select" | "with"))
+}
+
+fn total_cost(plan: &Value) -> f64 {
+    plan.get(0)
+        .and_then(|top| top.get("Plan"))
+        .and_then(|root| root.get("Total Cost"))
+        .and_then(Value::as_f64)
+        .unwrap_or(0.0)
+}
+
+/// Every sequential scan with a filter: (table, filter text).
+fn filtered_scans(plan: &Value) -> Vec<(String, String)> {
+    fn walk(node: &Value, found: &mut Vec<(String, String)>) {
+        let text = |key: &str| node.get(key).and_then(Value::as_str).map(str::to_owned);
+        if text("Node Type").as_deref() == Some("Seq Scan") {
+            if let (Some(table), Some(filter)) = (text("Relation Name"), text("Filter")) {
+                found.push((table, filter));
+            }
+        }
+        for child in node.get("Plans").and_then(Value::as_array).into_iter().flatten() {
+            walk(child, found);
+        }
+    }
+    let mut found = Vec::new();
+    if let Some(root) = plan.get(0).and_then(|top| top.get("Plan")) {
+        walk(root, &mut found);
+    }
+    found
+}
+
+/// The candidate indexes for a filter: each column of the table it names, alone, and all of
+/// them together in the order they appear.
+fn candidates(filter: &str, columns: &[String]) -> Vec<Vec<String>> {
+    let mut named: Vec<String> = Vec::new();
+    for token in scan(filter).unwrap_or_default() {
+        let name = match token {
+            Token::Word(word) => word.to_owned(),
+            Token::Quoted(quoted) if quoted.starts_with('"') => quoted.trim_matches('"').replace("\"\"", "\""),
+            _ => continue,
+        };
+        if columns.contains(&name) && !named.contains(&name) {
+            named.push(name);
+        }
+    }
+    let mut candidates: Vec<Vec<String>> = named.iter().map(|column| vec![column.clone()]).collect();
+    if named.len() > 1 {
+        candidates.push(named);
+    }
+    candidates
 }
 
 /// Why `pg_stat_statements` cannot be read, when that is what the error says.
@@ -517,6 +664,18 @@ mod tests {
         ] {
             assert!(check_statement(refused, &[]).is_err(), "{refused}");
         }
+    }
+
+    #[test]
+    fn advisor_candidates_are_the_filtered_columns_alone_and_together() {
+        let columns = ["id".to_owned(), "userId".to_owned(), "model".to_owned()];
+        let filter = r#"(("userId" = $1) AND ((model)::text = 'x'::text) AND (other = 1))"#;
+        let expected: Vec<Vec<String>> =
+            vec![vec!["userId".into()], vec!["model".into()], vec!["userId".into(), "model".into()]];
+        assert_eq!(candidates(filter, &columns), expected);
+        assert!(is_select("SELECT * FROM t WHERE a = $1"));
+        assert!(!is_select("UPDATE t SET a = $1"));
+        assert!(!is_select("SELECT 1; SELECT 2"));
     }
 
     #[test]

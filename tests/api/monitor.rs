@@ -380,3 +380,44 @@ async fn metrics_parse_as_prometheus_exposition_with_every_family() {
     assert!(labelled("vibing2_cache_hits_total", "tier", "local"));
     assert!(!text.contains(&project), "no raw ids in labels");
 }
+
+#[tokio::test]
+async fn the_advisor_proves_exactly_the_missing_index_with_a_hypothetical_one() {
+    let app = monitored_app().await;
+    let mut conn = app.db.connect().await;
+    conn.execute("CREATE EXTENSION pg_stat_statements").await.unwrap();
+    let absent = view(&app, "type=advise").await;
+    assert_eq!(absent["available"], false, "{absent}");
+    assert!(absent["reason"].as_str().unwrap().contains("hypopg"), "{absent}");
+
+    conn.execute("CREATE EXTENSION hypopg").await.unwrap();
+    conn.execute(
+        "CREATE TABLE advisor_probe (id int PRIMARY KEY, tag int NOT NULL, payload text NOT NULL);
+         INSERT INTO advisor_probe SELECT n, n % 5000, repeat('x', 40) FROM generate_series(1, 50000) n;
+         ANALYZE advisor_probe",
+    )
+    .await
+    .unwrap();
+    for tag in 0..5 {
+        sqlx::query("SELECT * FROM advisor_probe WHERE tag = $1").bind(tag).fetch_all(&app.pool).await.unwrap();
+    }
+
+    let advice = view(&app, "type=advise&limit=200").await;
+    assert_eq!(advice["available"], true, "{advice}");
+    let suggestions = advice["suggestions"].as_array().unwrap();
+    assert_eq!(suggestions.len(), 1, "{advice}");
+    let suggestion = &suggestions[0];
+    assert_eq!(suggestion["table"], "advisor_probe");
+    assert_eq!(suggestion["columns"], json!(["tag"]));
+    assert_eq!(suggestion["create"], r#"CREATE INDEX CONCURRENTLY ON "public"."advisor_probe" ("tag")"#);
+    let (before, after) = (suggestion["costBefore"].as_f64().unwrap(), suggestion["costAfter"].as_f64().unwrap());
+    eprintln!("advised: cost {before} → {after} with the hypothetical index");
+    assert!(before >= 2.0 * after, "{before} → {after}");
+    assert!(suggestion["statement"].as_str().unwrap().contains("advisor_probe"));
+
+    let created: i64 = sqlx::query_scalar("SELECT count(*) FROM pg_indexes WHERE tablename = 'advisor_probe'")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(created, 1, "only the primary key: the advisor creates nothing");
+}
