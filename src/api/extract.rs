@@ -270,6 +270,11 @@ fn presented_token(parts: &Parts) -> Option<(String, TokenSource)> {
     if let Some(token) = bearer_token(parts) {
         return Some((token.trim().to_owned(), TokenSource::Bearer));
     }
+    cookie(parts, SESSION_COOKIE).map(|token| (token.to_owned(), TokenSource::Cookie))
+}
+
+/// The value of the cookie `name`, if the request carries it.
+pub fn cookie<'a>(parts: &'a Parts, name: &str) -> Option<&'a str> {
     parts
         .headers
         .get_all(header::COOKIE)
@@ -277,8 +282,19 @@ fn presented_token(parts: &Parts) -> Option<(String, TokenSource)> {
         .filter_map(|value| value.to_str().ok())
         .flat_map(|value| value.split(';'))
         .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(name, _)| *name == SESSION_COOKIE)
-        .map(|(_, token)| (token.to_owned(), TokenSource::Cookie))
+        .find(|(found, _)| *found == name)
+        .map(|(_, value)| value)
+}
+
+/// The cookie of a dashboard session (`GET /admin`): HttpOnly, SameSite=Strict, so no other
+/// site's page can send it.
+pub const ADMIN_COOKIE: &str = "vibing2_admin";
+
+/// What the dashboard's cookie holds for an admin token: a digest, so the token itself is
+/// never stored in the browser.
+pub fn admin_session_value(token: &str) -> String {
+    use sha2::{Digest, Sha256};
+    hex::encode(Sha256::digest(format!("vibing2 admin session\0{token}").as_bytes()))
 }
 
 /// Whether a cookie-authenticated write can only have come from this site: its `Origin` names
@@ -303,21 +319,25 @@ fn same_origin(parts: &Parts) -> bool {
     }
 }
 
-/// A request carrying `Authorization: Bearer <ADMIN_TOKEN>`: the operational endpoints'
-/// credential. Without an `ADMIN_TOKEN` configured those endpoints are off (404).
+/// A request carrying `Authorization: Bearer <ADMIN_TOKEN>`, or the dashboard's session
+/// cookie: the operational endpoints' credential. Without an `ADMIN_TOKEN` configured those
+/// endpoints are off (404).
 pub struct Admin;
 
 impl Admin {
-    /// Checks the request's headers for the admin token.
+    /// Checks the request's headers for the admin token or the dashboard's cookie.
     pub fn check(parts: &Parts, state: &AppState) -> Result<Admin, Error> {
         use secrecy::ExposeSecret;
         use sha2::{Digest, Sha256};
         let Some(expected) = &state.settings.admin_token else {
             return Err(Error::NotFound("route"));
         };
-        let presented = bearer_token(parts).unwrap_or_default();
+        let expected = expected.expose_secret();
         // Comparing digests keeps the comparison's time independent of where the strings differ.
-        if Sha256::digest(presented.as_bytes()) == Sha256::digest(expected.expose_secret().as_bytes()) {
+        let same = |presented: &str, expected: &str| Sha256::digest(presented) == Sha256::digest(expected);
+        let by_token = bearer_token(parts).is_some_and(|presented| same(presented, expected));
+        let by_cookie = cookie(parts, ADMIN_COOKIE).is_some_and(|value| same(value, &admin_session_value(expected)));
+        if by_token || by_cookie {
             Ok(Admin)
         } else {
             Err(Error::Unauthorized)

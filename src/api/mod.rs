@@ -5,6 +5,7 @@ pub mod auth;
 pub mod cache;
 pub mod collab;
 pub mod competitions;
+pub mod dashboard;
 pub mod discovery;
 pub mod extract;
 pub mod files;
@@ -81,6 +82,7 @@ pub fn routes(settings: &Settings) -> Router<AppState> {
     router
         .route("/api/projects/{id}/files/{*path}", get(files::read_file))
         .route("/api/openapi.json", get(move || async move { Json(openapi) }))
+        .merge(dashboard::routes())
 }
 
 /// Every write route and the service write it performs, whose declaration in

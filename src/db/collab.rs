@@ -141,7 +141,7 @@ pub enum Revoked {
     Unknown,
 }
 
-crate::one_row!(Revoked);
+crate::telemetry::queries::one_row!(Revoked);
 
 /// Revokes one of the project's PENDING invites.
 pub async fn revoke(db: &mut PgConnection, project_id: &str, id: &str) -> sqlx::Result<Revoked> {
@@ -219,7 +219,7 @@ pub enum Answer {
     Unknown,
 }
 
-crate::one_row!(Answer);
+crate::telemetry::queries::one_row!(Answer);
 
 /// Moves one of `user_id`'s PENDING invites to `status`. The conditional UPDATE decides
 /// races: of concurrent answers, exactly one finds the invite PENDING.

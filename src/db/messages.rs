@@ -18,7 +18,7 @@ pub struct MessageRow {
     pub created_at: UtcTime,
 }
 
-crate::one_row!(MessageRow);
+crate::telemetry::queries::one_row!(MessageRow);
 
 /// Appends a message. The project row is updated first, in the same transaction: that lock
 /// makes cursor allocation and commit order agree within a project, so a reader paging

@@ -20,7 +20,7 @@ pub struct UserRow {
     pub created_at: UtcTime,
 }
 
-crate::one_row!(UserRow);
+crate::telemetry::queries::one_row!(UserRow);
 
 /// What login needs: the id and the stored password value.
 pub struct Credentials {

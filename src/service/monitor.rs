@@ -135,6 +135,7 @@ pub async fn view(state: &AppState, view: View, options: ViewOptions) -> Result<
         View::Stats => json!({
             "queries": queries::registry().summaries(),
             "routes": routes::summaries(),
+            "allRoutes": routes::overall(),
             "slow": queries::registry().slow_figures(),
             "recentSlowCalls": monitor::recent_slow_calls(pool, options.limit).await?,
         }),

@@ -78,7 +78,6 @@ impl Rows for PgQueryResult {
 }
 
 /// Results that are one row (or a value computed from one).
-#[macro_export]
 macro_rules! one_row {
     ($($type:ty),* $(,)?) => {
         $(impl $crate::telemetry::queries::Rows for $type {
@@ -88,6 +87,8 @@ macro_rules! one_row {
         })*
     };
 }
+
+pub(crate) use one_row;
 
 one_row!((), bool, i32, i64, f64, String, (i64, i64));
 

@@ -10,6 +10,7 @@ mod cache;
 mod cancellation;
 mod collab;
 mod competitions;
+mod dashboard;
 mod discovery;
 mod embedded;
 mod errors;
