@@ -81,6 +81,9 @@ struct PoolStats {
     in_use: usize,
     max: u32,
     utilization: f64,
+    /// Calls that found no free connection within `DB_POOL_TIMEOUT` since the process
+    /// started (each answered 503).
+    acquire_timeouts: u64,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -222,6 +225,7 @@ fn pool_stats(state: &AppState) -> PoolStats {
         in_use,
         max: pool.max,
         utilization: in_use as f64 / f64::from(pool.max),
+        acquire_timeouts: pool.acquire_timeouts,
     }
 }
 

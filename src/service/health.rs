@@ -34,10 +34,16 @@ pub struct PoolUsage {
     pub size: u32,
     pub idle: usize,
     pub max: u32,
+    pub acquire_timeouts: u64,
 }
 
 pub fn pool_usage(state: &AppState) -> PoolUsage {
-    PoolUsage { size: state.pool.size(), idle: state.pool.num_idle(), max: state.settings.database.connection_limit }
+    PoolUsage {
+        size: state.pool.size(),
+        idle: state.pool.num_idle(),
+        max: state.settings.database.connection_limit,
+        acquire_timeouts: crate::telemetry::queries::registry().pool_timeouts(),
+    }
 }
 
 pub async fn cache_status(state: &AppState) -> CacheStatus {

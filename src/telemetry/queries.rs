@@ -33,6 +33,8 @@ pub struct Registry {
     slow_calls: AtomicU64,
     /// Slow calls the history's queue had no room for.
     slow_dropped: AtomicU64,
+    /// Calls that found no free pooled connection within `DB_POOL_TIMEOUT`.
+    pool_timeouts: AtomicU64,
     history: OnceLock<mpsc::Sender<SlowCall>>,
     epoch: Instant,
 }
@@ -45,6 +47,7 @@ static QUERIES: LazyLock<Registry> = LazyLock::new(|| Registry {
     slow_threshold_micros: AtomicU64::new(DEFAULT_SLOW_THRESHOLD.as_micros() as u64),
     slow_calls: AtomicU64::new(0),
     slow_dropped: AtomicU64::new(0),
+    pool_timeouts: AtomicU64::new(0),
     history: OnceLock::new(),
     epoch: Instant::now(),
 });
@@ -98,6 +101,10 @@ pub async fn timed<T: Rows, F: Future<Output = sqlx::Result<T>>>(name: &'static 
     let result = call.await;
     let elapsed = started.elapsed();
     let rows = result.as_ref().map_or(0, Rows::rows);
+    if matches!(result, Err(sqlx::Error::PoolTimedOut)) {
+        registry().pool_timeouts.fetch_add(1, Ordering::Relaxed);
+        metrics::counter!("vibing2_pool_acquire_timeouts_total").increment(1);
+    }
     registry().record(name, elapsed, result.is_err(), rows);
     result
 }
@@ -152,6 +159,11 @@ impl Registry {
         }
         let mut names = self.names.write().expect("names lock");
         names.entry(name).or_insert_with(|| Arc::new(Mutex::new(Latency::new(self.epoch)))).clone()
+    }
+
+    /// Calls that found no free pooled connection within `DB_POOL_TIMEOUT`, since start.
+    pub fn pool_timeouts(&self) -> u64 {
+        self.pool_timeouts.load(Ordering::Relaxed)
     }
 
     pub fn set_slow_threshold(&self, threshold: Duration) {

@@ -126,3 +126,26 @@ async fn parallel_detailed_checks_never_deadlock_the_pool() {
         assert_eq!(status.unwrap(), StatusCode::OK);
     }
 }
+
+/// A request that finds no free connection within the pool timeout answers 503, and the
+/// detailed health counts it.
+#[tokio::test]
+async fn pool_acquire_timeouts_are_counted() {
+    let app = TestApp::with_settings(&[
+        ("admin_token", ADMIN_TOKEN),
+        ("database.connection_limit", "1"),
+        ("database.pool_timeout_secs", "1"),
+    ])
+    .await;
+    let timeouts = || async {
+        let health = app.admin_get("/api/health/database?detailed=true").await;
+        health.json["pool"]["acquireTimeouts"].as_u64().unwrap()
+    };
+    let before = timeouts().await;
+    let held = app.state.pool.acquire().await.unwrap();
+    let starved = app.get("/api/discover").await;
+    assert_eq!(starved.status, StatusCode::SERVICE_UNAVAILABLE, "{}", starved.json);
+    drop(held);
+    // Other tests of this process may time out too: the count only grows.
+    assert!(timeouts().await > before);
+}
