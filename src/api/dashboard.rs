@@ -11,7 +11,9 @@ use axum::routing::{get, post};
 use axum::{Form, Router};
 use serde::Deserialize;
 
-use crate::api::extract::{admin_session_value, Admin, ClientAddress, ADMIN_COOKIE};
+use sha2::{Digest, Sha256};
+
+use crate::api::extract::{admin_session_value, Admin, ClientAddress, ADMIN_COOKIE, ADMIN_SESSION_SECS};
 use crate::error::{Error, Result};
 use crate::service::rate_limit;
 use crate::state::AppState;
@@ -87,13 +89,16 @@ async fn login(
     };
     let key = rate_limit::Key { name: format!("admin:{client}"), limit: Some(rate_limit::MAX_FAILURES) };
     let reservation = rate_limit::reserve(&state.pool, &[key]).await?;
-    let value = admin_session_value(form.token.trim());
-    if value != admin_session_value(expected.expose_secret()) {
+    let issued_at = chrono::Utc::now().timestamp();
+    let value = admin_session_value(expected.expose_secret(), issued_at);
+    let presented = admin_session_value(form.token.trim(), issued_at);
+    if Sha256::digest(&presented) != Sha256::digest(&value) {
         return Ok(login_page(StatusCode::UNAUTHORIZED, "That is not the admin token."));
     }
     rate_limit::succeeded(&state.pool, reservation).await?;
     let secure = if state.settings.secure_cookie() { "; Secure" } else { "" };
-    let cookie = format!("{ADMIN_COOKIE}={value}; Path=/; HttpOnly; SameSite=Strict; Max-Age=43200{secure}");
+    let cookie =
+        format!("{ADMIN_COOKIE}={value}; Path=/; HttpOnly; SameSite=Strict; Max-Age={ADMIN_SESSION_SECS}{secure}");
     let mut headers = HeaderMap::new();
     headers.insert(header::SET_COOKIE, HeaderValue::from_str(&cookie).expect("hex digest"));
     Ok((headers, Redirect::to("/admin")).into_response())

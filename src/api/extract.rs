@@ -290,11 +290,28 @@ pub fn cookie<'a>(parts: &'a Parts, name: &str) -> Option<&'a str> {
 /// site's page can send it.
 pub const ADMIN_COOKIE: &str = "vibing2_admin";
 
-/// What the dashboard's cookie holds for an admin token: a digest, so the token itself is
-/// never stored in the browser.
-pub fn admin_session_value(token: &str) -> String {
+/// How long a dashboard session lasts, checked by the service (not only the browser).
+pub const ADMIN_SESSION_SECS: i64 = 12 * 3600;
+
+/// What the dashboard's cookie holds for an admin token, issued at `issued_at` (Unix
+/// seconds): the time and a digest of both, so the token itself is never stored in the
+/// browser, and the service can tell when the session ended.
+pub fn admin_session_value(token: &str, issued_at: i64) -> String {
     use sha2::{Digest, Sha256};
-    hex::encode(Sha256::digest(format!("vibing2 admin session\0{token}").as_bytes()))
+    let digest = Sha256::digest(format!("vibing2 admin session\0{token}\0{issued_at}").as_bytes());
+    format!("{issued_at}.{}", hex::encode(digest))
+}
+
+/// Whether `value` is a dashboard session of `token` that has not ended.
+fn live_admin_session(value: &str, token: &str) -> bool {
+    use sha2::{Digest, Sha256};
+    let Some(issued_at) = value.split_once('.').and_then(|(issued, _)| issued.parse::<i64>().ok()) else {
+        return false;
+    };
+    let age = chrono::Utc::now().timestamp() - issued_at;
+    // Digests compared, so the time taken does not tell where the values differ.
+    (0..=ADMIN_SESSION_SECS).contains(&age)
+        && Sha256::digest(value) == Sha256::digest(admin_session_value(token, issued_at))
 }
 
 /// Whether a cookie-authenticated write can only have come from this site: its `Origin` names
@@ -336,7 +353,9 @@ impl Admin {
         // Comparing digests keeps the comparison's time independent of where the strings differ.
         let same = |presented: &str, expected: &str| Sha256::digest(presented) == Sha256::digest(expected);
         let by_token = bearer_token(parts).is_some_and(|presented| same(presented, expected));
-        let by_cookie = cookie(parts, ADMIN_COOKIE).is_some_and(|value| same(value, &admin_session_value(expected)));
+        // A cookie is sent by the browser on its own: a write it carries must come from this site.
+        let by_cookie = cookie(parts, ADMIN_COOKIE).is_some_and(|value| live_admin_session(value, expected))
+            && (parts.method.is_safe() || same_origin(parts));
         if by_token || by_cookie {
             Ok(Admin)
         } else {

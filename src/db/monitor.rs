@@ -85,6 +85,7 @@ pub async fn top_statements(
     db: impl PgExecutor<'_>,
     order: StatementOrder,
     limit: i64,
+    own_role_only: bool,
 ) -> sqlx::Result<Vec<StatementRow>> {
     let order_by = match order {
         StatementOrder::TotalTime => "total_exec_time",
@@ -97,9 +98,10 @@ pub async fn top_statements(
                      ELSE shared_blks_hit::float8 / (shared_blks_hit + shared_blks_read) END AS hit_ratio
          FROM pg_stat_statements
          WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())
+           AND (NOT $2 OR userid = (SELECT oid FROM pg_roles WHERE rolname = current_user))
          ORDER BY {order_by} DESC LIMIT $1"
     );
-    sqlx::query_as(&sql).bind(limit).fetch_all(db).await
+    sqlx::query_as(&sql).bind(limit).bind(own_role_only).fetch_all(db).await
 }
 
 /// One index's use since the statistics were last reset.
@@ -347,15 +349,29 @@ pub async fn blocked(db: impl PgExecutor<'_>) -> sqlx::Result<Vec<ActivityRow>> 
 }
 
 /// `EXPLAIN (FORMAT JSON)` of one statement, with `ANALYZE` and `BUFFERS` when asked, inside a
-/// `READ ONLY` transaction under its own statement timeout, which is always rolled back: even
-/// an analyzed statement changes nothing, and anything it set for the session is undone.
+/// `READ ONLY` transaction under its own statement timeout, which is always rolled back. It
+/// runs on a connection taken out of the pool and closed afterwards (or when the request is
+/// dropped), so whatever the statement leaves on its session (an advisory lock, a setting)
+/// ends with it and never reaches another request.
 pub async fn explain(
     pool: &sqlx::PgPool,
     statement: &str,
     analyze: bool,
     timeout_ms: u64,
 ) -> sqlx::Result<serde_json::Value> {
-    let mut tx = pool.begin().await?;
+    let mut conn = pool.acquire().await?.detach();
+    let plan = explain_on(&mut conn, statement, analyze, timeout_ms).await;
+    let _ = sqlx::Connection::close(conn).await;
+    plan
+}
+
+async fn explain_on(
+    conn: &mut sqlx::PgConnection,
+    statement: &str,
+    analyze: bool,
+    timeout_ms: u64,
+) -> sqlx::Result<serde_json::Value> {
+    let mut tx = sqlx::Connection::begin(conn).await?;
     sqlx::query("SET TRANSACTION READ ONLY").execute(&mut *tx).await?;
     sqlx::query("SELECT set_config('statement_timeout', $1, true)")
         .bind(timeout_ms.to_string())
@@ -364,7 +380,7 @@ pub async fn explain(
     let options = if analyze { "FORMAT JSON, ANALYZE, BUFFERS" } else { "FORMAT JSON" };
     // Sent as one prepared statement: PostgreSQL itself refuses a second command in it.
     let plan: serde_json::Value =
-        sqlx::query_scalar(&format!("EXPLAIN ({options}) {statement}")).fetch_one(&mut *tx).await?;
+        sqlx::query_scalar(&format!("EXPLAIN ({options}) {statement}")).persistent(false).fetch_one(&mut *tx).await?;
     tx.rollback().await?;
     Ok(plan)
 }
@@ -372,9 +388,10 @@ pub async fn explain(
 /// The generic plan of a statement with `$n` placeholders (as `pg_stat_statements` keeps
 /// them): prepared with its parameter types inferred, and explained under
 /// `force_generic_plan`, so the values given (NULLs) play no part. On `conn`'s session, which
-/// the caller keeps for the hypothetical indexes it creates.
+/// the caller keeps for the hypothetical indexes it creates, and closes afterwards: the
+/// setting, the prepared statement and the indexes are all the session's.
 pub async fn generic_plan(conn: &mut sqlx::PgConnection, statement: &str) -> sqlx::Result<serde_json::Value> {
-    sqlx::query(&format!("PREPARE vibing2_advised AS {statement}")).execute(&mut *conn).await?;
+    sqlx::query(&format!("PREPARE vibing2_advised AS {statement}")).persistent(false).execute(&mut *conn).await?;
     let explained = async {
         sqlx::query("SET plan_cache_mode = force_generic_plan").execute(&mut *conn).await?;
         let parameters: i32 = sqlx::query_scalar(
@@ -385,6 +402,7 @@ pub async fn generic_plan(conn: &mut sqlx::PgConnection, statement: &str) -> sql
         let nulls = vec!["NULL"; usize::try_from(parameters).unwrap_or(0)].join(", ");
         let arguments = if nulls.is_empty() { String::new() } else { format!("({nulls})") };
         sqlx::query_scalar(&format!("EXPLAIN (FORMAT JSON) EXECUTE vibing2_advised{arguments}"))
+            .persistent(false)
             .fetch_one(&mut *conn)
             .await
     }

@@ -61,7 +61,7 @@ impl Job {
                 Ok(format!("refreshed {} in {elapsed:.0} ms", view.name()))
             }
             Job::CleanupExpired => {
-                let removed = maintenance::cleanup_expired(tx, rate_limit::WINDOW.as_secs_f64()).await?;
+                let removed = maintenance::cleanup_expired(tx, rate_limit::LONGEST_WINDOW.as_secs_f64()).await?;
                 Ok(format!(
                     "deleted {} sessions, {} verification tokens, {} login failures",
                     removed.sessions, removed.verification_tokens, removed.login_failures

@@ -181,8 +181,8 @@ async fn slow(state: &AppState, limit: i64) -> Result<Value> {
         "queries": queries::registry().summaries(),
         "slow": queries::registry().slow_figures(),
     });
-    let by_total = monitor::top_statements(&state.pool, StatementOrder::TotalTime, limit).await;
-    let by_mean = monitor::top_statements(&state.pool, StatementOrder::MeanTime, limit).await;
+    let by_total = monitor::top_statements(&state.pool, StatementOrder::TotalTime, limit, false).await;
+    let by_mean = monitor::top_statements(&state.pool, StatementOrder::MeanTime, limit, false).await;
     let statements = match (by_total, by_mean) {
         (Ok(by_total), Ok(by_mean)) => json!({ "available": true, "byTotalTime": by_total, "byMeanTime": by_mean }),
         (Err(error), _) | (_, Err(error)) => match statements_unavailable(&error) {
@@ -219,15 +219,25 @@ pub struct Suggestion {
 /// [`ADVISE_MIN_FACTOR`] is suggested. Nothing is created: the hypothetical indexes live in
 /// one session's memory and are reset before it goes back to the pool.
 async fn advise(state: &AppState, limit: i64) -> Result<Value> {
-    let statements = match monitor::top_statements(&state.pool, StatementOrder::MeanTime, limit).await {
+    // Only this role's statements: planning folds immutable function calls, so another
+    // role's text must never be planned with this role's rights.
+    let statements = match monitor::top_statements(&state.pool, StatementOrder::MeanTime, limit, true).await {
         Ok(statements) => statements,
         Err(error) => match statements_unavailable(&error) {
             Some(reason) => return Ok(json!({ "available": false, "reason": reason })),
             None => return Err(error.into()),
         },
     };
-    let mut conn = state.pool.acquire().await?;
-    if let Err(error) = monitor::reset_hypothetical_indexes(&mut conn).await {
+    // Out of the pool, and closed at the end (or when the request is dropped): the session's
+    // setting, prepared statement and hypothetical indexes end with it.
+    let mut conn = state.pool.acquire().await?.detach();
+    let advice = advise_on(&mut conn, &statements).await;
+    let _ = sqlx::Connection::close(conn).await;
+    advice
+}
+
+async fn advise_on(conn: &mut sqlx::PgConnection, statements: &[monitor::StatementRow]) -> Result<Value> {
+    if let Err(error) = monitor::reset_hypothetical_indexes(conn).await {
         if error.as_database_error().and_then(|db| db.code()).as_deref() == Some("42883") {
             let reason = "hypopg is not installed in this database: CREATE EXTENSION hypopg";
             return Ok(json!({ "available": false, "reason": reason }));
@@ -237,18 +247,22 @@ async fn advise(state: &AppState, limit: i64) -> Result<Value> {
     let mut suggestions = Vec::new();
     let mut examined = 0;
     for statement in statements.iter().filter(|statement| is_select(&statement.query)) {
-        let Ok(plan) = monitor::generic_plan(&mut conn, &statement.query).await else { continue };
+        let Ok(plan) = monitor::generic_plan(conn, &statement.query).await else { continue };
         examined += 1;
         let before = total_cost(&plan);
         let mut best: Option<Suggestion> = None;
         for (table, filter) in filtered_scans(&plan) {
             let known = monitor::column_names(&mut *conn, &table).await?;
+            let table_name = quote_identifier(&table);
             for columns in candidates(&filter, &known) {
-                let quoted: Vec<String> = columns.iter().map(|column| format!("\"{column}\"")).collect();
-                let definition = format!("CREATE INDEX ON \"public\".\"{table}\" ({})", quoted.join(", "));
-                monitor::create_hypothetical_index(&mut conn, &definition).await?;
-                let after = monitor::generic_plan(&mut conn, &statement.query).await.map(|plan| total_cost(&plan));
-                monitor::reset_hypothetical_indexes(&mut conn).await?;
+                let quoted: Vec<String> = columns.iter().map(|column| quote_identifier(column)).collect();
+                let definition = format!("CREATE INDEX ON \"public\".{table_name} ({})", quoted.join(", "));
+                // A column no B-tree can index (json, say) is no candidate.
+                if monitor::create_hypothetical_index(conn, &definition).await.is_err() {
+                    continue;
+                }
+                let after = monitor::generic_plan(conn, &statement.query).await.map(|plan| total_cost(&plan));
+                monitor::reset_hypothetical_indexes(conn).await?;
                 let Ok(after) = after else { continue };
                 let factor = if after > 0.0 { before / after } else { f64::INFINITY };
                 if factor >= ADVISE_MIN_FACTOR && !best.as_ref().is_some_and(|best| best.cost_after <= after) {
@@ -274,6 +288,11 @@ async fn advise(state: &AppState, limit: i64) -> Result<Value> {
         "statementsExamined": examined,
         "suggestions": suggestions,
     }))
+}
+
+/// An SQL identifier, quoted.
+fn quote_identifier(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
 }
 
 /// Whether a statement is one SELECT (or WITH … SELECT), placeholders allowed.
@@ -431,7 +450,8 @@ fn literal(value: &Value) -> Result<String> {
     Ok(match value {
         Value::Null => "NULL".to_owned(),
         Value::Bool(flag) => flag.to_string(),
-        Value::Number(number) => number.to_string(),
+        // In parentheses: `1-$1` with -5 must not become the comment `1--5`.
+        Value::Number(number) => format!("({number})"),
         // standard_conforming_strings is on (the default since 9.1): only quotes need doubling.
         Value::String(text) if text.contains('\0') => {
             return Err(Error::Unprocessable("a parameter holds a NUL character".into()));
@@ -554,6 +574,21 @@ fn scan(sql: &str) -> std::result::Result<Vec<Token<'_>>, &'static str> {
                 }
                 Token::Space(&sql[start..at])
             }
+            // An escape string, E'…': a backslash escapes the character after it.
+            b'E' | b'e' if bytes.get(at + 1) == Some(&b'\'') => {
+                at += 2;
+                loop {
+                    match bytes.get(at) {
+                        None => return Err("an unterminated quote"),
+                        Some(b'\\') => at += 2,
+                        Some(b'\'') if bytes.get(at + 1) == Some(&b'\'') => at += 2,
+                        Some(b'\'') => break,
+                        Some(_) => at += 1,
+                    }
+                }
+                at += 1;
+                Token::Quoted(&sql[start..at])
+            }
             _ if byte.is_ascii_alphabetic() || byte == b'_' || byte >= 0x80 => {
                 while bytes.get(at).is_some_and(|&b| b.is_ascii_alphanumeric() || b == b'_' || b == b'$' || b >= 0x80) {
                     at += 1;
@@ -641,7 +676,11 @@ mod tests {
     #[test]
     fn one_select_passes_with_its_parameters_inlined() {
         let checked = check_statement("SELECT * FROM \"User\" WHERE email = $1 AND n > $2;", &[json!("o'k"), json!(3)]);
-        assert_eq!(checked.unwrap(), "SELECT * FROM \"User\" WHERE email = 'o''k' AND n > 3");
+        assert_eq!(checked.unwrap(), "SELECT * FROM \"User\" WHERE email = 'o''k' AND n > (3)");
+        assert_eq!(check_statement("SELECT 1-$1", &[json!(-5)]).unwrap(), "SELECT 1-(-5)");
+        // In an escape string, \' is a quote inside it: the $1 after it is still text.
+        assert_eq!(check_statement(r"SELECT E'\' $1 '", &[]).unwrap(), r"SELECT E'\' $1 '");
+        assert!(check_statement(r"SELECT E'\''; DROP TABLE x", &[]).is_err());
         let with = check_statement("  -- why\n WITH x AS (SELECT 1) SELECT * FROM x", &[]).unwrap();
         assert!(with.contains("WITH x"));
         // A `;` or `$1` inside quotes or comments is text, not syntax.

@@ -17,6 +17,9 @@ pub const MAX_FAILURES: i64 = 5;
 pub const WINDOW: Duration = Duration::from_secs(15 * 60);
 /// The window of the fork limit (`limits.forks_per_hour_*`).
 pub const HOUR: Duration = Duration::from_secs(60 * 60);
+/// The longest window any limit counts in: attempts older than it count for none, and the
+/// cleanup job may delete them.
+pub const LONGEST_WINDOW: Duration = HOUR;
 
 /// The key of a client address's sign-ups: each one counts, successful or not.
 pub fn signup_key(client: &str) -> String {

@@ -71,6 +71,25 @@ async fn the_dashboard_signs_operators_in_with_a_strict_http_only_cookie() {
     let forged =
         client().get(format!("{base}/api/monitor/queries?type=stats")).header("cookie", "vibing2_admin=00").send();
     assert_eq!(forged.await.unwrap().status(), 401);
+    // A session older than 12 hours has ended, whatever the browser kept.
+    let stale_at = chrono::Utc::now().timestamp() - 13 * 3600;
+    let stale = format!("vibing2_admin={}", vibing2::api::extract::admin_session_value(ADMIN_TOKEN, stale_at));
+    let refused = client().get(format!("{base}/api/monitor/queries?type=stats")).header("cookie", stale).send();
+    assert_eq!(refused.await.unwrap().status(), 401);
+    // A write the cookie carries must come from this site: no Origin, no write.
+    let explain = |origin: Option<String>| {
+        let mut request = client()
+            .post(format!("{base}/api/monitor/queries/explain"))
+            .header("cookie", &pair)
+            .header("content-type", "application/json")
+            .body(r#"{"query": "SELECT 1"}"#);
+        if let Some(origin) = origin {
+            request = request.header("origin", origin);
+        }
+        request.send()
+    };
+    assert_eq!(explain(None).await.unwrap().status(), 401, "a cross-site form could send this");
+    assert_eq!(explain(Some(base.clone())).await.unwrap().status(), 200);
 }
 
 #[tokio::test]

@@ -118,3 +118,20 @@ async fn a_job_stuck_past_its_statement_timeout_fails_and_gives_its_connection_b
     let recorded = jobs.iter().find(|job| job["job"] == "refresh_project_stats").unwrap();
     assert_eq!(recorded["outcome"], "error", "{recorded}");
 }
+
+#[tokio::test]
+async fn cleanup_keeps_the_attempts_the_longest_window_still_counts() {
+    let app = TestApp::new().await;
+    sqlx::raw_sql(
+        r#"INSERT INTO "LoginFailure" ("key", "at") VALUES
+             ('fork:half-an-hour', (now() AT TIME ZONE 'UTC') - interval '30 minutes'),
+             ('fork:two-hours', (now() AT TIME ZONE 'UTC') - interval '2 hours')"#,
+    )
+    .execute(&app.pool)
+    .await
+    .unwrap();
+    Scheduler::new(app.pool.clone(), hourly()).tick().await;
+    let kept: Vec<String> =
+        sqlx::query_scalar(r#"SELECT "key" FROM "LoginFailure" ORDER BY 1"#).fetch_all(&app.pool).await.unwrap();
+    assert_eq!(kept, ["fork:half-an-hour"], "a fork 30 minutes ago still counts against the hourly limit");
+}
