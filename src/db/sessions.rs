@@ -5,17 +5,28 @@ use sqlx::PgExecutor;
 use crate::domain::UtcTime;
 use crate::telemetry::queries::timed;
 
-pub async fn create(db: impl PgExecutor<'_>, token_hash: &str, user_id: &str, expires: UtcTime) -> sqlx::Result<()> {
+/// Opens a session for `user_id` while `password_hash` is still the user's password (a
+/// password changed since it was verified refuses the login); whether it was opened. The
+/// user's row is share-locked, so a password change in flight is waited for and seen.
+pub async fn create(
+    db: impl PgExecutor<'_>,
+    token_hash: &str,
+    user_id: &str,
+    expires: UtcTime,
+    password_hash: &str,
+) -> sqlx::Result<bool> {
     timed("sessions.create", async move {
-        sqlx::query!(
-            r#"INSERT INTO "Session" ("tokenHash", "userId", "expires") VALUES ($1, $2, $3)"#,
+        let opened = sqlx::query!(
+            r#"INSERT INTO "Session" ("tokenHash", "userId", "expires")
+               SELECT $1, $2, $3 FROM "User" WHERE "id" = $2 AND "password" = $4 FOR SHARE"#,
             token_hash,
             user_id,
-            expires as UtcTime
+            expires as UtcTime,
+            password_hash
         )
         .execute(db)
         .await?;
-        Ok(())
+        Ok(opened.rows_affected() == 1)
     })
     .await
 }

@@ -110,6 +110,29 @@ pub async fn set_password_hash(db: impl PgExecutor<'_>, id: &str, hash: &str) ->
     .await
 }
 
+/// Replaces the password hash only if it is still `expected` (a rehash must not undo a
+/// password change that landed meanwhile); whether it did.
+pub async fn replace_password_hash(
+    db: impl PgExecutor<'_>,
+    id: &str,
+    expected: &str,
+    hash: &str,
+) -> sqlx::Result<bool> {
+    timed("users.replace_password_hash", async move {
+        let replaced = sqlx::query!(
+            r#"UPDATE "User" SET "password" = $3, "updatedAt" = now() AT TIME ZONE 'UTC'
+               WHERE "id" = $1 AND "password" = $2"#,
+            id,
+            expected,
+            hash
+        )
+        .execute(db)
+        .await?;
+        Ok(replaced.rows_affected() == 1)
+    })
+    .await
+}
+
 /// A user's id by (lower-case) e-mail, served by `User_email_key`.
 pub async fn id_by_email(db: impl PgExecutor<'_>, email: &str) -> sqlx::Result<Option<String>> {
     timed("users.id_by_email", async move {

@@ -56,23 +56,31 @@ pub async fn login(state: &AppState, email: &str, client: &str, password: String
     let credentials = users::credentials_by_email(&state.pool, email).await?;
     let stored = credentials.as_ref().map(|c| c.password.clone());
     let verdict = password::verify(&state.hashes, password.clone(), stored).await?;
-    let user_id = match (verdict, credentials) {
+    // The hash the password was verified against: the session is opened only while it is
+    // still the user's, so a password changed meanwhile wins over this login.
+    let (user_id, verified_hash) = match (verdict, credentials) {
         // The reservation stays: it is the failure.
         (Verdict::Invalid, _) | (_, None) => return Err(Error::Unauthorized),
         (Verdict::ValidNeedsRehash, Some(credentials)) => {
             let rehashed = password::hash(&state.hashes, password).await?;
-            users::set_password_hash(&state.pool, &credentials.id, &rehashed).await?;
+            let replaced =
+                users::replace_password_hash(&state.pool, &credentials.id, &credentials.password, &rehashed).await?;
+            if !replaced {
+                return Err(Error::Unauthorized);
+            }
             tracing::info!(user = %credentials.id, "Phase-1 bcrypt hash replaced by argon2id");
-            credentials.id
+            (credentials.id, rehashed)
         }
-        (Verdict::Valid, Some(credentials)) => credentials.id,
+        (Verdict::Valid, Some(credentials)) => (credentials.id, credentials.password),
     };
     rate_limit::succeeded(&state.pool, reservation).await?;
 
     let (session_token, token_hash) = token::new_session_token();
     let ttl = Duration::days(i64::from(state.settings.auth.session_ttl_days));
     let expires_at = UtcTime((chrono::Utc::now() + ttl).naive_utc());
-    sessions::create(&state.pool, &token_hash, &user_id, expires_at).await?;
+    if !sessions::create(&state.pool, &token_hash, &user_id, expires_at, &verified_hash).await? {
+        return Err(Error::Unauthorized);
+    }
     let user = users::by_id(&state.pool, &user_id).await?.ok_or(Error::Unauthorized)?;
     invalidation::after(&state.cache, Write::Login, Subjects::default()).await;
     Ok(OpenedSession { token: session_token, expires_at, user })

@@ -430,3 +430,25 @@ async fn wrong_current_passwords_are_limited_like_logins() {
     assert_eq!(limited.status, StatusCode::TOO_MANY_REQUESTS, "{}", limited.json);
     assert!(limited.headers.contains_key(header::RETRY_AFTER));
 }
+
+/// A login that verified the password just before it was changed opens no session, and a
+/// rehash of the old password cannot undo the change.
+#[tokio::test]
+async fn a_login_verified_against_a_replaced_password_opens_no_session() {
+    let app = TestApp::new().await;
+    let user = app.user("Race").await;
+    let old: String = sqlx::query_scalar(r#"SELECT "password" FROM "User" WHERE "id" = $1"#)
+        .bind(&user.id)
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    let change = json!({"currentPassword": user.password, "newPassword": "a-new-password"});
+    app.call(Method::PUT, "/api/auth/password", Some(&user.token), Some(change)).await.expect(StatusCode::NO_CONTENT);
+
+    let expires = vibing2::domain::UtcTime((chrono::Utc::now() + chrono::Duration::days(1)).naive_utc());
+    let opened = vibing2::db::sessions::create(&app.pool, "raced-login", &user.id, expires, &old).await.unwrap();
+    assert!(!opened, "the session of a login verified against the old password");
+    let undone = vibing2::db::users::replace_password_hash(&app.pool, &user.id, &old, "stale-rehash").await.unwrap();
+    assert!(!undone, "a rehash of the old password");
+    app.login(&user.email, "a-new-password").await.expect(StatusCode::OK);
+}
