@@ -447,6 +447,8 @@ impl Settings {
             ("auth.signups_per_window", self.auth.signups_per_window.max(0) as u64),
             ("collab.invite_ttl_days", u64::from(self.collab.invite_ttl_days)),
             ("collab.invites_per_window", self.collab.invites_per_window.max(0) as u64),
+            ("monitor.slow_history_rows", self.monitor.slow_history_rows.max(0) as u64),
+            ("monitor.explain_timeout_ms", self.monitor.explain_timeout_ms),
         ];
         if let Some((name, _)) = positive.iter().find(|(_, value)| *value == 0) {
             return Err(ConfigError(format!("{name} must be greater than zero")));

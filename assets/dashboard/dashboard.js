@@ -3,7 +3,7 @@
 // from the server only ever goes in through textContent.
 "use strict";
 
-const PERIOD_MS = Number(new URLSearchParams(location.search).get("refresh")) || 3000;
+const PERIOD_MS = Math.max(250, Number(new URLSearchParams(location.search).get("refresh")) || 3000);
 const HISTORY = 60;
 const SVG = "http://www.w3.org/2000/svg";
 const throughput = [];
