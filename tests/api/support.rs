@@ -421,8 +421,67 @@ impl SpawnedServer {
     }
 }
 
+static REDIS_URL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+/// The Redis the cache tests share, each under a namespace of its own: `TEST_REDIS_URL`
+/// (default `redis://127.0.0.1:6379`) when something answers there, else a private
+/// `redis-server` this test process starts, which dies with it.
 pub fn shared_redis_url() -> String {
-    std::env::var("TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
+    REDIS_URL
+        .get_or_init(|| {
+            let url = std::env::var("TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
+            if redis_answers(&url) {
+                url
+            } else {
+                start_private_redis()
+            }
+        })
+        .clone()
+}
+
+fn redis_answers(url: &str) -> bool {
+    let Ok(client) = redis::Client::open(url) else { return false };
+    let ping = |mut connection: redis::Connection| redis::cmd("PING").query::<String>(&mut connection);
+    client.get_connection_with_timeout(std::time::Duration::from_millis(500)).and_then(ping).is_ok()
+}
+
+/// Starts `redis-server` on a free port from a thread that lives as long as the process: the
+/// server is told to die with that thread (`PR_SET_PDEATHSIG`), so it never outlives the tests.
+fn start_private_redis() -> String {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let (started, spawned) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::os::unix::process::CommandExt;
+        let mut command = std::process::Command::new("redis-server");
+        command
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null());
+        // SAFETY: between fork and exec, only the async-signal-safe prctl call runs.
+        unsafe {
+            command.pre_exec(|| {
+                nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL).map_err(std::io::Error::from)
+            });
+        }
+        let child = command.spawn();
+        let failed = child.as_ref().err().map(|error| error.to_string());
+        started.send(failed).unwrap();
+        if child.is_ok() {
+            loop {
+                std::thread::park();
+            }
+        }
+    });
+    if let Some(error) = spawned.recv().unwrap() {
+        panic!("no Redis answers at TEST_REDIS_URL, and redis-server (Debian: redis-server) could not start: {error}");
+    }
+    let url = format!("redis://127.0.0.1:{port}");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !redis_answers(&url) {
+        assert!(std::time::Instant::now() < deadline, "the private redis-server did not start");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    url
 }
 
 /// A cache namespace no other test (or test run) uses.
