@@ -62,7 +62,7 @@ async fn record_route(request: Request, next: Next) -> Response {
     let route = format!("{method} {}", route_template(&request));
     let started = Instant::now();
     let response = next.run(request).await;
-    telemetry::routes::record(&route, response.status().as_u16(), started.elapsed());
+    telemetry::routes::record(route, response.status().as_u16(), started.elapsed());
     response
 }
 

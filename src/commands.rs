@@ -68,14 +68,13 @@ async fn run_server(settings: Settings, url: &SecretString) -> anyhow::Result<()
     crate::auth::password::warm_up();
     let (stop_jobs, jobs_stopped) = tokio::sync::watch::channel(false);
     let views_stopped = jobs_stopped.clone();
-    let jobs_stopped_for_history = jobs_stopped.clone();
+    let history_stopped = jobs_stopped.clone();
     let jobs = state.settings.jobs.enabled.then(|| {
         let scheduler = Scheduler::new(pool.clone(), state.settings.jobs.clone());
         tokio::spawn(scheduler.run(jobs_stopped))
     });
     // Views counted since the last flush are written before the pool closes.
     let views = tokio::spawn(crate::service::views::flush_periodically(state.clone(), views_stopped));
-    let history_stopped = jobs_stopped_for_history;
     tokio::spawn(crate::service::monitor::keep_slow_history(
         pool.clone(),
         state.settings.monitor.clone(),

@@ -11,9 +11,9 @@ use axum::routing::{get, post};
 use axum::{Form, Router};
 use serde::Deserialize;
 
-use sha2::{Digest, Sha256};
-
-use crate::api::extract::{admin_session_value, Admin, ClientAddress, ADMIN_COOKIE, ADMIN_SESSION_SECS};
+use crate::api::extract::{
+    admin_session_value, same_secret, Admin, ClientAddress, MaybeAdmin, ADMIN_COOKIE, ADMIN_SESSION_SECS,
+};
 use crate::error::{Error, Result};
 use crate::service::rate_limit;
 use crate::state::AppState;
@@ -58,7 +58,7 @@ fn login_page(status: StatusCode, message: &str) -> Response {
 
 /// The dashboard for a signed-in operator, the login form for anyone else. Off (404) without
 /// an `ADMIN_TOKEN`.
-async fn page(admin: crate::api::extract::MaybeAdmin, State(state): State<AppState>) -> Result<Response> {
+async fn page(admin: MaybeAdmin, State(state): State<AppState>) -> Result<Response> {
     if state.settings.admin_token.is_none() {
         return Err(Error::NotFound("route"));
     }
@@ -89,13 +89,11 @@ async fn login(
     };
     let key = rate_limit::Key { name: format!("admin:{client}"), limit: Some(rate_limit::MAX_FAILURES) };
     let reservation = rate_limit::reserve(&state.pool, &[key]).await?;
-    let issued_at = chrono::Utc::now().timestamp();
-    let value = admin_session_value(expected.expose_secret(), issued_at);
-    let presented = admin_session_value(form.token.trim(), issued_at);
-    if Sha256::digest(&presented) != Sha256::digest(&value) {
+    if !same_secret(form.token.trim(), expected.expose_secret()) {
         return Ok(login_page(StatusCode::UNAUTHORIZED, "That is not the admin token."));
     }
     rate_limit::succeeded(&state.pool, reservation).await?;
+    let value = admin_session_value(expected.expose_secret(), chrono::Utc::now().timestamp());
     let secure = if state.settings.secure_cookie() { "; Secure" } else { "" };
     let cookie =
         format!("{ADMIN_COOKIE}={value}; Path=/; HttpOnly; SameSite=Strict; Max-Age={ADMIN_SESSION_SECS}{secure}");

@@ -304,14 +304,18 @@ pub fn admin_session_value(token: &str, issued_at: i64) -> String {
 
 /// Whether `value` is a dashboard session of `token` that has not ended.
 fn live_admin_session(value: &str, token: &str) -> bool {
-    use sha2::{Digest, Sha256};
     let Some(issued_at) = value.split_once('.').and_then(|(issued, _)| issued.parse::<i64>().ok()) else {
         return false;
     };
     let age = chrono::Utc::now().timestamp() - issued_at;
-    // Digests compared, so the time taken does not tell where the values differ.
-    (0..=ADMIN_SESSION_SECS).contains(&age)
-        && Sha256::digest(value) == Sha256::digest(admin_session_value(token, issued_at))
+    (0..=ADMIN_SESSION_SECS).contains(&age) && same_secret(value, &admin_session_value(token, issued_at))
+}
+
+/// Compares a presented secret with the expected one through their digests, so the time taken
+/// does not tell where they differ.
+pub fn same_secret(presented: &str, expected: &str) -> bool {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(presented) == Sha256::digest(expected)
 }
 
 /// Whether a cookie-authenticated write can only have come from this site: its `Origin` names
@@ -345,14 +349,11 @@ impl Admin {
     /// Checks the request's headers for the admin token or the dashboard's cookie.
     pub fn check(parts: &Parts, state: &AppState) -> Result<Admin, Error> {
         use secrecy::ExposeSecret;
-        use sha2::{Digest, Sha256};
         let Some(expected) = &state.settings.admin_token else {
             return Err(Error::NotFound("route"));
         };
         let expected = expected.expose_secret();
-        // Comparing digests keeps the comparison's time independent of where the strings differ.
-        let same = |presented: &str, expected: &str| Sha256::digest(presented) == Sha256::digest(expected);
-        let by_token = bearer_token(parts).is_some_and(|presented| same(presented, expected));
+        let by_token = bearer_token(parts).is_some_and(|presented| same_secret(presented, expected));
         // A cookie is sent by the browser on its own: a write it carries must come from this site.
         let by_cookie = cookie(parts, ADMIN_COOKIE).is_some_and(|value| live_admin_session(value, expected))
             && (parts.method.is_safe() || same_origin(parts));

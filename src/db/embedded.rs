@@ -48,6 +48,8 @@ impl EmbeddedCluster {
         }
 
         let mut cluster = Self { bin_dir, data_dir, port: 0, run_as, started_here: false };
+        // The monitor's statement statistics, where the server has the module.
+        let statement_stats = cluster.has_module("pg_stat_statements");
         if !cluster.data_dir.join("PG_VERSION").exists() {
             cluster.initdb().await?;
         }
@@ -59,8 +61,7 @@ impl EmbeddedCluster {
             let log = dir.join("server.log");
             let mut server_options =
                 format!("-c port={} -c listen_addresses=127.0.0.1 -c unix_socket_directories=''", cluster.port);
-            // The monitor's statement statistics, where the server has the module.
-            if cluster.has_module("pg_stat_statements") {
+            if statement_stats {
                 server_options.push_str(" -c shared_preload_libraries=pg_stat_statements");
             }
             for (name, value) in server_settings {
@@ -79,7 +80,7 @@ impl EmbeddedCluster {
             cluster.started_here = true;
             tracing::info!(port = cluster.port, dir = %dir.display(), "embedded PostgreSQL started");
         }
-        cluster.ensure_database().await?;
+        cluster.ensure_database(statement_stats).await?;
         Ok(cluster)
     }
 
@@ -151,7 +152,9 @@ impl EmbeddedCluster {
         Ok(port)
     }
 
-    async fn ensure_database(&self) -> anyhow::Result<()> {
+    /// Creates the service's database if it is missing, with `pg_stat_statements` installed
+    /// when `statement_stats`.
+    async fn ensure_database(&self, statement_stats: bool) -> anyhow::Result<()> {
         let mut conn = PgConnection::connect(&self.url_for("postgres")).await?;
         let exists = sqlx::query_scalar!(
             r#"SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1) AS "exists!""#,
@@ -162,7 +165,7 @@ impl EmbeddedCluster {
         if !exists {
             sqlx::query(&format!("CREATE DATABASE {DATABASE_NAME}")).execute(&mut conn).await?;
         }
-        if self.has_module("pg_stat_statements") {
+        if statement_stats {
             // The monitor's `type=slow` reads it; this cluster is ours, so we may install it.
             let mut conn = PgConnection::connect(&self.url_for(DATABASE_NAME)).await?;
             sqlx::query("CREATE EXTENSION IF NOT EXISTS pg_stat_statements").execute(&mut conn).await?;

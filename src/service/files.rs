@@ -50,16 +50,23 @@ pub async fn write(
         return Ok(outcome);
     }
     let (held_files, held_bytes) = files::usage(&mut *tx, project_id).await?;
-    if held_files > quota.files || held_bytes > quota.bytes {
-        // Dropping the transaction rolls the whole batch back.
-        return Err(Error::QuotaExceeded(format!(
-            "the project would hold {held_files} files and {held_bytes} bytes; its plan allows {} files and {} bytes",
-            quota.files, quota.bytes
-        )));
-    }
+    // Past the quota, dropping the transaction rolls the whole batch back.
+    check_quota(&quota, held_files, held_bytes)?;
     let members = projects::member_ids(&mut *tx, project_id).await?;
     tx.commit().await?;
     let subjects = Subjects { projects: &[project_id], members: &members, ..Subjects::default() };
     invalidation::after(&state.cache, Write::WriteFiles, subjects).await;
     Ok(outcome)
+}
+
+/// 403 `quota_exceeded` when a project holding `files` files of `bytes` bytes in all is more
+/// than its owner's plan allows.
+pub fn check_quota(quota: &PlanQuota, files: i64, bytes: i64) -> Result<()> {
+    if files > quota.files || bytes > quota.bytes {
+        return Err(Error::QuotaExceeded(format!(
+            "the project would hold {files} files and {bytes} bytes; its plan allows {} files and {} bytes",
+            quota.files, quota.bytes
+        )));
+    }
+    Ok(())
 }

@@ -9,6 +9,7 @@ use crate::domain::page::{Keyset, Page};
 use crate::domain::time::Position;
 use crate::domain::Visibility;
 use crate::error::{Error, Result};
+use crate::service::files::check_quota;
 use crate::service::invalidation::{self, Subjects, Write};
 use crate::service::rate_limit;
 use crate::state::AppState;
@@ -85,12 +86,7 @@ pub async fn fork(state: &AppState, source_id: &str, user_id: &str, name: Option
     let mut tx = state.pool.begin().await?;
     projects::lock_for_copy(&mut *tx, source_id).await?.ok_or(Error::NotFound("project"))?;
     let (held_files, held_bytes) = files::usage(&mut *tx, source_id).await?;
-    if held_files > quota.files || held_bytes > quota.bytes {
-        return Err(Error::QuotaExceeded(format!(
-            "the project holds {held_files} files and {held_bytes} bytes; your plan allows {} files and {} bytes",
-            quota.files, quota.bytes
-        )));
-    }
+    check_quota(&quota, held_files, held_bytes)?;
     let mut members =
         projects::fork(&mut *tx, source_id, &new_id, user_id, name).await?.ok_or(Error::NotFound("project"))?;
     tx.commit().await?;

@@ -16,9 +16,15 @@ struct Route {
     statuses: BTreeMap<u16, u64>,
 }
 
-static ROUTES: LazyLock<Mutex<BTreeMap<String, Route>>> = LazyLock::new(Mutex::default);
-/// Every request of every route in one distribution: the p95 the seed's KPI speaks of.
-static ALL_ROUTES: LazyLock<Mutex<Latency>> = LazyLock::new(Mutex::default);
+#[derive(Default)]
+struct Routes {
+    by_route: BTreeMap<String, Route>,
+    /// Every request of every route in one distribution: the p95 the seed's KPI speaks of.
+    all: Latency,
+}
+
+/// One lock per request for both.
+static ROUTES: LazyLock<Mutex<Routes>> = LazyLock::new(Mutex::default);
 
 /// The figures of one route.
 #[derive(Debug, Clone, Serialize)]
@@ -32,17 +38,16 @@ pub struct RouteSummary {
 }
 
 /// Records one answered request of `route` (`METHOD template`).
-pub fn record(route: &str, status: u16, elapsed: Duration) {
-    let mut routes = ROUTES.lock().expect("routes lock");
-    if !routes.contains_key(route) {
-        routes.insert(route.to_owned(), Route::default());
+pub fn record(route: String, status: u16, elapsed: Duration) {
+    let now = Instant::now();
+    let failed = status >= 500;
+    {
+        let mut routes = ROUTES.lock().expect("routes lock");
+        routes.all.record(elapsed, failed, now);
+        let entry = routes.by_route.entry(route.clone()).or_default();
+        entry.latency.record(elapsed, failed, now);
+        *entry.statuses.entry(status).or_default() += 1;
     }
-    let entry = routes.get_mut(route).expect("inserted above");
-    entry.latency.record(elapsed, status >= 500, Instant::now());
-    *entry.statuses.entry(status).or_default() += 1;
-    drop(routes);
-    ALL_ROUTES.lock().expect("all-routes lock").record(elapsed, status >= 500, Instant::now());
-    let route = route.to_owned();
     metrics::histogram!("vibing2_http_request_duration_seconds", "route" => route.clone())
         .record(elapsed.as_secs_f64());
     metrics::counter!("vibing2_http_requests_total", "route" => route, "status" => status.to_string()).increment(1);
@@ -52,6 +57,7 @@ pub fn summaries() -> Vec<RouteSummary> {
     let now = Instant::now();
     let routes = ROUTES.lock().expect("routes lock");
     routes
+        .by_route
         .iter()
         .map(|(route, entry)| RouteSummary {
             route: route.clone(),
@@ -63,5 +69,5 @@ pub fn summaries() -> Vec<RouteSummary> {
 
 /// The figures of all requests together.
 pub fn overall() -> Summary {
-    ALL_ROUTES.lock().expect("all-routes lock").summary(Instant::now())
+    ROUTES.lock().expect("routes lock").all.summary(Instant::now())
 }

@@ -10,7 +10,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tower::ServiceExt;
 
-use crate::support::{file_batch_request, SpawnedServer, StalledBody, TestApp, TestDb};
+use crate::support::{file_batch_request, SpawnedServer, StalledBody, TestApp, TestDb, TestUser};
 
 /// Far past every timeout the tests configure: reaching it means something hung.
 const HANG: Duration = Duration::from_secs(15);
@@ -111,16 +111,23 @@ async fn a_request_still_in_flight_at_the_drain_deadline_is_cut_and_the_server_e
     assert!(!answered.contains("200 OK"), "the stuck request was cut: {answered}");
 }
 
-#[tokio::test]
-async fn a_request_not_complete_within_its_deadline_is_408() {
+/// An app whose request deadline is 1 s (and statements 1 s) and whose upload deadline is
+/// `upload_secs`, with an owner and their project.
+async fn app_with_deadlines(upload_secs: &str) -> (TestApp, TestUser, String) {
     let app = TestApp::with_settings(&[
         ("server.request_timeout_secs", "1"),
         ("database.statement_timeout_ms", "1000"),
-        ("server.upload_timeout_secs", "1"),
+        ("server.upload_timeout_secs", upload_secs),
     ])
     .await;
     let owner = app.user("Owner").await;
     let project = app.project(&owner, "PRIVATE").await;
+    (app, owner, project)
+}
+
+#[tokio::test]
+async fn a_request_not_complete_within_its_deadline_is_408() {
+    let (app, owner, project) = app_with_deadlines("1").await;
     // A small body (the request deadline) and one of undeclared length (the upload deadline).
     for length in [Some(100), None] {
         let request = file_batch_request(&project, &owner.token, StalledBody(length).into());
@@ -137,14 +144,7 @@ async fn a_request_not_complete_within_its_deadline_is_408() {
 async fn a_large_body_has_the_upload_deadline_and_a_small_one_the_request_deadline() {
     // The request deadline is short and the upload deadline far off: a stalled large body is
     // still waited for when the small one has been answered.
-    let app = TestApp::with_settings(&[
-        ("server.request_timeout_secs", "1"),
-        ("database.statement_timeout_ms", "1000"),
-        ("server.upload_timeout_secs", "600"),
-    ])
-    .await;
-    let owner = app.user("Owner").await;
-    let project = app.project(&owner, "PRIVATE").await;
+    let (app, owner, project) = app_with_deadlines("600").await;
     let mut large =
         tokio::spawn(app.router.clone().oneshot(file_batch_request(&project, &owner.token, StalledBody::undeclared())));
     let small = app.router.clone().oneshot(file_batch_request(&project, &owner.token, StalledBody::declaring(100)));
