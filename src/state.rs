@@ -6,17 +6,17 @@ use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use sqlx::PgPool;
 use tokio::sync::{RwLock, Semaphore};
 
 use crate::auth::password::HashQueue;
 use crate::cache::Cache;
 use crate::config::Settings;
 use crate::db::reachability::Reachability;
+use crate::db::Pool;
 
 #[derive(Clone)]
 pub struct AppState {
-    pub pool: PgPool,
+    pub pool: Pool,
     pub settings: Arc<Settings>,
     pub cache: Cache,
     /// Views counted since the last flush (`service::views` writes them in batches).
@@ -32,7 +32,7 @@ pub struct AppState {
 
 impl AppState {
     /// Builds the state; needs a Tokio runtime (the cache's subscription runs as a task).
-    pub fn new(pool: PgPool, settings: Settings) -> anyhow::Result<Self> {
+    pub fn new(pool: Pool, settings: Settings) -> anyhow::Result<Self> {
         use secrecy::ExposeSecret;
         let redis = match &settings.redis.url {
             Some(url) => {

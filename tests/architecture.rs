@@ -18,7 +18,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("db", &["config", "domain", "telemetry"]),
     ("state", &["auth", "cache", "config", "db", "telemetry"]),
     ("service", &["auth", "cache", "config", "db", "domain", "error", "state", "telemetry"]),
-    ("api", &["auth", "cache", "config", "db", "domain", "error", "service", "state", "validate"]),
+    ("api", &["auth", "cache", "config", "db", "domain", "error", "service", "state", "telemetry", "validate"]),
     ("app", &["api", "error", "state", "telemetry"]),
     ("server", &["config"]),
     ("jobs", &["config", "db", "domain", "error", "service"]),

@@ -118,6 +118,10 @@ function drawKpis(stats, health) {
   kpi(container, "slow queries", `${pct(slow.slowRate)} (${slow.slowCalls} of ${slow.calls})`, `< 1% (≥ ${slow.thresholdMs} ms)`, slow.slowRate < 0.01);
   const use = health.pool.max > 0 ? health.pool.inUse / health.pool.max : 0;
   kpi(container, "pool use", `${health.pool.inUse} of ${health.pool.max} (${pct(use)})`, "< 80%", use < 0.8);
+  const wait = health.pool.acquireWait.window;
+  const waited = `${health.pool.waiters} waiting, p95 ${ms(wait.count > 0 ? wait.p95Ms : null)} (5 min)`;
+  const timeouts = health.pool.acquireTimeouts;
+  kpi(container, "pool waits", waited, `no timeouts (${timeouts} since start)`, timeouts === 0);
 }
 
 function drawStats(stats, now) {

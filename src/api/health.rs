@@ -20,6 +20,7 @@ use crate::domain::UtcTime;
 use crate::error::{ErrorResponse, Result};
 use crate::service::health;
 use crate::state::AppState;
+use crate::telemetry::latency::Summary;
 
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(liveness)).routes(routes!(database))
@@ -81,9 +82,13 @@ struct PoolStats {
     in_use: usize,
     max: u32,
     utilization: f64,
-    /// Calls that found no free connection within `DB_POOL_TIMEOUT` since the process
+    /// Callers waiting for a connection now.
+    waiters: u64,
+    /// Acquisitions that found no free connection within `DB_POOL_TIMEOUT` since the process
     /// started (each answered 503).
     acquire_timeouts: u64,
+    /// How long acquisitions waited for a connection (timeouts count as errors).
+    acquire_wait: Summary,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -225,7 +230,9 @@ fn pool_stats(state: &AppState) -> PoolStats {
         in_use,
         max: pool.max,
         utilization: in_use as f64 / f64::from(pool.max),
-        acquire_timeouts: pool.acquire_timeouts,
+        waiters: pool.waits.waiters,
+        acquire_timeouts: pool.waits.acquire_timeouts,
+        acquire_wait: pool.waits.acquire_wait,
     }
 }
 

@@ -15,7 +15,7 @@ use anyhow::Context;
 use chrono::Utc;
 use secrecy::{ExposeSecret, SecretString};
 use sqlx::postgres::PgConnectOptions;
-use sqlx::{ConnectOptions, Connection, Executor, PgConnection, PgPool};
+use sqlx::{ConnectOptions, Connection, Executor, PgConnection};
 
 use self::report::{Environment, Report, SeedFigure};
 use self::scenarios::ScenarioContext;
@@ -185,7 +185,7 @@ fn seed_figures(database: &'static str, report: &SeedReport) -> Vec<SeedFigure> 
 }
 
 /// A pool built as the service builds its own.
-async fn pool(settings: &Settings, url: &str) -> anyhow::Result<PgPool> {
+async fn pool(settings: &Settings, url: &str) -> anyhow::Result<db::Pool> {
     db::connect(&settings.database, &SecretString::from(url.to_owned())).await
 }
 
@@ -225,7 +225,7 @@ pub async fn seed_target(
     let started = Instant::now();
     let report = seed::seed(&mut conn, &SeedOptions { scale, seed: seed_value, flavor, progress: true }).await?;
     if flavor == Flavor::Current {
-        let pool = sqlx::postgres::PgPoolOptions::new().max_connections(1).connect_with(options).await?;
+        let pool = db::Pool::new(sqlx::postgres::PgPoolOptions::new().max_connections(1).connect_with(options).await?);
         crate::jobs::refresh_views_now(&pool).await?;
     }
     tracing::info!(seconds = started.elapsed().as_secs_f64(), "seeded");

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use rand::SeedableRng;
 use rand_distr::Distribution;
 use serde::Serialize;
-use sqlx::{Connection, PgConnection, PgPool};
+use sqlx::{Connection, PgConnection};
 
 use super::measure::{self, interleaved, Latency};
 use crate::cache::{Cache, Kind, Scope};
@@ -17,6 +17,7 @@ use crate::db::files::{self, PreparedUpsert};
 use crate::db::messages;
 use crate::db::projects;
 use crate::db::usage;
+use crate::db::Pool;
 use crate::domain::discovery::{Position, Sort};
 use crate::domain::{Direction, GroupBy};
 use crate::validate;
@@ -73,8 +74,8 @@ pub struct PoolResult {
 }
 
 pub struct ScenarioContext<'a> {
-    pub before: &'a PgPool,
-    pub after: &'a PgPool,
+    pub before: &'a Pool,
+    pub after: &'a Pool,
     pub after_url: &'a str,
     pub settings: &'a Settings,
     pub warmup: usize,
@@ -90,7 +91,7 @@ pub struct Fixtures {
     pub common_type: String,
 }
 
-pub async fn fixtures(after: &PgPool) -> anyhow::Result<Fixtures> {
+pub async fn fixtures(after: &Pool) -> anyhow::Result<Fixtures> {
     let heavy_owner: String =
         sqlx::query_scalar(r#"SELECT "userId" FROM "Project" GROUP BY 1 ORDER BY count(*) DESC, 1 LIMIT 1"#)
             .fetch_one(after)
@@ -306,7 +307,7 @@ fn before_discovery_sql(order: &str, filter: &str) -> String {
 
 /// The after-side position of page 50, found by walking the pages once.
 async fn position_of_page(
-    pool: &PgPool,
+    pool: &Pool,
     sort: Sort,
     kind: Option<&str>,
     search: Option<&str>,

@@ -16,6 +16,7 @@ pub mod maintenance;
 pub mod messages;
 pub mod migrate;
 pub mod monitor;
+pub mod pool;
 pub mod projects;
 pub mod reachability;
 pub mod sessions;
@@ -27,9 +28,10 @@ use std::str::FromStr;
 use anyhow::Context;
 use secrecy::{ExposeSecret, SecretString};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sqlx::{ConnectOptions, Connection, PgPool};
+use sqlx::{ConnectOptions, Connection};
 
 use crate::config::{redact_url, DatabaseSettings};
+pub use pool::Pool;
 
 /// A project creator's public columns (never an e-mail), from the owner joined as `u`, for
 /// the assembled statements. The checked literals spell the same three columns.
@@ -44,7 +46,7 @@ pub const CREATOR_COLUMNS: &str = r#"u."id" AS "ownerId", u."name" AS "ownerName
 /// query, and PostgreSQL, which checks every `cancel_check_ms` whether its client is still
 /// there, then cancels the query and rolls back its transaction. So nobody's query outlives
 /// its request, and it frees its pool slot at once.
-pub async fn connect(settings: &DatabaseSettings, url: &SecretString) -> anyhow::Result<PgPool> {
+pub async fn connect(settings: &DatabaseSettings, url: &SecretString) -> anyhow::Result<Pool> {
     let options = connect_options(settings, url)?;
     let cancel_check = settings.cancel_check();
     let pool = PgPoolOptions::new()
@@ -66,6 +68,7 @@ pub async fn connect(settings: &DatabaseSettings, url: &SecretString) -> anyhow:
         })
         .connect_lazy_with(options);
 
+    let pool = Pool::new(pool);
     let redacted = redact_url(url.expose_secret());
     tokio::time::timeout(settings.connect_timeout(), pool.acquire())
         .await

@@ -354,7 +354,7 @@ pub async fn blocked(db: impl PgExecutor<'_>) -> sqlx::Result<Vec<ActivityRow>> 
 /// dropped), so whatever the statement leaves on its session (an advisory lock, a setting)
 /// ends with it and never reaches another request.
 pub async fn explain(
-    pool: &sqlx::PgPool,
+    pool: &super::Pool,
     statement: &str,
     analyze: bool,
     timeout_ms: u64,

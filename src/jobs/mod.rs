@@ -6,11 +6,12 @@
 
 use std::time::{Duration, Instant};
 
-use sqlx::{Connection, PgPool};
+use sqlx::Connection;
 use tokio::sync::watch;
 
 use crate::config::JobSettings;
 use crate::db::maintenance::{self, MaterializedView};
+use crate::db::Pool;
 use crate::service::rate_limit;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -83,12 +84,12 @@ pub enum Attempt {
 
 #[derive(Clone)]
 pub struct Scheduler {
-    pool: PgPool,
+    pool: Pool,
     settings: JobSettings,
 }
 
 impl Scheduler {
-    pub fn new(pool: PgPool, settings: JobSettings) -> Self {
+    pub fn new(pool: Pool, settings: JobSettings) -> Self {
         Self { pool, settings }
     }
 
@@ -151,7 +152,7 @@ impl Scheduler {
 
 /// `vibing2 refresh-views`: refreshes every materialized view once, each in its own
 /// transaction, whatever the schedule says.
-pub async fn refresh_views_now(pool: &PgPool) -> anyhow::Result<Vec<(&'static str, f64)>> {
+pub async fn refresh_views_now(pool: &Pool) -> anyhow::Result<Vec<(&'static str, f64)>> {
     let mut refreshed = Vec::new();
     for view in MaterializedView::ALL {
         let mut tx = pool.begin().await?;

@@ -9,6 +9,7 @@ use crate::db::maintenance::{self, JobRunRow};
 use crate::db::migrate;
 use crate::error::{Error, Result};
 use crate::state::AppState;
+use crate::telemetry::pool::WaitFigures;
 
 /// How the ping went: how long it took, and why it failed if it did.
 pub struct Ping {
@@ -34,7 +35,7 @@ pub struct PoolUsage {
     pub size: u32,
     pub idle: usize,
     pub max: u32,
-    pub acquire_timeouts: u64,
+    pub waits: WaitFigures,
 }
 
 pub fn pool_usage(state: &AppState) -> PoolUsage {
@@ -42,7 +43,7 @@ pub fn pool_usage(state: &AppState) -> PoolUsage {
         size: state.pool.size(),
         idle: state.pool.num_idle(),
         max: state.settings.database.connection_limit,
-        acquire_timeouts: crate::telemetry::queries::registry().pool_timeouts(),
+        waits: crate::telemetry::pool::figures(),
     }
 }
 

@@ -8,9 +8,8 @@
 
 use std::time::Duration;
 
-use sqlx::PgPool;
-
 use crate::db::login_failures;
+use crate::db::Pool;
 use crate::error::{Error, Result};
 
 pub const MAX_FAILURES: i64 = 5;
@@ -68,12 +67,12 @@ pub struct Reservation {
 /// 429 and `Retry-After` if a limited key is at its limit. The check and the reservation
 /// happen under each key's advisory lock, so of N parallel attempts at most the limit get
 /// through. Keys are locked in the order given.
-pub async fn reserve(pool: &PgPool, keys: &[Key]) -> Result<Reservation> {
+pub async fn reserve(pool: &Pool, keys: &[Key]) -> Result<Reservation> {
     reserve_within(pool, keys, WINDOW).await
 }
 
 /// [`reserve`], counting the attempts of the last `window`.
-pub async fn reserve_within(pool: &PgPool, keys: &[Key], window: Duration) -> Result<Reservation> {
+pub async fn reserve_within(pool: &Pool, keys: &[Key], window: Duration) -> Result<Reservation> {
     let names: Vec<String> = keys.iter().map(|key| key.name.clone()).collect();
     let mut tx = pool.begin().await?;
     login_failures::lock(&mut tx, &names).await?;
@@ -96,7 +95,7 @@ pub async fn reserve_within(pool: &PgPool, keys: &[Key], window: Duration) -> Re
 /// A successful login takes its own reservation back and forgives the failures of its first
 /// key, its own (e-mail, client) pair, and no others: the address and the account keep their
 /// counts, so a success elsewhere never lifts an attacker's limit.
-pub async fn succeeded(pool: &PgPool, reservation: Reservation) -> Result<()> {
+pub async fn succeeded(pool: &Pool, reservation: Reservation) -> Result<()> {
     login_failures::forget(pool, &reservation.keys, &reservation.attempt, &reservation.keys[0]).await?;
     Ok(())
 }

@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
 use serde::Serialize;
+use utoipa::ToSchema;
 
 /// The sliding window: [`SLOTS`] slots of one minute each, the oldest dropped as time moves.
 pub const WINDOW: Duration = Duration::from_secs(5 * 60);
@@ -56,7 +57,7 @@ impl Tally {
 }
 
 /// Counts and percentiles of one distribution, in milliseconds.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Figures {
     pub count: u64,
@@ -69,7 +70,7 @@ pub struct Figures {
 }
 
 /// The figures over the last [`WINDOW`] and since the process started.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Summary {
     pub window: Figures,

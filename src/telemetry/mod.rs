@@ -1,8 +1,10 @@
 //! Logging setup, and the latency figures the monitor shows: per query name
-//! ([`queries`]) and per HTTP route ([`routes`]), kept in HDR histograms ([`latency`]).
+//! ([`queries`]), per HTTP route ([`routes`]) and for pooled connections ([`pool`]), kept in
+//! HDR histograms ([`latency`]).
 
 pub mod exposition;
 pub mod latency;
+pub mod pool;
 pub mod queries;
 pub mod routes;
 

@@ -35,8 +35,6 @@ pub struct Registry {
     slow_calls: AtomicU64,
     /// Slow calls the history's queue had no room for.
     slow_dropped: AtomicU64,
-    /// Calls that found no free pooled connection within `DB_POOL_TIMEOUT`.
-    pool_timeouts: AtomicU64,
     history: OnceLock<mpsc::Sender<SlowCall>>,
     epoch: Instant,
 }
@@ -50,7 +48,6 @@ static QUERIES: LazyLock<Registry> = LazyLock::new(|| Registry {
     calls: AtomicU64::new(0),
     slow_calls: AtomicU64::new(0),
     slow_dropped: AtomicU64::new(0),
-    pool_timeouts: AtomicU64::new(0),
     history: OnceLock::new(),
     epoch: Instant::now(),
 });
@@ -104,10 +101,6 @@ pub async fn timed<T: Rows, F: Future<Output = sqlx::Result<T>>>(name: &'static 
     let result = call.await;
     let elapsed = started.elapsed();
     let rows = result.as_ref().map_or(0, Rows::rows);
-    if matches!(result, Err(sqlx::Error::PoolTimedOut)) {
-        registry().pool_timeouts.fetch_add(1, Ordering::Relaxed);
-        metrics::counter!("vibing2_pool_acquire_timeouts_total").increment(1);
-    }
     registry().record(name, elapsed, result.is_err(), rows);
     result
 }
@@ -166,10 +159,6 @@ impl Registry {
     }
 
     /// Calls that found no free pooled connection within `DB_POOL_TIMEOUT`, since start.
-    pub fn pool_timeouts(&self) -> u64 {
-        self.pool_timeouts.load(Ordering::Relaxed)
-    }
-
     pub fn set_slow_threshold(&self, threshold: Duration) {
         self.slow_threshold_micros.store(threshold.as_micros() as u64, Ordering::Relaxed);
     }

@@ -252,7 +252,10 @@ async fn the_dashboard_draws_live_figures_in_headless_chromium() {
               kpiText: Array.from(document.querySelectorAll('#kpis .kpi')).map(k => k.textContent)})",
         )
         .await;
-    assert_eq!(drawn["kpis"], 4, "{drawn}");
+    // The seed's four KPIs, and the pool's waits.
+    assert_eq!(drawn["kpis"], 5, "{drawn}");
+    let tiles: Vec<String> = serde_json::from_value(drawn["kpiText"].clone()).unwrap();
+    assert!(tiles.iter().any(|tile| tile.contains("pool waits") && tile.contains("waiting, p95")), "{tiles:?}");
     assert_eq!(drawn["throughput"], 1, "the throughput line: {drawn}");
     assert_eq!(drawn["pool"], 1, "the pool's limit line: {drawn}");
     assert!(drawn["bars"].as_u64().unwrap() >= 2, "route bars: {drawn}");

@@ -67,7 +67,9 @@ async fn database_down_answers_503_with_the_reason() {
     let url = format!("postgres://postgres@127.0.0.1:{closed_port}/nothing");
     let settings =
         Settings::from_pairs([("database.url", url.clone()), ("database.pool_timeout_secs", "1".into())]).unwrap();
-    let pool = PgPoolOptions::new().acquire_timeout(std::time::Duration::from_secs(1)).connect_lazy(&url).unwrap();
+    let pool = vibing2::db::Pool::new(
+        PgPoolOptions::new().acquire_timeout(std::time::Duration::from_secs(1)).connect_lazy(&url).unwrap(),
+    );
     let router = app::router(AppState::new(pool, settings).unwrap());
     let response = send(&router, axum::http::Method::GET, "/api/health/database", None).await;
     assert_eq!(response.status, StatusCode::SERVICE_UNAVAILABLE);
@@ -148,4 +150,51 @@ async fn pool_acquire_timeouts_are_counted() {
     drop(held);
     // Other tests of this process may time out too: the count only grows.
     assert!(timeouts().await > before);
+}
+
+/// A caller that waits for the one pooled connection shows as a waiter, its wait lands in the
+/// acquire-wait distribution once it gets the connection, and a transaction that finds none
+/// within the pool timeout counts as a timeout too (not only statements run on the pool).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pool_waiters_and_acquire_waits_are_measured() {
+    use std::time::{Duration, Instant};
+    use vibing2::telemetry::pool;
+
+    let app = TestApp::with_settings(&[
+        ("admin_token", ADMIN_TOKEN),
+        ("database.connection_limit", "1"),
+        ("database.pool_timeout_secs", "1"),
+    ])
+    .await;
+    let waits_before = pool::figures().acquire_wait.since_start.count;
+    let held = app.state.pool.begin().await.unwrap();
+    let router = app.router.clone();
+    let waiting =
+        tokio::spawn(async move { crate::support::call(&router, Method::GET, "/api/discover", None, None).await });
+    let started = Instant::now();
+    while pool::figures().waiters == 0 {
+        assert!(started.elapsed() < Duration::from_secs(1), "the request never queued for the connection");
+        tokio::task::yield_now().await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    held.rollback().await.unwrap();
+    let served = waiting.await.unwrap();
+    assert_eq!(served.status, StatusCode::OK, "served once the connection came back: {}", served.json);
+
+    let figures = pool::figures();
+    assert!(figures.acquire_wait.since_start.count > waits_before);
+    assert!(figures.acquire_wait.since_start.max_ms >= 300.0, "{figures:?}");
+
+    let timeouts_before = pool::figures().acquire_timeouts;
+    let held = app.state.pool.acquire().await.unwrap();
+    let starved = app.state.pool.begin().await;
+    assert!(matches!(starved, Err(sqlx::Error::PoolTimedOut)), "{starved:?}");
+    drop(held);
+    assert!(pool::figures().acquire_timeouts > timeouts_before);
+
+    let health = app.admin_get("/api/health/database?detailed=true").await;
+    let reported = &health.json["pool"];
+    assert!(reported["acquireTimeouts"].as_u64().unwrap() > timeouts_before, "{reported}");
+    assert!(reported["acquireWait"]["sinceStart"]["maxMs"].as_f64().unwrap() >= 300.0, "{reported}");
+    assert!(reported["waiters"].is_u64(), "{reported}");
 }

@@ -377,6 +377,8 @@ async fn metrics_parse_as_prometheus_exposition_with_every_family() {
     assert_eq!(family("vibing2_db_query_duration_seconds").family_type, openmetrics_parser::PrometheusType::Histogram);
     assert!(labelled("vibing2_db_query_duration_seconds", "query", "projects.get"), "{text}");
     assert!(labelled("vibing2_pool_connections", "state", "idle"));
+    assert_eq!(family("vibing2_pool_acquire_wait_seconds").family_type, openmetrics_parser::PrometheusType::Histogram);
+    family("vibing2_pool_waiters");
     assert!(labelled("vibing2_cache_hits_total", "tier", "local"));
     assert!(!text.contains(&project), "no raw ids in labels");
 }

@@ -84,8 +84,9 @@ async fn an_unreachable_database_is_a_fast_503_apart_from_a_busy_pool_and_recove
     // One connection, the default 30 s acquire timeout.
     let settings = db.settings(&[("database.url", &relayed_url), ("database.probe_interval_ms", "100")]);
     let options: PgConnectOptions = relayed_url.parse().unwrap();
-    let pool =
-        PgPoolOptions::new().max_connections(1).acquire_timeout(Duration::from_secs(30)).connect_lazy_with(options);
+    let pool = vibing2::db::Pool::new(
+        PgPoolOptions::new().max_connections(1).acquire_timeout(Duration::from_secs(30)).connect_lazy_with(options),
+    );
     let state = AppState::new(pool.clone(), settings).unwrap();
     let router = app::router(state);
     // Each read asks for a page size of its own, so none is answered from the cache.

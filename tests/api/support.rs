@@ -10,7 +10,7 @@ use axum::Router;
 use http_body_util::BodyExt;
 use secrecy::SecretString;
 use serde_json::Value;
-use sqlx::{Connection, Executor, PgConnection, PgPool};
+use sqlx::{Connection, Executor, PgConnection};
 use tokio::sync::OnceCell;
 use tower::ServiceExt;
 use vibing2::app;
@@ -88,7 +88,7 @@ impl TestDb {
     }
 
     /// A pool built exactly as the service builds it, from these settings.
-    pub async fn pool(&self, settings: &Settings) -> PgPool {
+    pub async fn pool(&self, settings: &Settings) -> db::Pool {
         db::connect(&settings.database, &self.secret_url()).await.expect("pool")
     }
 
@@ -155,7 +155,7 @@ async fn template() -> String {
 /// The service's router over a test database, driven in-process.
 pub struct TestApp {
     pub db: TestDb,
-    pub pool: PgPool,
+    pub pool: db::Pool,
     pub state: AppState,
     pub router: Router,
 }

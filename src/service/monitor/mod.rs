@@ -8,11 +8,11 @@ mod statement;
 use std::time::Duration;
 
 use serde_json::{json, Value};
-use sqlx::PgPool;
 use tokio::sync::{mpsc, watch};
 
 use crate::config::MonitorSettings;
 use crate::db::monitor::{self, StatementOrder};
+use crate::db::Pool;
 use crate::error::{Error, Result};
 use crate::state::AppState;
 use crate::telemetry::{exposition, queries, routes};
@@ -226,7 +226,7 @@ pub async fn explain(state: &AppState, statement: &str, params: &[Value], analyz
 /// Writes the slow calls `telemetry::queries` hands over to `QueryPerformance`, in batches,
 /// keeping the newest `monitor.slow_history_rows`, until `stop` turns true. Off the request
 /// path: a full queue drops calls (counted in the stats) rather than slow a request down.
-pub async fn keep_slow_history(pool: PgPool, settings: MonitorSettings, mut stop: watch::Receiver<bool>) {
+pub async fn keep_slow_history(pool: Pool, settings: MonitorSettings, mut stop: watch::Receiver<bool>) {
     const QUEUE: usize = 1024;
     const BATCH: usize = 256;
     let (history, mut calls) = mpsc::channel(QUEUE);
