@@ -19,6 +19,9 @@ pub enum Command {
     Migrate(MigrateCommand),
     /// Refresh the materialized views once (project_stats, user_token_summary).
     RefreshViews,
+    /// Copy a Phase-1 SQLite database into DATABASE_URL's (empty) database, verified; a rerun
+    /// resumes an unfinished import.
+    Import(ImportCommand),
     /// Seed two databases beside DATABASE_URL and measure the before/after table; or seed
     /// one database; or load a running service over HTTP.
     Bench(BenchCommand),
@@ -30,6 +33,34 @@ pub struct MigrateCommand {
     /// [default: the migrator's, 10,000].
     #[arg(long, value_parser = clap::value_parser!(i64).range(1..=1_000_000))]
     pub batch_rows: Option<i64>,
+}
+
+#[derive(Debug, Args)]
+pub struct ImportCommand {
+    /// The Phase-1 database, as sqlite:PATH. It is opened read-only.
+    pub source: String,
+    /// Users whose e-mails differ only by case: stop before writing anything (fail), or keep
+    /// the earliest-created and quarantine the others with everything they own.
+    #[arg(long, value_enum, default_value_t = EmailConflictChoice::Fail)]
+    pub on_email_conflict: EmailConflictChoice,
+    /// Also write the report as JSON here.
+    #[arg(long)]
+    pub report: Option<PathBuf>,
+    /// Where the quarantined rows go, as JSON lines.
+    #[arg(long, default_value = "import-rejects.jsonl")]
+    pub rejects: PathBuf,
+    /// Rows per batch; each batch commits on its own.
+    #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub batch_rows: u32,
+    /// A line per table instead of progress bars.
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum EmailConflictChoice {
+    Fail,
+    KeepFirst,
 }
 
 #[derive(Debug, Args)]

@@ -6,7 +6,7 @@ use sqlx::ConnectOptions;
 use tokio::net::TcpListener;
 
 use crate::app;
-use crate::cli::{BenchCommand, BenchPart, SeedFlavor};
+use crate::cli::{BenchCommand, BenchPart, EmailConflictChoice, ImportCommand, SeedFlavor};
 use crate::config::Settings;
 use crate::db::{self, embedded::EmbeddedCluster, migrate};
 use crate::jobs::{self, Scheduler};
@@ -188,6 +188,42 @@ pub async fn refresh_views(settings: Settings) -> anyhow::Result<()> {
     for (view, elapsed_ms) in outcome? {
         println!("refreshed {view} in {elapsed_ms:.0} ms");
     }
+    Ok(())
+}
+
+/// `vibing2 import sqlite:PATH`: fails (non-zero exit) on any refusal or mismatch, after
+/// printing the report.
+pub async fn import(settings: Settings, command: ImportCommand) -> anyhow::Result<()> {
+    use crate::import::{self, tables::ApiLimits, EmailConflict, ImportOptions};
+    let options = ImportOptions {
+        source: import::source_path(&command.source)?,
+        on_email_conflict: match command.on_email_conflict {
+            EmailConflictChoice::Fail => EmailConflict::Fail,
+            EmailConflictChoice::KeepFirst => EmailConflict::KeepFirst,
+        },
+        batch_rows: command.batch_rows as usize,
+        quiet: command.quiet,
+        rejects_path: command.rejects,
+        limits: ApiLimits {
+            message_chars: crate::validate::MESSAGE_CONTENT_CHARS,
+            file_bytes: settings.limits.file_bytes_free,
+        },
+    };
+    let database = Database::open(&settings).await?;
+    let outcome = async {
+        let connect = db::connect_options(&settings.database, &database.url)?.options([("statement_timeout", "0")]);
+        let mut conn = connect.connect().await.context("cannot connect to the target database")?;
+        import::run(&mut conn, &options).await
+    }
+    .await;
+    database.close().await;
+    let report = outcome?;
+    print!("{}", report.text());
+    if let Some(path) = &command.report {
+        std::fs::write(path, serde_json::to_vec_pretty(&report)?)
+            .with_context(|| format!("cannot write the report to {}", path.display()))?;
+    }
+    anyhow::ensure!(report.ok, "the import's verification failed: see the report");
     Ok(())
 }
 

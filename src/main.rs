@@ -19,6 +19,7 @@ async fn main() -> ExitCode {
         Command::Serve => vibing2::commands::serve(settings).await,
         Command::Migrate(command) => vibing2::commands::migrate(settings, command.batch_rows).await,
         Command::RefreshViews => vibing2::commands::refresh_views(settings).await,
+        Command::Import(import) => vibing2::commands::import(settings, import).await,
         Command::Bench(bench) => vibing2::commands::bench(settings, bench).await,
     };
     match outcome {

@@ -5,6 +5,9 @@ use sha2::{Digest, Sha256};
 
 use crate::error::Error;
 
+/// The longest message content the API takes, in characters.
+pub const MESSAGE_CONTENT_CHARS: usize = 200_000;
+
 /// A required text field: trimmed length within `min..=max` characters.
 pub fn text(field: &str, value: &str, min: usize, max: usize) -> Result<(), Error> {
     let length = value.trim().chars().count();

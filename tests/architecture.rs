@@ -22,10 +22,14 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("app", &["api", "error", "state", "telemetry"]),
     ("server", &["config"]),
     ("jobs", &["config", "db", "domain", "error", "service"]),
+    ("import", &["auth", "db", "validate"]),
     ("bench", &["auth", "cache", "config", "db", "domain", "error", "jobs", "validate"]),
     (
         "commands",
-        &["app", "auth", "bench", "cli", "config", "db", "domain", "error", "jobs", "server", "service", "state"],
+        &[
+            "app", "auth", "bench", "cli", "config", "db", "domain", "error", "import", "jobs", "server", "service",
+            "state", "validate",
+        ],
     ),
 ];
 

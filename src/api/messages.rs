@@ -51,9 +51,6 @@ impl From<PagedMessage> for Message {
 }
 
 const MESSAGE_PAGE: PageSize = PageSize { default: 50, max: 100 };
-/// The longest message body accepted, in characters.
-const MAX_CONTENT_CHARS: usize = 200_000;
-
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(append_message, list_messages)).routes(routes!(read_message))
 }
@@ -92,7 +89,7 @@ async fn append_message(
 ) -> Result<(StatusCode, Json<Message>)> {
     access::project(&state, &id, caller.id(), Action::Write).await?;
     let request = body.read(&state).await?;
-    validate::text("content", &request.content, 1, MAX_CONTENT_CHARS)?;
+    validate::text("content", &request.content, 1, validate::MESSAGE_CONTENT_CHARS)?;
     let tokens = request.tokens.unwrap_or(0);
     if tokens < 0 {
         return Err(Error::Unprocessable("tokens must not be negative".into()));

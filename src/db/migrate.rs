@@ -52,6 +52,7 @@ pub static MIGRATIONS: &[Migration] = &[
         name: "query_performance",
         sql: include_str!("../../migrations/0009_query_performance.sql"),
     },
+    Migration { version: 10, name: "phase1_import", sql: include_str!("../../migrations/0010_phase1_import.sql") },
 ];
 
 impl Migration {

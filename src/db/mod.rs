@@ -10,6 +10,7 @@ pub mod competitions;
 pub mod discovery;
 pub mod embedded;
 pub mod files;
+pub mod import;
 pub mod likes;
 pub mod login_failures;
 pub mod maintenance;

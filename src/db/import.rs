@@ -1,0 +1,342 @@
+//! The SQL of `vibing2 import`: the import's ledger, the batches' binary `COPY`, the content
+//! checksums and the finishing steps. Like `migrate`, this is a command's SQL, not the
+//! service's, so it is not timed per query.
+
+use std::collections::HashMap;
+
+use sqlx::{Connection, Executor, PgConnection, Row};
+
+/// The platform's tables: a target with rows in any of them holds other data.
+pub const PLATFORM_TABLES: &[&str] = &[
+    "User",
+    "Account",
+    "Session",
+    "VerificationToken",
+    "Project",
+    "ProjectFile",
+    "Message",
+    "ProjectCollaborator",
+    "CollaborationInvite",
+    "TokenUsage",
+    "ProjectLike",
+    "Competition",
+];
+
+/// An import recorded in the target.
+#[derive(Debug, Clone)]
+pub struct Ledger {
+    pub fingerprint: String,
+    pub source: String,
+    pub completed: bool,
+}
+
+/// The target before anything is written: its import ledger, and the platform tables that
+/// hold rows.
+pub struct TargetState {
+    pub ledger: Option<Ledger>,
+    pub occupied: Vec<String>,
+}
+
+pub async fn target_state(conn: &mut PgConnection) -> sqlx::Result<TargetState> {
+    let has_ledger: bool =
+        sqlx::query_scalar("SELECT to_regclass('public._vibing2_import') IS NOT NULL").fetch_one(&mut *conn).await?;
+    let ledger = if has_ledger {
+        sqlx::query(r#"SELECT "fingerprint", "source", "completedAt" IS NOT NULL FROM "_vibing2_import""#)
+            .fetch_optional(&mut *conn)
+            .await?
+            .map(|row| Ledger { fingerprint: row.get(0), source: row.get(1), completed: row.get(2) })
+    } else {
+        None
+    };
+    let mut occupied = Vec::new();
+    for table in PLATFORM_TABLES {
+        let exists: bool = sqlx::query_scalar("SELECT to_regclass(format('public.%I', $1::text)) IS NOT NULL")
+            .bind(table)
+            .fetch_one(&mut *conn)
+            .await?;
+        if exists {
+            let rows: bool = sqlx::query_scalar(&format!(r#"SELECT EXISTS (SELECT 1 FROM "{table}")"#))
+                .fetch_one(&mut *conn)
+                .await?;
+            if rows {
+                occupied.push((*table).to_owned());
+            }
+        }
+    }
+    Ok(TargetState { ledger, occupied })
+}
+
+pub async fn start_ledger(conn: &mut PgConnection, fingerprint: &str, source: &str) -> sqlx::Result<()> {
+    sqlx::query(r#"INSERT INTO "_vibing2_import" ("fingerprint", "source") VALUES ($1, $2) ON CONFLICT DO NOTHING"#)
+        .bind(fingerprint)
+        .bind(source)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+pub async fn complete_ledger(conn: &mut PgConnection) -> sqlx::Result<()> {
+    conn.execute(
+        r#"UPDATE "_vibing2_import" SET "completedAt" = now() AT TIME ZONE 'UTC' WHERE "completedAt" IS NULL"#,
+    )
+    .await?;
+    Ok(())
+}
+
+/// One stage's committed progress.
+#[derive(Debug, Clone, Default)]
+pub struct Progress {
+    pub last_rowid: i64,
+    pub imported: i64,
+    pub quarantined: i64,
+    pub dropped: i64,
+    /// The sum of the imported rows' digests, exact.
+    pub digest_sum: i128,
+    pub done: bool,
+}
+
+pub async fn progress(conn: &mut PgConnection) -> anyhow::Result<HashMap<String, Progress>> {
+    let rows = sqlx::query(
+        r#"SELECT "stage", "lastRowid", "imported", "quarantined", "dropped", "digestSum"::text, "done"
+           FROM "_vibing2_import_progress""#,
+    )
+    .fetch_all(conn)
+    .await?;
+    let mut progress = HashMap::new();
+    for row in rows {
+        let digest_sum: String = row.get(5);
+        progress.insert(
+            row.get(0),
+            Progress {
+                last_rowid: row.get(1),
+                imported: row.get(2),
+                quarantined: row.get(3),
+                dropped: row.get(4),
+                digest_sum: digest_sum.parse()?,
+                done: row.get(6),
+            },
+        );
+    }
+    Ok(progress)
+}
+
+/// A quarantined row.
+pub struct Reject {
+    pub row_id: String,
+    pub row: serde_json::Value,
+    pub reason: String,
+}
+
+/// A value a rule changed, listed in `MigrationIssue`.
+pub struct Issue {
+    pub row_id: String,
+    pub column: &'static str,
+    pub original: Option<String>,
+    pub problem: &'static str,
+}
+
+/// One batch of a stage, ready to write.
+pub struct Batch {
+    /// Binary `COPY` rows, without header or trailer.
+    pub copy_rows: Vec<u8>,
+    pub last_rowid: i64,
+    pub imported: i64,
+    pub dropped: i64,
+    pub digest_sum: i128,
+    pub rejects: Vec<Reject>,
+    pub issues: Vec<Issue>,
+    /// (column, change) → count.
+    pub changes: HashMap<(&'static str, &'static str), i64>,
+}
+
+/// Writes one batch in one transaction: its rows, its rejects and issues, its change counts
+/// and the stage's progress. Killed at any point, either all of it is there or none.
+pub async fn write_batch(
+    conn: &mut PgConnection,
+    stage: &str,
+    table: &str,
+    columns: &[&str],
+    batch: &Batch,
+    header: &[u8],
+    trailer: &[u8],
+) -> anyhow::Result<()> {
+    let mut tx = conn.begin().await?;
+    if batch.imported > 0 {
+        let list: Vec<String> = columns.iter().map(|column| format!("\"{column}\"")).collect();
+        let statement = format!(r#"COPY "{table}" ({}) FROM STDIN (FORMAT binary)"#, list.join(", "));
+        let mut copy = tx.copy_in_raw(&statement).await?;
+        copy.send(header).await?;
+        // Sent in pieces: sqlx frames each send as one CopyData message.
+        for piece in batch.copy_rows.chunks(1 << 20) {
+            copy.send(piece).await?;
+        }
+        copy.send(trailer).await?;
+        let copied = copy.finish().await?;
+        anyhow::ensure!(copied == batch.imported as u64, "COPY wrote {copied} rows of {}", batch.imported);
+    }
+    if !batch.rejects.is_empty() {
+        let ids: Vec<&str> = batch.rejects.iter().map(|reject| reject.row_id.as_str()).collect();
+        let rows: Vec<&serde_json::Value> = batch.rejects.iter().map(|reject| &reject.row).collect();
+        let reasons: Vec<&str> = batch.rejects.iter().map(|reject| reject.reason.as_str()).collect();
+        sqlx::query(
+            r#"INSERT INTO "_vibing2_import_reject" ("stage", "rowId", "row", "reason")
+               SELECT $1, * FROM UNNEST($2::text[], $3::jsonb[], $4::text[])"#,
+        )
+        .bind(stage)
+        .bind(&ids)
+        .bind(sqlx::types::Json(&rows))
+        .bind(&reasons)
+        .execute(&mut *tx)
+        .await?;
+    }
+    if !batch.issues.is_empty() {
+        let ids: Vec<&str> = batch.issues.iter().map(|issue| issue.row_id.as_str()).collect();
+        let columns: Vec<&str> = batch.issues.iter().map(|issue| issue.column).collect();
+        let originals: Vec<Option<&str>> = batch.issues.iter().map(|issue| issue.original.as_deref()).collect();
+        let problems: Vec<&str> = batch.issues.iter().map(|issue| issue.problem).collect();
+        sqlx::query(
+            r#"INSERT INTO "MigrationIssue" ("tableName", "rowId", "columnName", "originalValue", "problem")
+               SELECT $1, * FROM UNNEST($2::text[], $3::text[], $4::text[], $5::text[])"#,
+        )
+        .bind(table)
+        .bind(&ids)
+        .bind(&columns)
+        .bind(&originals)
+        .bind(&problems)
+        .execute(&mut *tx)
+        .await?;
+    }
+    if !batch.changes.is_empty() {
+        let (keys, counts): (Vec<_>, Vec<i64>) = batch.changes.iter().map(|(key, count)| (*key, *count)).unzip();
+        let (columns, changes): (Vec<&str>, Vec<&str>) = keys.into_iter().unzip();
+        sqlx::query(
+            r#"INSERT INTO "_vibing2_import_change" ("stage", "columnName", "change", "count")
+               SELECT $1, * FROM UNNEST($2::text[], $3::text[], $4::bigint[])
+               ON CONFLICT ("stage", "columnName", "change")
+               DO UPDATE SET "count" = "_vibing2_import_change"."count" + EXCLUDED."count""#,
+        )
+        .bind(stage)
+        .bind(&columns)
+        .bind(&changes)
+        .bind(&counts)
+        .execute(&mut *tx)
+        .await?;
+    }
+    sqlx::query(
+        r#"INSERT INTO "_vibing2_import_progress" AS p
+               ("stage", "lastRowid", "imported", "quarantined", "dropped", "digestSum")
+           VALUES ($1, $2, $3, $4, $5, $6::numeric)
+           ON CONFLICT ("stage") DO UPDATE SET
+               "lastRowid" = EXCLUDED."lastRowid",
+               "imported" = p."imported" + EXCLUDED."imported",
+               "quarantined" = p."quarantined" + EXCLUDED."quarantined",
+               "dropped" = p."dropped" + EXCLUDED."dropped",
+               "digestSum" = p."digestSum" + EXCLUDED."digestSum""#,
+    )
+    .bind(stage)
+    .bind(batch.last_rowid)
+    .bind(batch.imported)
+    .bind(batch.rejects.len() as i64)
+    .bind(batch.dropped)
+    .bind(batch.digest_sum.to_string())
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+pub async fn mark_done(conn: &mut PgConnection, stage: &str) -> sqlx::Result<()> {
+    sqlx::query(
+        r#"INSERT INTO "_vibing2_import_progress" ("stage", "done") VALUES ($1, true)
+           ON CONFLICT ("stage") DO UPDATE SET "done" = true"#,
+    )
+    .bind(stage)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// The ids of one table's rows (the parents imported so far, on a resume).
+pub async fn ids(conn: &mut PgConnection, table: &str) -> sqlx::Result<Vec<String>> {
+    sqlx::query_scalar(&format!(r#"SELECT "id" FROM "{table}""#)).fetch_all(conn).await
+}
+
+/// The rows one stage quarantined, with why.
+pub async fn rejected(conn: &mut PgConnection, stage: &str) -> sqlx::Result<Vec<(String, String)>> {
+    sqlx::query_as(r#"SELECT "rowId", "reason" FROM "_vibing2_import_reject" WHERE "stage" = $1"#)
+        .bind(stage)
+        .fetch_all(conn)
+        .await
+}
+
+pub async fn pending_invites(conn: &mut PgConnection) -> sqlx::Result<Vec<(String, String)>> {
+    sqlx::query_as(r#"SELECT "projectId", "toUserId" FROM "CollaborationInvite" WHERE "status" = 'PENDING'"#)
+        .fetch_all(conn)
+        .await
+}
+
+/// Every quarantined row, in the order it was found.
+pub async fn all_rejects(conn: &mut PgConnection) -> sqlx::Result<Vec<(String, serde_json::Value, String)>> {
+    let rows: Vec<(String, sqlx::types::Json<serde_json::Value>, String)> =
+        sqlx::query_as(r#"SELECT "stage", "row", "reason" FROM "_vibing2_import_reject" ORDER BY "id""#)
+            .fetch_all(conn)
+            .await?;
+    Ok(rows.into_iter().map(|(stage, row, reason)| (stage, row.0, reason)).collect())
+}
+
+/// (stage, column, change, count), every change the rules made.
+pub async fn change_counts(conn: &mut PgConnection) -> sqlx::Result<Vec<(String, String, String, i64)>> {
+    sqlx::query_as(r#"SELECT "stage", "columnName", "change", "count" FROM "_vibing2_import_change" ORDER BY 1, 2, 3"#)
+        .fetch_all(conn)
+        .await
+}
+
+/// A table's rows and the sum of their digests, computed from what PostgreSQL holds; the
+/// canonical text of each column is `canonical` (see `import::cells`).
+pub async fn target_checksum(
+    conn: &mut PgConnection,
+    table: &str,
+    canonical: &[String],
+) -> anyhow::Result<(i64, i128)> {
+    let text = canonical.join(" || ");
+    let statement = format!(
+        r#"SELECT count(*), COALESCE(sum(('x' || left(encode(sha256(convert_to({text}, 'UTF8')), 'hex'), 16))::bit(64)::bigint), 0)::text
+           FROM "{table}""#
+    );
+    let (rows, sum): (i64, String) = sqlx::query_as(&statement).fetch_one(conn).await?;
+    Ok((rows, sum.parse()?))
+}
+
+/// Numbers the message cursors in (`createdAt`, `id`) order, the keyset order, unless the
+/// rows came in that order already (then the cursors are right as written), and carries the
+/// sequence on past them. Returns whether it renumbered.
+pub async fn order_message_cursors(conn: &mut PgConnection) -> sqlx::Result<bool> {
+    let out_of_order: bool = sqlx::query_scalar(
+        r#"SELECT EXISTS (
+               SELECT 1 FROM (SELECT "cursor", lag("cursor") OVER (ORDER BY "createdAt", "id") AS previous
+                              FROM "Message") ordered
+               WHERE "cursor" <= previous)"#,
+    )
+    .fetch_one(&mut *conn)
+    .await?;
+    let mut tx = conn.begin().await?;
+    if out_of_order {
+        // Through negative values, so that no step meets the unique (projectId, cursor).
+        tx.execute(
+            r#"UPDATE "Message" m SET "cursor" = -ordered.position
+               FROM (SELECT "id", row_number() OVER (ORDER BY "createdAt", "id") AS position FROM "Message") ordered
+               WHERE m."id" = ordered."id";
+               UPDATE "Message" SET "cursor" = -"cursor";"#,
+        )
+        .await?;
+    }
+    tx.execute(r#"SELECT setval('"Message_cursor_seq"', GREATEST((SELECT max("cursor") FROM "Message"), 1))"#).await?;
+    tx.commit().await?;
+    Ok(out_of_order)
+}
+
+/// Fresh planner statistics for every table.
+pub async fn analyze(conn: &mut PgConnection) -> sqlx::Result<()> {
+    conn.execute("ANALYZE").await?;
+    Ok(())
+}
