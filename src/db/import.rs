@@ -176,7 +176,8 @@ pub async fn write_batch(
     }
     if !batch.rejects.is_empty() {
         let ids: Vec<&str> = batch.rejects.iter().map(|reject| reject.row_id.as_str()).collect();
-        let rows: Vec<&serde_json::Value> = batch.rejects.iter().map(|reject| &reject.row).collect();
+        let rows: Vec<sqlx::types::Json<&serde_json::Value>> =
+            batch.rejects.iter().map(|reject| sqlx::types::Json(&reject.row)).collect();
         let reasons: Vec<&str> = batch.rejects.iter().map(|reject| reject.reason.as_str()).collect();
         sqlx::query(
             r#"INSERT INTO "_vibing2_import_reject" ("stage", "rowId", "row", "reason")
@@ -184,7 +185,7 @@ pub async fn write_batch(
         )
         .bind(stage)
         .bind(&ids)
-        .bind(sqlx::types::Json(&rows))
+        .bind(&rows)
         .bind(&reasons)
         .execute(&mut *tx)
         .await?;

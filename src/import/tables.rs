@@ -398,7 +398,7 @@ pub fn row_json(stage: &Stage, row: &SourceRow) -> serde_json::Value {
                 Value::Null => serde_json::Value::Null,
                 Value::Integer(number) => serde_json::json!(number),
                 Value::Real(number) => serde_json::json!(number),
-                Value::Text(text) => serde_json::Value::String(text.clone()),
+                Value::Text(text) => serde_json::Value::String(printable(text)),
                 Value::Blob(bytes) => serde_json::Value::String(format!("(a blob of {} bytes)", bytes.len())),
             }
         };
@@ -407,12 +407,17 @@ pub fn row_json(stage: &Stage, row: &SourceRow) -> serde_json::Value {
     serde_json::Value::Object(object)
 }
 
+/// PostgreSQL's text and jsonb hold no NUL: a report shows one as `\0`.
+fn printable(text: &str) -> String {
+    text.replace('\0', "\\0")
+}
+
 fn plain(value: &Value) -> String {
     match value {
         Value::Null => String::new(),
         Value::Integer(number) => number.to_string(),
         Value::Real(number) => number.to_string(),
-        Value::Text(text) => text.clone(),
+        Value::Text(text) => printable(text),
         Value::Blob(bytes) => format!("(a blob of {} bytes)", bytes.len()),
     }
 }

@@ -16,6 +16,7 @@ mod embedded;
 mod errors;
 mod files;
 mod health;
+mod import;
 mod indexes;
 mod invalidation;
 mod jobs;
