@@ -38,6 +38,16 @@ CREATE TABLE "_vibing2_import_reject" (
     "reason" TEXT NOT NULL
 );
 
+-- The unique keys, indexes and foreign keys of the platform's tables (not the primary keys), dropped for the load and
+-- rebuilt from these definitions when it is done (as pg_restore does): one set-based build
+-- or check each, instead of one per row. A row leaves when its object is back.
+CREATE TABLE "_vibing2_import_deferred" (
+    "name" TEXT PRIMARY KEY,
+    "tableName" TEXT NOT NULL,
+    "kind" TEXT NOT NULL CHECK ("kind" IN ('key', 'index', 'foreign key')),
+    "definition" TEXT NOT NULL
+);
+
 -- How many values each rule changed, per stage and column.
 CREATE TABLE "_vibing2_import_change" (
     "stage" TEXT NOT NULL,

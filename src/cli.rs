@@ -114,6 +114,19 @@ pub enum BenchPart {
         #[arg(long, value_enum, default_value_t = SeedFlavor::Current)]
         flavor: SeedFlavor,
     },
+    /// Generate a clean Phase-1 SQLite database and time `vibing2 import` and pgloader on it,
+    /// each into a fresh database beside DATABASE_URL.
+    Import {
+        /// Messages in the generated source (besides 1k users, 10k projects, 20k files and
+        /// 100k usage rows).
+        #[arg(long, default_value_t = 1_000_000)]
+        messages: usize,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Where the source, report.md and report.json go.
+        #[arg(long, default_value = "bench-import")]
+        out: PathBuf,
+    },
     /// Closed-loop HTTP load against a running service.
     Http {
         /// The service's base URL.

@@ -241,6 +241,12 @@ pub async fn bench(settings: Settings, command: BenchCommand) -> anyhow::Result<
     }
     let database = Database::open(&settings).await?;
     let outcome = match command.part {
+        Some(BenchPart::Import { messages, seed, out }) => {
+            bench::import::run(database.url.expose_secret(), messages, seed, &out).await.map(|report| {
+                println!("{}", report.markdown());
+                println!("report written to {}", out.display());
+            })
+        }
         Some(BenchPart::Seed { scale, seed, flavor }) => {
             let (flavor, optimized) = match flavor {
                 SeedFlavor::Current => (Flavor::Current, false),

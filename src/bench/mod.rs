@@ -2,6 +2,7 @@
 //! measured side by side in one run.
 
 pub mod http;
+pub mod import;
 pub mod measure;
 pub mod report;
 pub mod scenarios;

@@ -341,3 +341,77 @@ pub async fn analyze(conn: &mut PgConnection) -> sqlx::Result<()> {
     conn.execute("ANALYZE").await?;
     Ok(())
 }
+
+/// Drops the platform tables' unique keys, indexes and foreign keys for the load, keeping
+/// their definitions in `_vibing2_import_deferred` in the same transaction, as pg_restore
+/// loads data before it builds them; the unique keys are checked when they are rebuilt.
+/// Primary keys stay: the materialized views depend on them, and they guard the load.
+/// Idempotent.
+pub async fn defer_constraints(conn: &mut PgConnection) -> sqlx::Result<()> {
+    let mut tx = conn.begin().await?;
+    let deferred: Vec<(String, String, String, String)> = sqlx::query_as(
+        r#"SELECT c.conname::text, c.conrelid::regclass::text,
+                  CASE c.contype WHEN 'f' THEN 'foreign key' ELSE 'key' END, pg_get_constraintdef(c.oid)
+           FROM pg_constraint c
+           WHERE c.contype IN ('f', 'u') AND c.connamespace = 'public'::regnamespace
+             AND c.conrelid::regclass::text = ANY (SELECT format('%I', t) FROM UNNEST($1::text[]) t)
+           UNION ALL
+           SELECT i.indexrelid::regclass::text, i.indrelid::regclass::text, 'index', pg_get_indexdef(i.indexrelid)
+           FROM pg_index i JOIN pg_class r ON r.oid = i.indrelid
+           WHERE NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conindid = i.indexrelid AND c.contype IN ('p', 'u'))
+             AND r.relnamespace = 'public'::regnamespace
+             AND i.indrelid::regclass::text = ANY (SELECT format('%I', t) FROM UNNEST($1::text[]) t)
+           -- Foreign keys first: they depend on the keys.
+           ORDER BY 3 DESC"#,
+    )
+    .bind(PLATFORM_TABLES)
+    .fetch_all(&mut *tx)
+    .await?;
+    for (name, table, kind, definition) in deferred {
+        sqlx::query(
+            r#"INSERT INTO "_vibing2_import_deferred" ("name", "tableName", "kind", "definition")
+               VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING"#,
+        )
+        .bind(&name)
+        .bind(&table)
+        .bind(&kind)
+        .bind(&definition)
+        .execute(&mut *tx)
+        .await?;
+        // Names come from the catalog, already quoted as identifiers by regclass.
+        let drop = if kind == "index" {
+            format!("DROP INDEX {name}")
+        } else {
+            format!(r#"ALTER TABLE {table} DROP CONSTRAINT "{}""#, name.replace('"', "\"\""))
+        };
+        tx.execute(drop.as_str()).await?;
+    }
+    tx.commit().await
+}
+
+/// Rebuilds what [`defer_constraints`] dropped, one object per transaction, so an
+/// interrupted rebuild goes on where it stopped. Returns how many it rebuilt.
+pub async fn restore_constraints(conn: &mut PgConnection) -> sqlx::Result<usize> {
+    let deferred: Vec<(String, String, String, String)> = sqlx::query_as(
+        r#"SELECT "name", "tableName", "kind", "definition" FROM "_vibing2_import_deferred"
+           ORDER BY CASE "kind" WHEN 'key' THEN 0 WHEN 'index' THEN 1 ELSE 2 END, "name""#,
+    )
+    .fetch_all(&mut *conn)
+    .await?;
+    let rebuilt = deferred.len();
+    for (name, table, kind, definition) in deferred {
+        let mut tx = conn.begin().await?;
+        let statement = if kind == "index" {
+            definition
+        } else {
+            format!(r#"ALTER TABLE {table} ADD CONSTRAINT "{}" {definition}"#, name.replace('"', "\"\""))
+        };
+        tx.execute(statement.as_str()).await?;
+        sqlx::query(r#"DELETE FROM "_vibing2_import_deferred" WHERE "name" = $1"#)
+            .bind(&name)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+    }
+    Ok(rebuilt)
+}

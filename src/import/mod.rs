@@ -106,6 +106,10 @@ pub async fn run(conn: &mut PgConnection, options: &ImportOptions) -> anyhow::Re
     migrate::run(conn).await.context("migrating the target")?;
     ledger::start_ledger(conn, &fingerprint, &source_name).await?;
 
+    // Progress commits with its batch, so a batch lost in a crash is simply redone.
+    sqlx::query("SET synchronous_commit = off").execute(&mut *conn).await?;
+    ledger::defer_constraints(conn).await?;
+
     let progress = ledger::progress(conn).await?;
     let context = load_context(conn, &conflicts).await?;
     let context = Context { limits: options.limits, ..context };
@@ -115,14 +119,23 @@ pub async fn run(conn: &mut PgConnection, options: &ImportOptions) -> anyhow::Re
     let imported = copy_stages(conn, source, context, &progress, options, &totals).await?;
     let source = Source::open(&options.source)?;
 
+    let step = Instant::now();
+    let rebuilt = ledger::restore_constraints(conn).await?;
+    tracing::info!(rebuilt, seconds = step.elapsed().as_secs_f64(), "rebuilt the keys, indexes and foreign keys");
+    let step = Instant::now();
     let renumbered = ledger::order_message_cursors(conn).await?;
+    tracing::info!(renumbered, seconds = step.elapsed().as_secs_f64(), "message cursors in createdAt order");
+    let step = Instant::now();
     ledger::analyze(conn).await?;
     for view in MaterializedView::ALL {
         maintenance::refresh_view(conn, view).await?;
     }
+    tracing::info!(seconds = step.elapsed().as_secs_f64(), "analyzed, and refreshed the views");
+    let step = Instant::now();
 
     let outcome = if resumed { RunOutcome::Resumed } else { RunOutcome::Imported };
     let mut report = report::verify(conn, &source, outcome, &source_name).await?;
+    tracing::info!(seconds = step.elapsed().as_secs_f64(), "verified");
     report.cursors_renumbered = renumbered;
     report.seconds = started.elapsed().as_secs_f64();
     report.rows_this_run = imported;

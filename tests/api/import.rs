@@ -13,13 +13,19 @@ use vibing2::import::{self, EmailConflict, ImportOptions};
 
 use crate::support::{TestApp, TestDb};
 
-const FIXTURE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/fixtures/phase1-dev.db");
+/// The real Phase-1 database (a copy of `../shared/fixtures/phase1-dev.db`; its README
+/// describes its quirks).
+const FIXTURE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/phase1-dev.db");
 
 /// A copy of the real fixture, in a directory of the test's own.
 fn fixture_copy() -> (tempfile::TempDir, PathBuf) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("phase1.db");
     std::fs::copy(FIXTURE, &path).unwrap();
+    let mut permissions = std::fs::metadata(&path).unwrap().permissions();
+    #[allow(clippy::permissions_set_readonly_false)]
+    permissions.set_readonly(false);
+    std::fs::set_permissions(&path, permissions).unwrap();
     (dir, path)
 }
 
@@ -130,6 +136,13 @@ async fn the_real_fixture_imports_whole_and_its_bcrypt_user_logs_in() {
         .unwrap();
     assert_eq!(cursors, [1, 2, 3]);
 
+    // The keys, indexes and foreign keys dropped for the load are all back, as migrate made them.
+    let migrated = TestDb::migrated().await;
+    assert_eq!(schema_objects(&db).await, schema_objects(&migrated).await);
+    let deferred: i64 =
+        sqlx::query_scalar(r#"SELECT count(*) FROM "_vibing2_import_deferred""#).fetch_one(&mut conn).await.unwrap();
+    assert_eq!(deferred, 0);
+
     let app = TestApp::on(db, &[]).await;
     assert_eq!(app.login("user@example.com", "password_hash").await.status, StatusCode::UNAUTHORIZED);
     let login = app.login("owner@example.com", "phase1-owner-pass").await;
@@ -139,6 +152,21 @@ async fn the_real_fixture_imports_whole_and_its_bcrypt_user_logs_in() {
         .await
         .unwrap();
     assert!(rehashed.starts_with("$argon2id$"), "rehashed on the first login: {rehashed}");
+}
+
+/// Every index and constraint of the public schema, by definition.
+async fn schema_objects(db: &TestDb) -> Vec<String> {
+    let mut conn = db.connect().await;
+    sqlx::query_scalar(
+        "SELECT indexdef FROM pg_indexes WHERE schemaname = 'public'
+         UNION ALL
+         SELECT conrelid::regclass::text || ' ' || conname || ' ' || pg_get_constraintdef(oid)
+         FROM pg_constraint WHERE connamespace = 'public'::regnamespace
+         ORDER BY 1",
+    )
+    .fetch_all(&mut conn)
+    .await
+    .unwrap()
 }
 
 /// One source with a row for each rule, and one for each reason to quarantine.
