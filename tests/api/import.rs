@@ -77,8 +77,14 @@ fn sha256_of(path: &Path) -> String {
 async fn the_real_fixture_imports_whole_and_its_bcrypt_user_logs_in() {
     let (dir, source) = fixture_copy();
     let before = sha256_of(&source);
+    // Another process has the source open, mid-transaction (holding SQLite's RESERVED lock),
+    // as the running Phase-1 platform would.
+    let other = writable(&source);
+    other.execute_batch("BEGIN IMMEDIATE").unwrap();
     let db = TestDb::empty().await;
     let report = import_into(&db, &options(&source, &dir.path().join("rejects.jsonl"))).await.unwrap();
+    other.execute_batch("ROLLBACK").unwrap();
+    drop(other);
     assert!(report.ok, "{}", report.text());
     assert_eq!(sha256_of(&source), before, "the source is never written");
     for (name, rows) in [("User", 2), ("Project", 2), ("Message", 3), ("ProjectFile", 2)] {
