@@ -6,21 +6,13 @@ use std::collections::HashMap;
 
 use sqlx::{Connection, Executor, PgConnection, Row};
 
-/// The platform's tables: a target with rows in any of them holds other data.
-pub const PLATFORM_TABLES: &[&str] = &[
-    "User",
-    "Account",
-    "Session",
-    "VerificationToken",
-    "Project",
-    "ProjectFile",
-    "Message",
-    "ProjectCollaborator",
-    "CollaborationInvite",
-    "TokenUsage",
-    "ProjectLike",
-    "Competition",
-];
+use super::migrate::PHASE2_TABLES;
+
+/// The platform's tables: Phase 2's, and the two later migrations added. A target with rows
+/// in any of them holds other data.
+fn platform_tables() -> Vec<&'static str> {
+    PHASE2_TABLES.iter().copied().chain(["ProjectLike", "Competition"]).collect()
+}
 
 /// An import recorded in the target.
 #[derive(Debug, Clone)]
@@ -49,7 +41,7 @@ pub async fn target_state(conn: &mut PgConnection) -> sqlx::Result<TargetState> 
         None
     };
     let mut occupied = Vec::new();
-    for table in PLATFORM_TABLES {
+    for table in platform_tables() {
         let exists: bool = sqlx::query_scalar("SELECT to_regclass(format('public.%I', $1::text)) IS NOT NULL")
             .bind(table)
             .fetch_one(&mut *conn)
@@ -364,7 +356,7 @@ pub async fn defer_constraints(conn: &mut PgConnection) -> sqlx::Result<()> {
            -- Foreign keys first: they depend on the keys.
            ORDER BY 3 DESC"#,
     )
-    .bind(PLATFORM_TABLES)
+    .bind(platform_tables())
     .fetch_all(&mut *tx)
     .await?;
     for (name, table, kind, definition) in deferred {

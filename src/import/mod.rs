@@ -116,8 +116,7 @@ pub async fn run(conn: &mut PgConnection, options: &ImportOptions) -> anyhow::Re
     let totals: HashMap<&str, i64> =
         STAGES.iter().map(|stage| Ok((stage.name, source.row_count(stage.from)?))).collect::<anyhow::Result<_>>()?;
 
-    let imported = copy_stages(conn, source, context, &progress, options, &totals).await?;
-    let source = Source::open(&options.source)?;
+    let (imported, source) = copy_stages(conn, source, context, &progress, options, &totals).await?;
 
     let step = Instant::now();
     let rebuilt = ledger::restore_constraints(conn).await?;
@@ -174,7 +173,7 @@ enum Piece {
 }
 
 /// Reads and normalises on a blocking thread, writes on this task: the two overlap, and at
-/// most two batches wait between them. Returns the rows written by this run.
+/// most two batches wait between them. Returns the rows written by this run, and the source.
 async fn copy_stages(
     conn: &mut PgConnection,
     source: Source,
@@ -182,7 +181,7 @@ async fn copy_stages(
     progress: &HashMap<String, ledger::Progress>,
     options: &ImportOptions,
     totals: &HashMap<&str, i64>,
-) -> anyhow::Result<i64> {
+) -> anyhow::Result<(i64, Source)> {
     let (sender, mut receiver) = mpsc::channel::<Piece>(2);
     let starts: Vec<Option<i64>> = STAGES
         .iter()
@@ -193,7 +192,7 @@ async fn copy_stages(
         })
         .collect();
     let batch_rows = options.batch_rows.max(1);
-    let reader = tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
+    let reader = tokio::task::spawn_blocking(move || -> anyhow::Result<Source> {
         for (index, stage) in STAGES.iter().enumerate() {
             let Some(after) = starts[index] else { continue };
             let mut batch = empty_batch(after);
@@ -209,13 +208,13 @@ async fn copy_stages(
             })?;
             let unsent = batch.last_rowid > after || !batch.rejects.is_empty();
             if unsent && sender.blocking_send(Piece::Batch(index, batch)).is_err() {
-                return Ok(());
+                return Ok(source);
             }
             if sender.blocking_send(Piece::StageDone(index)).is_err() {
-                return Ok(());
+                return Ok(source);
             }
         }
-        Ok(())
+        Ok(source)
     });
 
     let visible = !options.quiet && std::io::stderr().is_terminal();
@@ -263,8 +262,8 @@ async fn copy_stages(
             }
         }
     }
-    reader.await.context("the reading thread")??;
-    Ok(written)
+    let source = reader.await.context("the reading thread")??;
+    Ok((written, source))
 }
 
 fn empty_batch(after: i64) -> Batch {

@@ -53,36 +53,42 @@ const PROJECT_COLUMNS: &[&str] = &[
     "updatedAt",
 ];
 
+const ACCOUNT_COLUMNS: &[&str] = &[
+    "userId",
+    "type",
+    "provider",
+    "providerAccountId",
+    "refresh_token",
+    "access_token",
+    "expires_at",
+    "token_type",
+    "scope",
+    "id_token",
+    "session_state",
+    "createdAt",
+    "updatedAt",
+];
+const SESSION_COLUMNS: &[&str] = &["sessionToken", "userId", "expires", "createdAt", "updatedAt"];
+const VERIFICATION_TOKEN_COLUMNS: &[&str] = &["identifier", "token", "expires"];
+const FILE_SOURCE_COLUMNS: &[&str] = &["id", "projectId", "path", "content", "language", "createdAt", "updatedAt"];
+const MESSAGE_COLUMNS: &[&str] = &["id", "role", "content", "projectId", "createdAt"];
+const COLLABORATOR_COLUMNS: &[&str] = &["id", "projectId", "userId", "role", "createdAt"];
+const INVITE_COLUMNS: &[&str] = &["id", "projectId", "fromUserId", "toUserId", "status", "createdAt", "updatedAt"];
+const USAGE_COLUMNS: &[&str] = &["id", "tokensUsed", "contextUsed", "savedTokens", "userId", "endpoint", "timestamp"];
+
 /// The Phase-1 tables and their columns, exactly: a source with more is not one this
 /// importer can copy without loss.
 pub const PHASE1_SCHEMA: &[(&str, &[&str])] = &[
     ("User", USER_COLUMNS),
-    (
-        "Account",
-        &[
-            "userId",
-            "type",
-            "provider",
-            "providerAccountId",
-            "refresh_token",
-            "access_token",
-            "expires_at",
-            "token_type",
-            "scope",
-            "id_token",
-            "session_state",
-            "createdAt",
-            "updatedAt",
-        ],
-    ),
-    ("Session", &["sessionToken", "userId", "expires", "createdAt", "updatedAt"]),
-    ("VerificationToken", &["identifier", "token", "expires"]),
+    ("Account", ACCOUNT_COLUMNS),
+    ("Session", SESSION_COLUMNS),
+    ("VerificationToken", VERIFICATION_TOKEN_COLUMNS),
     ("Project", PROJECT_COLUMNS),
-    ("ProjectFile", &["id", "projectId", "path", "content", "language", "createdAt", "updatedAt"]),
-    ("Message", &["id", "role", "content", "projectId", "createdAt"]),
-    ("ProjectCollaborator", &["id", "projectId", "userId", "role", "createdAt"]),
-    ("CollaborationInvite", &["id", "projectId", "fromUserId", "toUserId", "status", "createdAt", "updatedAt"]),
-    ("TokenUsage", &["id", "tokensUsed", "contextUsed", "savedTokens", "userId", "endpoint", "timestamp"]),
+    ("ProjectFile", FILE_SOURCE_COLUMNS),
+    ("Message", MESSAGE_COLUMNS),
+    ("ProjectCollaborator", COLLABORATOR_COLUMNS),
+    ("CollaborationInvite", INVITE_COLUMNS),
+    ("TokenUsage", USAGE_COLUMNS),
 ];
 
 /// Prisma's own bookkeeping, not platform data.
@@ -120,21 +126,7 @@ pub const STAGES: &[Stage] = &[
         select: r#"SELECT rowid, "userId", "type", "provider", "providerAccountId", "refresh_token", "access_token",
                    "expires_at", "token_type", "scope", "id_token", "session_state", "createdAt", "updatedAt"
                    FROM "Account" WHERE rowid > ?1 ORDER BY rowid"#,
-        source: &[
-            "userId",
-            "type",
-            "provider",
-            "providerAccountId",
-            "refresh_token",
-            "access_token",
-            "expires_at",
-            "token_type",
-            "scope",
-            "id_token",
-            "session_state",
-            "createdAt",
-            "updatedAt",
-        ],
+        source: ACCOUNT_COLUMNS,
         target: &[
             column("userId", Text),
             column("type", Text),
@@ -157,7 +149,7 @@ pub const STAGES: &[Stage] = &[
         from: "Session",
         select: r#"SELECT rowid, "sessionToken", "userId", "expires", "createdAt", "updatedAt"
                    FROM "Session" WHERE rowid > ?1 ORDER BY rowid"#,
-        source: &["sessionToken", "userId", "expires", "createdAt", "updatedAt"],
+        source: SESSION_COLUMNS,
         target: &[
             column("tokenHash", Text),
             column("userId", Text),
@@ -171,7 +163,7 @@ pub const STAGES: &[Stage] = &[
         table: "VerificationToken",
         from: "VerificationToken",
         select: r#"SELECT rowid, "identifier", "token", "expires" FROM "VerificationToken" WHERE rowid > ?1 ORDER BY rowid"#,
-        source: &["identifier", "token", "expires"],
+        source: VERIFICATION_TOKEN_COLUMNS,
         target: &[column("identifier", Text), column("token", Text), column("expires", Timestamp)],
     },
     Stage {
@@ -205,7 +197,7 @@ pub const STAGES: &[Stage] = &[
         from: "ProjectFile",
         select: r#"SELECT rowid, "id", "projectId", "path", "content", "language", "createdAt", "updatedAt"
                    FROM "ProjectFile" WHERE rowid > ?1 ORDER BY rowid"#,
-        source: &["id", "projectId", "path", "content", "language", "createdAt", "updatedAt"],
+        source: FILE_SOURCE_COLUMNS,
         target: FILE_COLUMNS,
     },
     Stage {
@@ -225,7 +217,7 @@ pub const STAGES: &[Stage] = &[
         from: "Message",
         select: r#"SELECT rowid, "id", "role", "content", "projectId", "createdAt" FROM "Message"
                    WHERE rowid > ?1 ORDER BY rowid"#,
-        source: &["id", "role", "content", "projectId", "createdAt"],
+        source: MESSAGE_COLUMNS,
         target: &[
             column("id", Text),
             column("role", Text),
@@ -240,7 +232,7 @@ pub const STAGES: &[Stage] = &[
         from: "ProjectCollaborator",
         select: r#"SELECT rowid, "id", "projectId", "userId", "role", "createdAt" FROM "ProjectCollaborator"
                    WHERE rowid > ?1 ORDER BY rowid"#,
-        source: &["id", "projectId", "userId", "role", "createdAt"],
+        source: COLLABORATOR_COLUMNS,
         target: &[
             column("id", Text),
             column("projectId", Text),
@@ -255,7 +247,7 @@ pub const STAGES: &[Stage] = &[
         from: "CollaborationInvite",
         select: r#"SELECT rowid, "id", "projectId", "fromUserId", "toUserId", "status", "createdAt", "updatedAt"
                    FROM "CollaborationInvite" WHERE rowid > ?1 ORDER BY rowid"#,
-        source: &["id", "projectId", "fromUserId", "toUserId", "status", "createdAt", "updatedAt"],
+        source: INVITE_COLUMNS,
         target: &[
             column("id", Text),
             column("projectId", Text),
@@ -273,7 +265,7 @@ pub const STAGES: &[Stage] = &[
         from: "TokenUsage",
         select: r#"SELECT rowid, "id", "tokensUsed", "contextUsed", "savedTokens", "userId", "endpoint", "timestamp"
                    FROM "TokenUsage" WHERE rowid > ?1 ORDER BY rowid"#,
-        source: &["id", "tokensUsed", "contextUsed", "savedTokens", "userId", "endpoint", "timestamp"],
+        source: USAGE_COLUMNS,
         target: &[
             column("id", Text),
             column("tokensUsed", Int4),
