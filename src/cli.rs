@@ -123,6 +123,9 @@ pub enum BenchPart {
         messages: usize,
         #[arg(long, default_value_t = 1)]
         seed: u64,
+        /// Rounds of both tools, one after the other; the ratio is of the medians.
+        #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=20))]
+        rounds: u32,
         /// Where the source, report.md and report.json go.
         #[arg(long, default_value = "bench-import")]
         out: PathBuf,

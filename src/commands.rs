@@ -211,9 +211,8 @@ pub async fn import(settings: Settings, command: ImportCommand) -> anyhow::Resul
     };
     let database = Database::open(&settings).await?;
     let outcome = async {
-        let connect = db::connect_options(&settings.database, &database.url)?.options([("statement_timeout", "0")]);
-        let mut conn = connect.connect().await.context("cannot connect to the target database")?;
-        import::run(&mut conn, &options).await
+        let target = db::connect_options(&settings.database, &database.url)?;
+        import::run(&target, &options).await
     }
     .await;
     database.close().await;
@@ -241,11 +240,13 @@ pub async fn bench(settings: Settings, command: BenchCommand) -> anyhow::Result<
     }
     let database = Database::open(&settings).await?;
     let outcome = match command.part {
-        Some(BenchPart::Import { messages, seed, out }) => {
-            bench::import::run(database.url.expose_secret(), messages, seed, &out).await.map(|report| {
-                println!("{}", report.markdown());
-                println!("report written to {}", out.display());
-            })
+        Some(BenchPart::Import { messages, seed, rounds, out }) => {
+            bench::import::run(database.url.expose_secret(), messages, seed, rounds as usize, &out).await.map(
+                |report| {
+                    println!("{}", report.markdown());
+                    println!("report written to {}", out.display());
+                },
+            )
         }
         Some(BenchPart::Seed { scale, seed, flavor }) => {
             let (flavor, optimized) = match flavor {

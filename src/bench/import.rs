@@ -1,7 +1,9 @@
 //! `vibing2 bench import`: generates a clean Phase-1 SQLite database (text timestamps only,
 //! so that pgloader can load it at all), then times `vibing2 import` and, where it is
 //! installed, `pgloader` on it, each into a fresh database beside `DATABASE_URL`, one after
-//! the other in one run. Peak RSS is the process's `VmHWM`, sampled every 10 ms.
+//! the other, for a few rounds in one run. Peak RSS is the process's `VmHWM`, sampled every 10 ms. The source is
+//! synced to disk first; each target is dropped once counted, and each run starts on a
+//! settled server (no autovacuum worker, a fresh checkpoint).
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -40,7 +42,7 @@ pub struct ImportBench {
     pub source_mb: f64,
     pub generated_seconds: f64,
     pub runs: Vec<ToolRun>,
-    /// vibing2's rows/s over pgloader's, when pgloader ran.
+    /// vibing2's median rows/s over pgloader's, when pgloader ran.
     pub speedup: Option<f64>,
     pub pgloader_absent: bool,
 }
@@ -64,7 +66,7 @@ impl ImportBench {
             ));
         }
         match self.speedup {
-            Some(speedup) => out.push_str(&format!("\nvibing2 import / pgloader, rows/s: {speedup:.2}x\n")),
+            Some(speedup) => out.push_str(&format!("\nvibing2 import / pgloader, median rows/s: {speedup:.2}x\n")),
             None if self.pgloader_absent => out.push_str("\npgloader is not installed: no comparison\n"),
             None => {}
         }
@@ -73,7 +75,13 @@ impl ImportBench {
 }
 
 /// Runs the benchmark; `admin_url` names a database on the server the targets are made on.
-pub async fn run(admin_url: &str, messages: usize, seed: u64, out: &Path) -> anyhow::Result<ImportBench> {
+pub async fn run(
+    admin_url: &str,
+    messages: usize,
+    seed: u64,
+    rounds: usize,
+    out: &Path,
+) -> anyhow::Result<ImportBench> {
     std::fs::create_dir_all(out)?;
     let source = out.join("phase1-bench.db");
     let started = Instant::now();
@@ -82,38 +90,68 @@ pub async fn run(admin_url: &str, messages: usize, seed: u64, out: &Path) -> any
         tokio::task::spawn_blocking(move || generate(&source, messages, seed)).await??
     };
     let generated_seconds = started.elapsed().as_secs_f64();
+    // On disk before either tool runs, so that neither pays for the generator's writeback.
+    std::fs::File::open(&source)?.sync_all()?;
     let source_mb = std::fs::metadata(&source)?.len() as f64 / 1e6;
     tracing::info!(rows = source_rows, seconds = generated_seconds, "generated the Phase-1 source");
 
-    let mut runs = Vec::new();
-    let ours = fresh_database(admin_url, "vibing2_bench_import_ours").await?;
-    let mut command = Command::new(std::env::current_exe()?);
-    command
-        .args(["import", &format!("sqlite:{}", source.display()), "--quiet", "--rejects"])
-        .arg(out.join("rejects.jsonl"))
-        .env("DATABASE_URL", &ours)
-        .env("RUST_LOG", "warn");
-    runs.push(measure("vibing2 import", command, &ours).await?);
-
     let pgloader_absent = which("pgloader").is_none();
-    if !pgloader_absent {
-        let theirs = fresh_database(admin_url, "vibing2_bench_import_pgloader").await?;
-        let mut command = Command::new("pgloader");
-        command.arg(format!("sqlite://{}", source.canonicalize()?.display())).arg(theirs.replacen(
-            "postgres://",
-            "postgresql://",
-            1,
-        ));
-        runs.push(measure("pgloader", command, &theirs).await?);
+    let mut runs = Vec::new();
+    for _ in 0..rounds {
+        runs.push(run_ours(admin_url, &source, out).await?);
+        if !pgloader_absent {
+            runs.push(run_pgloader(admin_url, &source).await?);
+        }
     }
-    let speedup = match runs.as_slice() {
-        [ours, theirs] if theirs.rows_per_second > 0.0 => Some(ours.rows_per_second / theirs.rows_per_second),
+    let median = |tool: &str| {
+        let mut rates: Vec<f64> =
+            runs.iter().filter(|run| run.tool == tool && run.exit_ok).map(|run| run.rows_per_second).collect();
+        rates.sort_by(f64::total_cmp);
+        rates.get(rates.len() / 2).copied()
+    };
+    let speedup = match (median(OURS), median(PGLOADER)) {
+        (Some(ours), Some(theirs)) if theirs > 0.0 => Some(ours / theirs),
         _ => None,
     };
     let report = ImportBench { messages, source_rows, source_mb, generated_seconds, runs, speedup, pgloader_absent };
     std::fs::write(out.join("report.json"), serde_json::to_vec_pretty(&report)?)?;
     std::fs::write(out.join("report.md"), report.markdown())?;
     Ok(report)
+}
+
+const OURS: &str = "vibing2 import";
+const PGLOADER: &str = "pgloader";
+
+/// One timed `vibing2 import` of `source`, into a fresh database that is dropped once
+/// counted: neither tool may pay for the other's aftermath (autovacuum of a freshly loaded
+/// database, the checkpoint its WAL calls for).
+async fn run_ours(admin_url: &str, source: &Path, out: &Path) -> anyhow::Result<ToolRun> {
+    settle(admin_url).await?;
+    let target = fresh_database(admin_url, "vibing2_bench_import_ours").await?;
+    let mut command = Command::new(std::env::current_exe()?);
+    command
+        .args(["import", &format!("sqlite:{}", source.display()), "--quiet", "--rejects"])
+        .arg(out.join("rejects.jsonl"))
+        .env("DATABASE_URL", &target)
+        .env("RUST_LOG", "warn");
+    let run = measure(OURS, command, &target).await?;
+    drop_database(admin_url, &target).await?;
+    Ok(run)
+}
+
+/// One timed pgloader run, as [`run_ours`].
+async fn run_pgloader(admin_url: &str, source: &Path) -> anyhow::Result<ToolRun> {
+    settle(admin_url).await?;
+    let target = fresh_database(admin_url, "vibing2_bench_import_pgloader").await?;
+    let mut command = Command::new("pgloader");
+    command.arg(format!("sqlite://{}", source.canonicalize()?.display())).arg(target.replacen(
+        "postgres://",
+        "postgresql://",
+        1,
+    ));
+    let run = measure(PGLOADER, command, &target).await?;
+    drop_database(admin_url, &target).await?;
+    Ok(run)
 }
 
 fn which(program: &str) -> Option<PathBuf> {
@@ -128,6 +166,34 @@ async fn fresh_database(admin_url: &str, name: &str) -> anyhow::Result<String> {
     let mut url = url::Url::parse(admin_url)?;
     url.set_path(&format!("/{name}"));
     Ok(url.to_string())
+}
+
+async fn drop_database(admin_url: &str, url: &str) -> anyhow::Result<()> {
+    let name = url::Url::parse(url)?.path().trim_start_matches('/').to_owned();
+    let mut admin = PgConnection::connect(admin_url).await?;
+    admin.execute(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)").as_str()).await?;
+    Ok(())
+}
+
+/// Waits, at most a minute, until no autovacuum worker runs, then checkpoints, so that a
+/// run starts on a quiet server.
+async fn settle(admin_url: &str) -> anyhow::Result<()> {
+    let mut admin = PgConnection::connect(admin_url).await?;
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(60) {
+        let busy: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'autovacuum worker'")
+                .fetch_one(&mut admin)
+                .await?;
+        if busy == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    if let Err(error) = admin.execute("CHECKPOINT").await {
+        tracing::warn!(%error, "no CHECKPOINT before the run (it needs a superuser or pg_checkpoint)");
+    }
+    Ok(())
 }
 
 /// Runs `command` to its end, sampling its peak RSS; then counts the rows it left in `target`.

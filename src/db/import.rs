@@ -75,40 +75,78 @@ pub async fn complete_ledger(conn: &mut PgConnection) -> sqlx::Result<()> {
     Ok(())
 }
 
-/// One stage's committed progress.
+/// One stage's committed progress: the sums over its batches, and the source rowids they cover.
 #[derive(Debug, Clone, Default)]
 pub struct Progress {
-    pub last_rowid: i64,
     pub imported: i64,
     pub quarantined: i64,
     pub dropped: i64,
     /// The sum of the imported rows' digests, exact.
     pub digest_sum: i128,
-    pub done: bool,
+    /// The covered rowids as merged, sorted, disjoint ranges (after, last].
+    pub covered: Vec<(i64, i64)>,
+}
+
+impl Progress {
+    /// The rowid before which every source row has been written: the resume point.
+    pub fn prefix_end(&self) -> i64 {
+        match self.covered.first() {
+            Some(&(after, last)) if after <= 0 => last,
+            _ => 0,
+        }
+    }
+
+    /// Whether a batch committed this row already (batches commit out of order, so there
+    /// can be covered ranges past the prefix).
+    pub fn covers(&self, rowid: i64) -> bool {
+        let at = self.covered.partition_point(|&(_, last)| last < rowid);
+        self.covered.get(at).is_some_and(|&(after, _)| after < rowid)
+    }
+
+    pub fn rows(&self) -> i64 {
+        self.imported + self.quarantined + self.dropped
+    }
+
+    fn add(&mut self, batch: (i64, i64), imported: i64, quarantined: i64, dropped: i64, digest_sum: i128) {
+        self.imported += imported;
+        self.quarantined += quarantined;
+        self.dropped += dropped;
+        self.digest_sum += digest_sum;
+        self.covered.push(batch);
+    }
+
+    fn merge_ranges(&mut self) {
+        self.covered.sort_unstable();
+        let mut merged: Vec<(i64, i64)> = Vec::with_capacity(self.covered.len());
+        for &(after, last) in &self.covered {
+            match merged.last_mut() {
+                Some(previous) if after <= previous.1 => previous.1 = previous.1.max(last),
+                _ => merged.push((after, last)),
+            }
+        }
+        self.covered = merged;
+    }
 }
 
 pub async fn progress(conn: &mut PgConnection) -> anyhow::Result<HashMap<String, Progress>> {
     let rows = sqlx::query(
-        r#"SELECT "stage", "lastRowid", "imported", "quarantined", "dropped", "digestSum"::text, "done"
-           FROM "_vibing2_import_progress""#,
+        r#"SELECT "stage", "afterRowid", "lastRowid", "imported", "quarantined", "dropped", "digestSum"::text
+           FROM "_vibing2_import_batch""#,
     )
     .fetch_all(conn)
     .await?;
-    let mut progress = HashMap::new();
+    let mut progress: HashMap<String, Progress> = HashMap::new();
     for row in rows {
-        let digest_sum: String = row.get(5);
-        progress.insert(
-            row.get(0),
-            Progress {
-                last_rowid: row.get(1),
-                imported: row.get(2),
-                quarantined: row.get(3),
-                dropped: row.get(4),
-                digest_sum: digest_sum.parse()?,
-                done: row.get(6),
-            },
+        let digest_sum: String = row.get(6);
+        progress.entry(row.get(0)).or_default().add(
+            (row.get(1), row.get(2)),
+            row.get(3),
+            row.get(4),
+            row.get(5),
+            digest_sum.parse()?,
         );
     }
+    progress.values_mut().for_each(Progress::merge_ranges);
     Ok(progress)
 }
 
@@ -131,6 +169,8 @@ pub struct Issue {
 pub struct Batch {
     /// Binary `COPY` rows, without header or trailer.
     pub copy_rows: Vec<u8>,
+    /// The batch covers the source rowids in (after_rowid, last_rowid].
+    pub after_rowid: i64,
     pub last_rowid: i64,
     pub imported: i64,
     pub dropped: i64,
@@ -142,7 +182,7 @@ pub struct Batch {
 }
 
 /// Writes one batch in one transaction: its rows, its rejects and issues, its change counts
-/// and the stage's progress. Killed at any point, either all of it is there or none.
+/// and the rowids it covers. Killed at any point, either all of it is there or none.
 pub async fn write_batch(
     conn: &mut PgConnection,
     stage: &str,
@@ -200,7 +240,10 @@ pub async fn write_batch(
         .await?;
     }
     if !batch.changes.is_empty() {
-        let (keys, counts): (Vec<_>, Vec<i64>) = batch.changes.iter().map(|(key, count)| (*key, *count)).unzip();
+        // In one order, so two batches upserting the same counts never deadlock.
+        let mut changes: Vec<_> = batch.changes.iter().map(|(key, count)| (*key, *count)).collect();
+        changes.sort_unstable();
+        let (keys, counts): (Vec<_>, Vec<i64>) = changes.into_iter().unzip();
         let (columns, changes): (Vec<&str>, Vec<&str>) = keys.into_iter().unzip();
         sqlx::query(
             r#"INSERT INTO "_vibing2_import_change" ("stage", "columnName", "change", "count")
@@ -216,17 +259,12 @@ pub async fn write_batch(
         .await?;
     }
     sqlx::query(
-        r#"INSERT INTO "_vibing2_import_progress" AS p
-               ("stage", "lastRowid", "imported", "quarantined", "dropped", "digestSum")
-           VALUES ($1, $2, $3, $4, $5, $6::numeric)
-           ON CONFLICT ("stage") DO UPDATE SET
-               "lastRowid" = EXCLUDED."lastRowid",
-               "imported" = p."imported" + EXCLUDED."imported",
-               "quarantined" = p."quarantined" + EXCLUDED."quarantined",
-               "dropped" = p."dropped" + EXCLUDED."dropped",
-               "digestSum" = p."digestSum" + EXCLUDED."digestSum""#,
+        r#"INSERT INTO "_vibing2_import_batch"
+               ("stage", "afterRowid", "lastRowid", "imported", "quarantined", "dropped", "digestSum")
+           VALUES ($1, $2, $3, $4, $5, $6, $7::numeric)"#,
     )
     .bind(stage)
+    .bind(batch.after_rowid)
     .bind(batch.last_rowid)
     .bind(batch.imported)
     .bind(batch.rejects.len() as i64)
@@ -235,17 +273,6 @@ pub async fn write_batch(
     .execute(&mut *tx)
     .await?;
     tx.commit().await?;
-    Ok(())
-}
-
-pub async fn mark_done(conn: &mut PgConnection, stage: &str) -> sqlx::Result<()> {
-    sqlx::query(
-        r#"INSERT INTO "_vibing2_import_progress" ("stage", "done") VALUES ($1, true)
-           ON CONFLICT ("stage") DO UPDATE SET "done" = true"#,
-    )
-    .bind(stage)
-    .execute(conn)
-    .await?;
     Ok(())
 }
 
@@ -284,48 +311,48 @@ pub async fn change_counts(conn: &mut PgConnection) -> sqlx::Result<Vec<(String,
         .await
 }
 
-/// A table's rows and the sum of their digests, computed from what PostgreSQL holds; the
-/// canonical text of each column is `canonical` (see `import::cells`).
-pub async fn target_checksum(
-    conn: &mut PgConnection,
-    table: &str,
-    canonical: &[String],
-) -> anyhow::Result<(i64, i128)> {
-    let text = canonical.join(" || ");
-    let statement = format!(
-        r#"SELECT count(*), COALESCE(sum(('x' || left(encode(sha256(convert_to({text}, 'UTF8')), 'hex'), 16))::bit(64)::bigint), 0)::text
-           FROM "{table}""#
-    );
+/// A table's rows and the sum of their digests, computed from what PostgreSQL holds; `terms`
+/// are the columns' terms of the row digest (see `import::cells`).
+pub async fn target_checksum(conn: &mut PgConnection, table: &str, terms: &[String]) -> anyhow::Result<(i64, i128)> {
+    let digest = terms.join(" # ");
+    let statement = format!(r#"SELECT count(*), COALESCE(sum({digest}), 0)::text FROM "{table}""#);
     let (rows, sum): (i64, String) = sqlx::query_as(&statement).fetch_one(conn).await?;
     Ok((rows, sum.parse()?))
 }
 
-/// Numbers the message cursors in (`createdAt`, `id`) order, the keyset order, unless the
-/// rows came in that order already (then the cursors are right as written), and carries the
-/// sequence on past them. Returns whether it renumbered.
-pub async fn order_message_cursors(conn: &mut PgConnection) -> sqlx::Result<bool> {
-    let out_of_order: bool = sqlx::query_scalar(
-        r#"SELECT EXISTS (
+/// Whether the message cursors follow (`createdAt`, `id`), the keyset order.
+pub async fn message_cursors_in_order(conn: &mut PgConnection) -> sqlx::Result<bool> {
+    sqlx::query_scalar(
+        r#"SELECT NOT EXISTS (
                SELECT 1 FROM (SELECT "cursor", lag("cursor") OVER (ORDER BY "createdAt", "id") AS previous
                               FROM "Message") ordered
                WHERE "cursor" <= previous)"#,
     )
-    .fetch_one(&mut *conn)
+    .fetch_one(conn)
+    .await
+}
+
+/// Numbers the message cursors 1, 2, ... in (`createdAt`, `id`) order. Runs before the
+/// unique (projectId, cursor) key is rebuilt, so no step can meet it.
+pub async fn renumber_message_cursors(conn: &mut PgConnection) -> sqlx::Result<()> {
+    conn.execute(
+        r#"UPDATE "Message" m SET "cursor" = ordered.position
+           FROM (SELECT "id", row_number() OVER (ORDER BY "createdAt", "id") AS position FROM "Message") ordered
+           WHERE m."id" = ordered."id""#,
+    )
     .await?;
-    let mut tx = conn.begin().await?;
-    if out_of_order {
-        // Through negative values, so that no step meets the unique (projectId, cursor).
-        tx.execute(
-            r#"UPDATE "Message" m SET "cursor" = -ordered.position
-               FROM (SELECT "id", row_number() OVER (ORDER BY "createdAt", "id") AS position FROM "Message") ordered
-               WHERE m."id" = ordered."id";
-               UPDATE "Message" SET "cursor" = -"cursor";"#,
-        )
-        .await?;
-    }
-    tx.execute(r#"SELECT setval('"Message_cursor_seq"', GREATEST((SELECT max("cursor") FROM "Message"), 1))"#).await?;
-    tx.commit().await?;
-    Ok(out_of_order)
+    Ok(())
+}
+
+/// Carries the cursor sequence on past `at_least` (the highest cursor written), never back.
+pub async fn advance_message_cursor_sequence(conn: &mut PgConnection, at_least: i64) -> sqlx::Result<()> {
+    sqlx::query(
+        r#"SELECT setval('"Message_cursor_seq"', GREATEST($1, (SELECT last_value FROM "Message_cursor_seq")))"#,
+    )
+    .bind(at_least.max(1))
+    .execute(conn)
+    .await?;
+    Ok(())
 }
 
 /// Fresh planner statistics for every table.
@@ -382,28 +409,107 @@ pub async fn defer_constraints(conn: &mut PgConnection) -> sqlx::Result<()> {
 }
 
 /// Rebuilds what [`defer_constraints`] dropped, one object per transaction, so an
-/// interrupted rebuild goes on where it stopped. Returns how many it rebuilt.
-pub async fn restore_constraints(conn: &mut PgConnection) -> sqlx::Result<usize> {
-    let deferred: Vec<(String, String, String, String)> = sqlx::query_as(
-        r#"SELECT "name", "tableName", "kind", "definition" FROM "_vibing2_import_deferred"
-           ORDER BY CASE "kind" WHEN 'key' THEN 0 WHEN 'index' THEN 1 ELSE 2 END, "name""#,
+/// interrupted rebuild goes on where it stopped: the keys, then the indexes over both
+/// connections at once (`CREATE INDEX` takes a share lock, so two build side by side on one
+/// table, the largest tables first), then the foreign keys, which validate against the keys.
+/// Returns how many it rebuilt.
+pub async fn restore_constraints(conns: [&mut PgConnection; 2]) -> sqlx::Result<usize> {
+    let [first, second] = conns;
+    let deferred: Vec<Deferred> = sqlx::query_as(
+        r#"SELECT d."name", d."tableName", d."kind", d."definition" FROM "_vibing2_import_deferred" d
+           LEFT JOIN pg_class t ON t.oid = to_regclass(d."tableName")
+           ORDER BY CASE d."kind" WHEN 'key' THEN 0 WHEN 'index' THEN 1 ELSE 2 END, t.relpages DESC NULLS LAST, d."name""#,
     )
-    .fetch_all(&mut *conn)
+    .fetch_all(&mut *first)
     .await?;
     let rebuilt = deferred.len();
-    for (name, table, kind, definition) in deferred {
-        let mut tx = conn.begin().await?;
-        let statement = if kind == "index" {
-            definition
-        } else {
-            format!(r#"ALTER TABLE {table} ADD CONSTRAINT "{}" {definition}"#, name.replace('"', "\"\""))
-        };
-        tx.execute(statement.as_str()).await?;
-        sqlx::query(r#"DELETE FROM "_vibing2_import_deferred" WHERE "name" = $1"#)
-            .bind(&name)
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
+    let (indexes, others): (Vec<Deferred>, Vec<Deferred>) =
+        deferred.into_iter().partition(|deferred| deferred.kind == "index");
+    let (keys, foreign_keys): (Vec<Deferred>, Vec<Deferred>) =
+        others.into_iter().partition(|deferred| deferred.kind == "key");
+    for key in keys {
+        rebuild(first, key).await?;
+    }
+    let queue = std::sync::Mutex::new(indexes.into_iter());
+    tokio::try_join!(rebuild_from(first, &queue), rebuild_from(second, &queue))?;
+    for foreign_key in foreign_keys {
+        rebuild(first, foreign_key).await?;
     }
     Ok(rebuilt)
+}
+
+#[derive(sqlx::FromRow)]
+struct Deferred {
+    name: String,
+    #[sqlx(rename = "tableName")]
+    table: String,
+    kind: String,
+    definition: String,
+}
+
+/// Rebuilds objects from `queue` until it is empty.
+async fn rebuild_from(
+    conn: &mut PgConnection,
+    queue: &std::sync::Mutex<std::vec::IntoIter<Deferred>>,
+) -> sqlx::Result<()> {
+    loop {
+        let next = queue.lock().expect("the rebuild queue").next();
+        match next {
+            Some(deferred) => rebuild(conn, deferred).await?,
+            None => return Ok(()),
+        }
+    }
+}
+
+async fn rebuild(conn: &mut PgConnection, deferred: Deferred) -> sqlx::Result<()> {
+    let mut tx = conn.begin().await?;
+    let statement = if deferred.kind == "index" {
+        deferred.definition
+    } else {
+        format!(
+            r#"ALTER TABLE {} ADD CONSTRAINT "{}" {}"#,
+            deferred.table,
+            deferred.name.replace('"', "\"\""),
+            deferred.definition
+        )
+    };
+    tx.execute(statement.as_str()).await?;
+    sqlx::query(r#"DELETE FROM "_vibing2_import_deferred" WHERE "name" = $1"#)
+        .bind(&deferred.name)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Progress;
+
+    fn progress(batches: &[(i64, i64)]) -> Progress {
+        let mut progress = Progress::default();
+        for &batch in batches {
+            progress.add(batch, 1, 0, 0, 0);
+        }
+        progress.merge_ranges();
+        progress
+    }
+
+    #[test]
+    fn a_resume_starts_after_the_contiguous_batches_and_skips_the_later_ones() {
+        // Batch (20, 30] committed before (10, 20] did, which a crash then lost.
+        let resumed = progress(&[(0, 10), (20, 30), (30, 40)]);
+        assert_eq!(resumed.covered, [(0, 10), (20, 40)]);
+        assert_eq!(resumed.prefix_end(), 10);
+        let covered: Vec<i64> = (9..=41).filter(|&rowid| resumed.covers(rowid)).collect();
+        assert_eq!(covered, [9, 10].into_iter().chain(21..=40).collect::<Vec<_>>());
+        assert_eq!(resumed.rows(), 3);
+    }
+
+    #[test]
+    fn nothing_committed_or_a_lost_first_batch_starts_from_the_beginning() {
+        assert_eq!(progress(&[]).prefix_end(), 0);
+        let first_lost = progress(&[(10, 20)]);
+        assert_eq!(first_lost.prefix_end(), 0);
+        assert!(!first_lost.covers(10) && first_lost.covers(11) && first_lost.covers(20) && !first_lost.covers(21));
+    }
 }

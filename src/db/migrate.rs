@@ -53,6 +53,7 @@ pub static MIGRATIONS: &[Migration] = &[
         sql: include_str!("../../migrations/0009_query_performance.sql"),
     },
     Migration { version: 10, name: "phase1_import", sql: include_str!("../../migrations/0010_phase1_import.sql") },
+    Migration { version: 11, name: "import_batches", sql: include_str!("../../migrations/0011_import_batches.sql") },
 ];
 
 impl Migration {

@@ -1,8 +1,6 @@
 //! The values the import writes, in the two forms it needs them in: PostgreSQL's binary
-//! `COPY` encoding, and a canonical text for the content checksum, which
-//! `db::import::target_checksum` reproduces in SQL from what PostgreSQL holds.
-
-use sha2::{Digest, Sha256};
+//! `COPY` encoding, and a canonical text per value for the content checksum, which
+//! `db::import::target_checksum` hashes again in SQL from what PostgreSQL holds.
 
 use super::normalize::{agents_json, EpochMillis};
 
@@ -35,6 +33,7 @@ pub enum Cell {
     Text(String),
     Timestamp(EpochMillis),
     Int4(i32),
+    Int8(i64),
     Float8(f64),
     Bool(bool),
     Names(Vec<String>),
@@ -71,6 +70,7 @@ pub fn encode_row(out: &mut Vec<u8>, cells: &[Cell]) {
             Cell::Text(text) => field(out, text.as_bytes()),
             Cell::Timestamp(millis) => field(out, &(millis * 1000 - POSTGRES_EPOCH_MICROS).to_be_bytes()),
             Cell::Int4(number) => field(out, &number.to_be_bytes()),
+            Cell::Int8(number) => field(out, &number.to_be_bytes()),
             Cell::Float8(number) => field(out, &number.to_bits().to_be_bytes()),
             Cell::Bool(flag) => field(out, &[u8::from(*flag)]),
             Cell::Names(names) => {
@@ -83,35 +83,53 @@ pub fn encode_row(out: &mut Vec<u8>, cells: &[Cell]) {
     }
 }
 
-/// The row's contribution to its table's checksum: the first 8 bytes of the SHA-256 of its
-/// canonical text, as a signed big-endian integer. A table's checksum is the sum over its
-/// rows, so it does not depend on order or on how the rows were batched.
+/// The row's contribution to its table's checksum: the XOR of its values' hashes, each
+/// PostgreSQL's `hashtextextended` of the value's canonical text, seeded with the column's
+/// position (and a NULL hashed apart from every text). A table's checksum is the sum over its
+/// rows, so it does not depend on order or on how the rows were batched. The hash is
+/// PostgreSQL's own so that the target side costs one cheap function call per value.
 pub fn row_digest(cells: &[Cell]) -> i64 {
-    let mut canonical = String::new();
-    for cell in cells {
-        let value = match cell {
+    let mut digest = 0u64;
+    let mut text = String::new();
+    for (position, cell) in cells.iter().enumerate() {
+        let (value_seed, null_seed) = seeds(position);
+        text.clear();
+        let bytes = match cell {
             Cell::Null => {
-                canonical.push('-');
+                digest ^= hash_bytes_extended(b"", null_seed as u64);
                 continue;
             }
-            Cell::Text(text) => text.clone(),
-            Cell::Timestamp(millis) => millis.to_string(),
-            Cell::Int4(number) => number.to_string(),
-            Cell::Float8(number) => format!("{:016x}", number.to_bits()),
-            Cell::Bool(flag) => flag.to_string(),
-            Cell::Names(names) => agents_json(names),
+            Cell::Text(value) => value.as_bytes(),
+            Cell::Timestamp(millis) => write_text(&mut text, millis),
+            Cell::Int4(number) => write_text(&mut text, number),
+            Cell::Int8(number) => write_text(&mut text, number),
+            Cell::Float8(number) => write_text(&mut text, format_args!("{:016x}", number.to_bits())),
+            Cell::Bool(flag) => write_text(&mut text, flag),
+            Cell::Names(names) => {
+                text = agents_json(names);
+                text.as_bytes()
+            }
         };
-        canonical.push_str(&value.len().to_string());
-        canonical.push(':');
-        canonical.push_str(&value);
+        digest ^= hash_bytes_extended(bytes, value_seed as u64);
     }
-    let digest = Sha256::digest(canonical.as_bytes());
-    i64::from_be_bytes(digest[..8].try_into().expect("8 bytes"))
+    digest as i64
 }
 
-/// The SQL that computes [`row_digest`]'s canonical text of one column from what PostgreSQL
-/// holds.
-pub fn canonical_sql(column: &Column) -> String {
+fn write_text(buffer: &mut String, value: impl std::fmt::Display) -> &[u8] {
+    use std::fmt::Write;
+    write!(buffer, "{value}").expect("writing to a String");
+    buffer.as_bytes()
+}
+
+/// The seeds of the column at `position`: one for its values, one for NULL.
+fn seeds(position: usize) -> (i64, i64) {
+    let position = position as i64 + 1;
+    (position, -position)
+}
+
+/// The SQL of one column's term in [`row_digest`], from what PostgreSQL holds; the terms of
+/// a row are joined with `#` (XOR).
+pub fn digest_term_sql(position: usize, column: &Column) -> String {
     let quoted = format!("\"{}\"", column.name);
     let value = match column.kind {
         Kind::Text => quoted.clone(),
@@ -120,7 +138,79 @@ pub fn canonical_sql(column: &Column) -> String {
         Kind::Float8 => format!("encode(float8send({quoted}), 'hex')"),
         Kind::Names => format!("{quoted}::text"),
     };
-    format!("CASE WHEN {quoted} IS NULL THEN '-' ELSE octet_length({value})::text || ':' || {value} END")
+    let (value_seed, null_seed) = seeds(position);
+    format!("coalesce(hashtextextended({value}, {value_seed}), hashtextextended('', {null_seed}))")
+}
+
+/// PostgreSQL's `hash_bytes_extended` (Bob Jenkins's lookup3, in src/common/hashfn.c), which
+/// `hashtextextended` applies to a text's bytes under a deterministic collation. Words are
+/// read little-endian, as PostgreSQL does on the little-endian machines it runs on here; a
+/// big-endian server would hash differently, and the import would report a mismatch.
+pub fn hash_bytes_extended(key: &[u8], seed: u64) -> u64 {
+    let initial = 0x9e37_79b9u32.wrapping_add(key.len() as u32).wrapping_add(3_923_095);
+    let (mut a, mut b, mut c) = (initial, initial, initial);
+    if seed != 0 {
+        a = a.wrapping_add((seed >> 32) as u32);
+        b = b.wrapping_add(seed as u32);
+        mix(&mut a, &mut b, &mut c);
+    }
+    let mut chunks = key.chunks_exact(12);
+    for chunk in &mut chunks {
+        let word = |at: usize| u32::from_le_bytes(chunk[at..at + 4].try_into().expect("4 bytes"));
+        a = a.wrapping_add(word(0));
+        b = b.wrapping_add(word(4));
+        c = c.wrapping_add(word(8));
+        mix(&mut a, &mut b, &mut c);
+    }
+    // The last 0..=11 bytes; the lowest byte of `c` is left for the length.
+    for (at, &byte) in chunks.remainder().iter().enumerate() {
+        let byte = u32::from(byte);
+        match at {
+            0..=3 => a = a.wrapping_add(byte << (8 * at)),
+            4..=7 => b = b.wrapping_add(byte << (8 * (at - 4))),
+            _ => c = c.wrapping_add(byte << (8 * (at - 7))),
+        }
+    }
+    finish(&mut a, &mut b, &mut c);
+    (u64::from(b) << 32) | u64::from(c)
+}
+
+fn mix(a: &mut u32, b: &mut u32, c: &mut u32) {
+    *a = a.wrapping_sub(*c);
+    *a ^= c.rotate_left(4);
+    *c = c.wrapping_add(*b);
+    *b = b.wrapping_sub(*a);
+    *b ^= a.rotate_left(6);
+    *a = a.wrapping_add(*c);
+    *c = c.wrapping_sub(*b);
+    *c ^= b.rotate_left(8);
+    *b = b.wrapping_add(*a);
+    *a = a.wrapping_sub(*c);
+    *a ^= c.rotate_left(16);
+    *c = c.wrapping_add(*b);
+    *b = b.wrapping_sub(*a);
+    *b ^= a.rotate_left(19);
+    *a = a.wrapping_add(*c);
+    *c = c.wrapping_sub(*b);
+    *c ^= b.rotate_left(4);
+    *b = b.wrapping_add(*a);
+}
+
+fn finish(a: &mut u32, b: &mut u32, c: &mut u32) {
+    *c ^= *b;
+    *c = c.wrapping_sub(b.rotate_left(14));
+    *a ^= *c;
+    *a = a.wrapping_sub(c.rotate_left(11));
+    *b ^= *a;
+    *b = b.wrapping_sub(a.rotate_left(25));
+    *c ^= *b;
+    *c = c.wrapping_sub(b.rotate_left(16));
+    *a ^= *c;
+    *a = a.wrapping_sub(c.rotate_left(4));
+    *b ^= *a;
+    *b = b.wrapping_sub(a.rotate_left(14));
+    *c ^= *b;
+    *c = c.wrapping_sub(b.rotate_left(24));
 }
 
 #[cfg(test)]
@@ -141,11 +231,29 @@ mod tests {
     }
 
     #[test]
-    fn the_digest_separates_values_and_nulls() {
+    fn the_digest_separates_values_columns_and_nulls() {
         let a = row_digest(&[Cell::Text("ab".into()), Cell::Text("c".into())]);
         let b = row_digest(&[Cell::Text("a".into()), Cell::Text("bc".into())]);
-        let c = row_digest(&[Cell::Text("-".into())]);
-        let d = row_digest(&[Cell::Null]);
-        assert!(a != b && c != d);
+        let swapped = row_digest(&[Cell::Text("c".into()), Cell::Text("ab".into())]);
+        let empty = row_digest(&[Cell::Text(String::new())]);
+        let null = row_digest(&[Cell::Null]);
+        assert!(a != b && a != swapped && empty != null);
+    }
+
+    #[test]
+    fn the_hash_is_postgresqls_hashtextextended() {
+        // Each value as PostgreSQL 15 computed it, covering the seeds and every tail length.
+        let expected: [(&str, i64, i64); 7] = [
+            ("", 1, -150071773020461347),
+            ("abc", 7, 1967049030278966041),
+            ("a 13-byte str", 42, -693342221387728650),
+            (&"x".repeat(100), 0, -6927006773748011226),
+            ("é", -3, 5569804387622585514),
+            ("12345678", 2, -7743278501740319665),
+            ("12345678901", 5, -6753957519839796365),
+        ];
+        for (text, seed, hash) in expected {
+            assert_eq!(hash_bytes_extended(text.as_bytes(), seed as u64) as i64, hash, "{text:?} seeded {seed}");
+        }
     }
 }

@@ -17,13 +17,14 @@ use std::time::Instant;
 
 use anyhow::{bail, Context as _};
 use indicatif::{ProgressBar, ProgressStyle};
-use sqlx::PgConnection;
-use tokio::sync::mpsc;
+use sqlx::postgres::PgConnectOptions;
+use sqlx::{ConnectOptions, PgConnection};
+use tokio::sync::{mpsc, Mutex};
 
 use crate::db::import::{self as ledger, Batch, Issue, Reject};
 use crate::db::maintenance::{self, MaterializedView};
 use crate::db::migrate;
-use cells::{encode_row, row_digest, COPY_HEADER, COPY_TRAILER};
+use cells::{encode_row, row_digest, Cell, COPY_HEADER, COPY_TRAILER};
 use report::{ImportReport, Outcome as RunOutcome};
 use source::Source;
 use tables::{ApiLimits, Context, Note, Outcome, STAGES};
@@ -59,10 +60,17 @@ pub fn source_path(argument: &str) -> anyhow::Result<PathBuf> {
     }
 }
 
-/// Runs the import into `conn`'s database (a connection without a statement timeout).
-/// Source problems, e-mail conflicts in `fail` mode and a target that holds other data are
-/// refused before anything is written.
-pub async fn run(conn: &mut PgConnection, options: &ImportOptions) -> anyhow::Result<ImportReport> {
+/// Opens a connection to the target for the import: no statement timeout, and commits that
+/// do not wait for the disk, since a batch lost in a crash is simply redone (its coverage
+/// commits with it).
+async fn connect(target: &PgConnectOptions) -> anyhow::Result<PgConnection> {
+    let options = target.clone().options([("statement_timeout", "0"), ("synchronous_commit", "off")]);
+    options.connect().await.context("cannot connect to the target database")
+}
+
+/// Runs the import into the `target` database. Source problems, e-mail conflicts in `fail`
+/// mode and a target that holds other data are refused before anything is written.
+pub async fn run(target: &PgConnectOptions, options: &ImportOptions) -> anyhow::Result<ImportReport> {
     let started = Instant::now();
     let source = Source::open(&options.source)?;
     let conflicts = source.email_conflicts()?;
@@ -84,6 +92,8 @@ pub async fn run(conn: &mut PgConnection, options: &ImportOptions) -> anyhow::Re
     let fingerprint = source.fingerprint()?;
     let source_name = options.source.display().to_string();
 
+    let mut main = connect(target).await?;
+    let conn = &mut main;
     let state = ledger::target_state(conn).await?;
     match &state.ledger {
         Some(recorded) if recorded.fingerprint != fingerprint => bail!(
@@ -97,7 +107,8 @@ pub async fn run(conn: &mut PgConnection, options: &ImportOptions) -> anyhow::Re
         _ => {}
     }
     if let Some(recorded) = state.ledger.as_ref().filter(|recorded| recorded.completed) {
-        let mut report = report::verify(conn, &source, RunOutcome::AlreadyComplete, &recorded.source).await?;
+        let targets = report::target_checksums(conn).await?;
+        let mut report = report::verify(conn, &source, &targets, RunOutcome::AlreadyComplete, &recorded.source).await?;
         report.seconds = started.elapsed().as_secs_f64();
         return Ok(report);
     }
@@ -106,8 +117,6 @@ pub async fn run(conn: &mut PgConnection, options: &ImportOptions) -> anyhow::Re
     migrate::run(conn).await.context("migrating the target")?;
     ledger::start_ledger(conn, &fingerprint, &source_name).await?;
 
-    // Progress commits with its batch, so a batch lost in a crash is simply redone.
-    sqlx::query("SET synchronous_commit = off").execute(&mut *conn).await?;
     ledger::defer_constraints(conn).await?;
 
     let progress = ledger::progress(conn).await?;
@@ -116,28 +125,47 @@ pub async fn run(conn: &mut PgConnection, options: &ImportOptions) -> anyhow::Re
     let totals: HashMap<&str, i64> =
         STAGES.iter().map(|stage| Ok((stage.name, source.row_count(stage.from)?))).collect::<anyhow::Result<_>>()?;
 
-    let (imported, source) = copy_stages(conn, source, context, &progress, options, &totals).await?;
+    // Two writers: one backend parsing `COPY` is the bottleneck of a load, and two keep a
+    // second core busy.
+    let mut helper = connect(target).await?;
+    let copied = copy_stages([&mut main, &mut helper], source, context, &progress, options, &totals).await?;
+    let conn = &mut main;
+    let source = copied.source;
 
     let step = Instant::now();
-    let rebuilt = ledger::restore_constraints(conn).await?;
-    tracing::info!(rebuilt, seconds = step.elapsed().as_secs_f64(), "rebuilt the keys, indexes and foreign keys");
-    let step = Instant::now();
-    let renumbered = ledger::order_message_cursors(conn).await?;
-    tracing::info!(renumbered, seconds = step.elapsed().as_secs_f64(), "message cursors in createdAt order");
-    let step = Instant::now();
-    ledger::analyze(conn).await?;
-    for view in MaterializedView::ALL {
-        maintenance::refresh_view(conn, view).await?;
+    let renumbered = match copied.messages_in_order {
+        Some(true) => false,
+        _ => !ledger::message_cursors_in_order(conn).await?,
+    };
+    if renumbered {
+        ledger::renumber_message_cursors(conn).await?;
     }
-    tracing::info!(seconds = step.elapsed().as_secs_f64(), "analyzed, and refreshed the views");
+    ledger::advance_message_cursor_sequence(conn, source.max_rowid("Message")?).await?;
+    tracing::info!(renumbered, seconds = step.elapsed().as_secs_f64(), "message cursors in createdAt order");
+
     let step = Instant::now();
+    let rebuilt = ledger::restore_constraints([&mut *conn, &mut helper]).await?;
+    tracing::info!(rebuilt, seconds = step.elapsed().as_secs_f64(), "rebuilt the keys, indexes and foreign keys");
+    // The checksums' parallel scans, and ANALYZE with the views' refresh on the second
+    // connection, share the tables without a lock between them, and fill each other's idle
+    // core.
+    let step = Instant::now();
+    let finish = async {
+        ledger::analyze(&mut helper).await?;
+        for view in MaterializedView::ALL {
+            maintenance::refresh_view(&mut helper, view).await?;
+        }
+        anyhow::Ok(())
+    };
+    let (targets, ()) = tokio::try_join!(report::target_checksums(conn), finish)?;
+    drop(helper);
+    tracing::info!(seconds = step.elapsed().as_secs_f64(), "summed the target, analyzed, and refreshed the views");
 
     let outcome = if resumed { RunOutcome::Resumed } else { RunOutcome::Imported };
-    let mut report = report::verify(conn, &source, outcome, &source_name).await?;
-    tracing::info!(seconds = step.elapsed().as_secs_f64(), "verified");
+    let mut report = report::verify(conn, &source, &targets, outcome, &source_name).await?;
     report.cursors_renumbered = renumbered;
     report.seconds = started.elapsed().as_secs_f64();
-    report.rows_this_run = imported;
+    report.rows_this_run = copied.written;
     report.write_rejects(conn, &options.rejects_path).await?;
     if report.ok {
         ledger::complete_ledger(conn).await?;
@@ -166,109 +194,139 @@ async fn load_context(conn: &mut PgConnection, conflicts: &source::EmailConflict
     })
 }
 
-/// What the reading thread hands the writer.
-enum Piece {
-    Batch(usize, Batch),
-    StageDone(usize),
+/// A batch on its way from the reading thread to a writer.
+struct Piece {
+    stage: &'static tables::Stage,
+    batch: Batch,
+    bar: ProgressBar,
 }
 
-/// Reads and normalises on a blocking thread, writes on this task: the two overlap, and at
-/// most two batches wait between them. Returns the rows written by this run, and the source.
+/// What [`copy_stages`] leaves behind.
+struct Copied {
+    /// Rows written by this run.
+    written: i64,
+    source: Source,
+    /// Whether this run wrote every message, in `createdAt` order; `None` when it resumed
+    /// the stage, so that only the target can tell.
+    messages_in_order: Option<bool>,
+}
+
+/// Reads and normalises on a blocking thread, and writes on both `writers` at once; at most two batches wait between them. Batches can commit out of order: each
+/// records the rowids it covers, and a resume skips what is covered.
 async fn copy_stages(
-    conn: &mut PgConnection,
+    writers: [&mut PgConnection; 2],
     source: Source,
     mut context: Context,
     progress: &HashMap<String, ledger::Progress>,
     options: &ImportOptions,
     totals: &HashMap<&str, i64>,
-) -> anyhow::Result<(i64, Source)> {
-    let (sender, mut receiver) = mpsc::channel::<Piece>(2);
-    let starts: Vec<Option<i64>> = STAGES
-        .iter()
-        .map(|stage| match progress.get(stage.name) {
-            Some(done) if done.done => None,
-            Some(partial) => Some(partial.last_rowid),
-            None => Some(0),
-        })
-        .collect();
+) -> anyhow::Result<Copied> {
+    let (sender, receiver) = mpsc::channel::<Piece>(2);
+    let done: Vec<ledger::Progress> =
+        STAGES.iter().map(|stage| progress.get(stage.name).cloned().unwrap_or_default()).collect();
     let batch_rows = options.batch_rows.max(1);
-    let reader = tokio::task::spawn_blocking(move || -> anyhow::Result<Source> {
+    let visible = !options.quiet && std::io::stderr().is_terminal();
+    let totals: Vec<i64> = STAGES.iter().map(|stage| totals.get(stage.name).copied().unwrap_or(0)).collect();
+    let reader = tokio::task::spawn_blocking(move || -> anyhow::Result<(Source, Option<bool>)> {
+        let mut messages_in_order = None;
         for (index, stage) in STAGES.iter().enumerate() {
-            let Some(after) = starts[index] else { continue };
+            let done = &done[index];
+            let bar = progress_bar(visible, stage.name, totals[index]);
+            bar.set_position(done.rows() as u64);
+            let started = Instant::now();
+            let mut order = stage.cursor().map(|_| KeysetOrder::new(done.covered.is_empty()));
+            let mut rows_read = 0i64;
+            let after = done.prefix_end();
             let mut batch = empty_batch(after);
+            let mut open = true;
             source.for_each_row(stage, after, |row| {
+                if done.covers(row.rowid) {
+                    return Ok(true);
+                }
+                rows_read += 1;
                 let mut notes = Vec::new();
                 let outcome = tables::apply(stage, &row, &mut context, &mut notes);
-                add_row(&mut batch, stage, &row, outcome, notes);
+                add_row(&mut batch, stage, &row, outcome, notes, order.as_mut());
                 if batch.imported as usize + batch.rejects.len() >= batch_rows || batch.copy_rows.len() >= BATCH_BYTES {
                     let full = std::mem::replace(&mut batch, empty_batch(row.rowid));
-                    return Ok(sender.blocking_send(Piece::Batch(index, full)).is_ok());
+                    open = sender.blocking_send(Piece { stage, batch: full, bar: bar.clone() }).is_ok();
                 }
-                Ok(true)
+                Ok(open)
             })?;
-            let unsent = batch.last_rowid > after || !batch.rejects.is_empty();
-            if unsent && sender.blocking_send(Piece::Batch(index, batch)).is_err() {
-                return Ok(source);
+            let unsent = batch.last_rowid > batch.after_rowid || !batch.rejects.is_empty();
+            if !open || (unsent && sender.blocking_send(Piece { stage, batch, bar: bar.clone() }).is_err()) {
+                return Ok((source, None));
             }
-            if sender.blocking_send(Piece::StageDone(index)).is_err() {
-                return Ok(source);
+            if let Some(order) = order {
+                messages_in_order = order.known();
             }
+            bar.finish_and_clear();
+            let seconds = started.elapsed().as_secs_f64();
+            println!(
+                "{:<32} {:>10} rows read in {:>6.1} s ({:>9.0} rows/s)",
+                stage.name,
+                rows_read,
+                seconds,
+                rows_read as f64 / seconds.max(1e-9)
+            );
         }
-        Ok(source)
+        Ok((source, messages_in_order))
     });
 
-    let visible = !options.quiet && std::io::stderr().is_terminal();
-    let mut written = 0i64;
-    let mut current: Option<(usize, ProgressBar, Instant, i64)> = None;
-    while let Some(piece) = receiver.recv().await {
-        let index = match &piece {
-            Piece::Batch(index, _) | Piece::StageDone(index) => *index,
-        };
-        let stage = &STAGES[index];
-        if current.as_ref().map(|(at, ..)| *at) != Some(index) {
-            let bar = progress_bar(visible, stage.name, totals.get(stage.name).copied().unwrap_or(0));
-            bar.set_position(progress.get(stage.name).map_or(0, |p| (p.imported + p.quarantined + p.dropped) as u64));
-            current = Some((index, bar, Instant::now(), 0));
-        }
-        let (_, bar, stage_started, stage_rows) = current.as_mut().expect("set above");
-        match piece {
-            Piece::Batch(_, batch) => {
-                let columns: Vec<&str> = stage.target.iter().map(|column| column.name).collect();
-                let result =
-                    ledger::write_batch(conn, stage.name, stage.table, &columns, &batch, COPY_HEADER, COPY_TRAILER)
-                        .await;
-                if let Err(error) = result {
-                    drop(receiver);
-                    let _ = reader.await;
-                    return Err(error.context(format!("writing a batch of {}", stage.name)));
-                }
-                let rows = batch.imported + batch.rejects.len() as i64 + batch.dropped;
-                bar.inc(rows as u64);
-                *stage_rows += rows;
-                written += batch.imported;
-            }
-            Piece::StageDone(_) => {
-                ledger::mark_done(conn, stage.name).await?;
-                bar.finish_and_clear();
-                let seconds = stage_started.elapsed().as_secs_f64();
-                println!(
-                    "{:<32} {:>10} rows read in {:>6.1} s ({:>9.0} rows/s)",
-                    stage.name,
-                    stage_rows,
-                    seconds,
-                    *stage_rows as f64 / seconds.max(1e-9)
-                );
-                current = None;
-            }
+    let queue = Mutex::new(receiver);
+    let written = futures_util::future::try_join_all(writers.map(|conn| write_batches(conn, &queue))).await;
+    drop(queue);
+    let (source, messages_in_order) = reader.await.context("the reading thread")??;
+    Ok(Copied { written: written?.into_iter().sum(), source, messages_in_order })
+}
+
+/// One writer: takes batches from the queue until it is closed, each in its own
+/// transaction. Returns the rows it wrote.
+async fn write_batches(conn: &mut PgConnection, queue: &Mutex<mpsc::Receiver<Piece>>) -> anyhow::Result<i64> {
+    let mut written = 0;
+    loop {
+        let piece = queue.lock().await.recv().await;
+        let Some(Piece { stage, batch, bar }) = piece else { return Ok(written) };
+        let mut columns: Vec<&str> = stage.target.iter().map(|column| column.name).collect();
+        columns.extend(stage.cursor().map(|cursor| cursor.column));
+        ledger::write_batch(conn, stage.name, stage.table, &columns, &batch, COPY_HEADER, COPY_TRAILER)
+            .await
+            .with_context(|| format!("writing a batch of {}", stage.name))?;
+        bar.inc((batch.imported + batch.rejects.len() as i64 + batch.dropped) as u64);
+        written += batch.imported;
+    }
+}
+
+/// Watches whether the rows a stage keeps come in strictly increasing `createdAt`: then
+/// their rowids, written as the cursor, are already in the keyset order.
+struct KeysetOrder {
+    /// False once the rows are known to be out of order, or the stage was resumed.
+    ordered: bool,
+    last: Option<normalize::EpochMillis>,
+}
+
+impl KeysetOrder {
+    fn new(from_the_start: bool) -> Self {
+        Self { ordered: from_the_start, last: None }
+    }
+
+    fn observe(&mut self, created_at: &Cell) {
+        match created_at {
+            Cell::Timestamp(millis) if self.last.map_or(true, |last| last < *millis) => self.last = Some(*millis),
+            _ => self.ordered = false,
         }
     }
-    let source = reader.await.context("the reading thread")??;
-    Ok((written, source))
+
+    /// `Some(true)` only when every row was seen, in order.
+    fn known(&self) -> Option<bool> {
+        self.ordered.then_some(true)
+    }
 }
 
 fn empty_batch(after: i64) -> Batch {
     Batch {
         copy_rows: Vec::new(),
+        after_rowid: after,
         last_rowid: after,
         imported: 0,
         dropped: 0,
@@ -279,13 +337,26 @@ fn empty_batch(after: i64) -> Batch {
     }
 }
 
-fn add_row(batch: &mut Batch, stage: &tables::Stage, row: &tables::SourceRow, outcome: Outcome, notes: Vec<Note>) {
+fn add_row(
+    batch: &mut Batch,
+    stage: &tables::Stage,
+    row: &tables::SourceRow,
+    outcome: Outcome,
+    notes: Vec<Note>,
+    order: Option<&mut KeysetOrder>,
+) {
     batch.last_rowid = row.rowid;
     match outcome {
-        Outcome::Keep(cells) => {
+        Outcome::Keep(mut cells) => {
             debug_assert_eq!(cells.len(), stage.target.len(), "{}", stage.name);
-            encode_row(&mut batch.copy_rows, &cells);
             batch.digest_sum += i128::from(row_digest(&cells));
+            if let Some(cursor) = stage.cursor() {
+                if let Some(order) = order {
+                    order.observe(&cells[cursor.ordered_by]);
+                }
+                cells.push(Cell::Int8(row.rowid));
+            }
+            encode_row(&mut batch.copy_rows, &cells);
             batch.imported += 1;
             for note in notes {
                 *batch.changes.entry((note.column, note.change.what)).or_default() += 1;

@@ -10,7 +10,7 @@ use std::path::Path;
 use serde::Serialize;
 use sqlx::PgConnection;
 
-use super::cells::canonical_sql;
+use super::cells::digest_term_sql;
 use super::source::Source;
 use super::tables::STAGES;
 use crate::db::import as ledger;
@@ -70,26 +70,45 @@ pub struct ImportReport {
     pub ok: bool,
 }
 
-/// Compares the source with the target, table by table.
+/// The target tables, each once, in stage order.
+fn target_tables() -> Vec<&'static str> {
+    let mut tables: Vec<&str> = STAGES.iter().map(|stage| stage.table).collect();
+    tables.dedup();
+    tables
+}
+
+/// What PostgreSQL holds: per target table, its rows and the sum of its rows' digests.
+pub type TargetChecksums = BTreeMap<&'static str, (i64, i128)>;
+
+pub async fn target_checksums(conn: &mut PgConnection) -> anyhow::Result<TargetChecksums> {
+    let mut sums = BTreeMap::new();
+    for table in target_tables() {
+        let stage = STAGES.iter().find(|stage| stage.table == table).expect("a stage per table");
+        let terms: Vec<String> =
+            stage.target.iter().enumerate().map(|(position, column)| digest_term_sql(position, column)).collect();
+        sums.insert(table, ledger::target_checksum(conn, table, &terms).await?);
+    }
+    Ok(sums)
+}
+
+/// Compares the source, as the committed batches recorded it, with `targets`, table by table.
 pub async fn verify(
     conn: &mut PgConnection,
     source: &Source,
+    targets: &TargetChecksums,
     outcome: Outcome,
     source_name: &str,
 ) -> anyhow::Result<ImportReport> {
     let progress = ledger::progress(conn).await?;
     let mut tables = Vec::new();
-    let mut targets: Vec<&str> = STAGES.iter().map(|stage| stage.table).collect();
-    targets.dedup();
-    for table in targets {
+    for table in target_tables() {
         let stages: Vec<_> = STAGES.iter().filter(|stage| stage.table == table).collect();
         let of = |name: &str| progress.get(name).cloned().unwrap_or_default();
         let own = of(table);
         let generated: i64 =
             stages.iter().filter(|stage| stage.from != table).map(|stage| of(stage.name).imported).sum();
         let source_sum: i128 = stages.iter().map(|stage| of(stage.name).digest_sum).sum();
-        let canonical: Vec<String> = stages[0].target.iter().map(canonical_sql).collect();
-        let (target_rows, target_sum) = ledger::target_checksum(conn, table, &canonical).await?;
+        let (target_rows, target_sum) = targets[table];
         let source_rows = source.row_count(table)?;
         tables.push(TableReport {
             table: table.to_owned(),

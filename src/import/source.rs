@@ -86,6 +86,13 @@ impl Source {
         Ok(self.connection.query_row(&format!("SELECT count(*) FROM \"{table}\""), [], |row| row.get(0))?)
     }
 
+    /// The table's highest rowid, 0 when it is empty.
+    pub fn max_rowid(&self, table: &str) -> anyhow::Result<i64> {
+        let highest: Option<i64> =
+            self.connection.query_row(&format!("SELECT max(rowid) FROM \"{table}\""), [], |row| row.get(0))?;
+        Ok(highest.unwrap_or(0))
+    }
+
     /// What identifies this source's content: each table's row count and highest rowid, and
     /// the schema. A rerun, or a resume, must see the same.
     pub fn fingerprint(&self) -> anyhow::Result<String> {

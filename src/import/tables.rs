@@ -12,7 +12,7 @@ use super::normalize::{self, Changed, EpochMillis, Password, Refusal};
 
 /// One stage of the import: a Phase-1 table, or the files made from `currentCode`.
 pub struct Stage {
-    /// The key in `_vibing2_import_progress` and the report.
+    /// The key in `_vibing2_import_batch` and the report.
     pub name: &'static str,
     /// The target table.
     pub table: &'static str,
@@ -23,6 +23,24 @@ pub struct Stage {
     pub select: &'static str,
     pub source: &'static [&'static str],
     pub target: &'static [Column],
+}
+
+/// A column written with the source rowid after the rules' cells, outside the checksum.
+#[derive(Debug, Clone, Copy)]
+pub struct RowidCursor {
+    pub column: &'static str,
+    /// The kept cell whose order the rowids follow when the source rows come in it.
+    pub ordered_by: usize,
+}
+
+impl Stage {
+    /// Message's `cursor`, the keyset order: the source rowid, which is right as written when
+    /// the source rows come in `createdAt` order (the reader watches, and the target is
+    /// renumbered when they do not).
+    pub fn cursor(&self) -> Option<RowidCursor> {
+        let ordered_by = self.target.iter().position(|column| column.name == "createdAt");
+        (self.name == "Message").then(|| RowidCursor { column: "cursor", ordered_by: ordered_by.expect("createdAt") })
+    }
 }
 
 const USER_COLUMNS: &[&str] = &[

@@ -59,9 +59,7 @@ fn options(source: &Path, rejects: &Path) -> ImportOptions {
 }
 
 async fn import_into(db: &TestDb, options: &ImportOptions) -> anyhow::Result<ImportReport> {
-    let mut conn = db.connect().await;
-    sqlx::query("SET statement_timeout = 0").execute(&mut conn).await.unwrap();
-    import::run(&mut conn, options).await
+    import::run(&db.url.parse().unwrap(), options).await
 }
 
 fn table<'a>(report: &'a ImportReport, name: &str) -> &'a vibing2::import::report::TableReport {
@@ -439,11 +437,12 @@ async fn an_import_killed_mid_way_resumes_with_no_duplicate_and_no_loss() {
     let mut conn = killed.connect().await;
     let started = Instant::now();
     loop {
-        let imported: Option<i64> =
-            sqlx::query_scalar(r#"SELECT "imported" FROM "_vibing2_import_progress" WHERE "stage" = 'Message'"#)
-                .fetch_optional(&mut conn)
-                .await
-                .unwrap_or(None);
+        let imported: Option<i64> = sqlx::query_scalar(
+            r#"SELECT sum("imported")::bigint FROM "_vibing2_import_batch" WHERE "stage" = 'Message'"#,
+        )
+        .fetch_optional(&mut conn)
+        .await
+        .unwrap_or(None);
         if imported.is_some_and(|rows| rows > 0) {
             break;
         }
@@ -498,6 +497,24 @@ async fn a_rerun_after_a_success_changes_nothing_and_says_so() {
     assert!(second.ok && second.rows_this_run == 0);
     assert!(second.text().contains("nothing changed"));
     assert_eq!(snapshot(&db).await, before);
+}
+
+#[tokio::test]
+async fn messages_in_created_at_order_keep_their_rowids_as_cursors_over_both_writers() {
+    let (dir, source) = large_source(2_000);
+    let db = TestDb::empty().await;
+    let options = ImportOptions { batch_rows: 100, ..options(&source, &dir.path().join("rejects.jsonl")) };
+    let report = import_into(&db, &options).await.unwrap();
+    assert!(report.ok, "{}", report.text());
+    assert!(!report.cursors_renumbered, "the rows came in createdAt order");
+    let mut conn = db.connect().await;
+    let cursors: Vec<i64> = sqlx::query_scalar(r#"SELECT "cursor" FROM "Message" ORDER BY "createdAt", "id""#)
+        .fetch_all(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(cursors, (1..=2_000).collect::<Vec<i64>>(), "each message's source rowid, in createdAt order");
+    let next: i64 = sqlx::query_scalar(r#"SELECT nextval('"Message_cursor_seq"')"#).fetch_one(&mut conn).await.unwrap();
+    assert!(next > 2_000, "the sequence goes on past the imported cursors: {next}");
 }
 
 #[tokio::test]
