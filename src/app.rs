@@ -8,6 +8,7 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::Router;
 use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::TraceLayer;
 
@@ -17,7 +18,8 @@ use crate::state::AppState;
 use crate::telemetry;
 
 /// The whole HTTP surface: the API routes, JSON fallbacks for unknown routes and wrong
-/// methods, a body limit, request tracing, and a panic guard that answers with the JSON shape.
+/// methods, limits on the URL, headers and body, security headers, CORS for the configured
+/// origins, request tracing, and a panic guard that answers with the JSON shape.
 pub fn router(state: AppState) -> Router {
     with_layers(crate::api::routes(&state.settings), state)
 }
@@ -34,6 +36,13 @@ pub fn with_layers(routes: Router<AppState>, state: AppState) -> Router {
         // Responses carry sessions, private projects and per-caller views: no browser or proxy
         // may keep them.
         .layer(SetResponseHeaderLayer::if_not_present(header::CACHE_CONTROL, HeaderValue::from_static("no-store")))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ))
+        .layer(SetResponseHeaderLayer::if_not_present(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer")))
+        .layer(SetResponseHeaderLayer::if_not_present(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY")))
+        .layer(middleware::from_fn_with_state(state.clone(), request_limits))
         .layer(middleware::from_fn(record_route))
         // Spans named by the route template, so ids do not make a span name each.
         .layer(TraceLayer::new_for_http().make_span_with(|request: &Request| {
@@ -42,7 +51,46 @@ pub fn with_layers(routes: Router<AppState>, state: AppState) -> Router {
         .layer(CatchPanicLayer::custom(|_panic| -> Response {
             Error::from(anyhow::anyhow!("handler panicked")).into_response()
         }))
+        // Outermost, so every answer (a 429, a 414, a panic's 500) carries the CORS headers.
+        .layer(cors(&state))
         .with_state(state)
+}
+
+/// CORS for `server.cors_origins`; with none configured, no CORS header is ever sent, and
+/// browsers keep other sites out.
+fn cors(state: &AppState) -> CorsLayer {
+    let server = &state.settings.server;
+    if server.cors_origins.is_empty() {
+        return CorsLayer::new();
+    }
+    let origins = if server.cors_origins.iter().any(|origin| origin == "*") {
+        AllowOrigin::any()
+    } else {
+        // Validated as origins at startup (`config`), so each is a valid header value.
+        AllowOrigin::list(server.cors_origins.iter().filter_map(|origin| HeaderValue::from_str(origin).ok()))
+    };
+    CorsLayer::new()
+        .allow_origin(origins)
+        .allow_methods([Method::GET, Method::POST, Method::PUT, Method::PATCH, Method::DELETE])
+        .allow_headers([header::CONTENT_TYPE, header::AUTHORIZATION])
+        .expose_headers([header::RETRY_AFTER])
+        .allow_credentials(server.cors_credentials)
+        .max_age(Duration::from_secs(600))
+}
+
+/// The request target and the headers within `server.max_uri_bytes` and
+/// `server.max_header_bytes`, or 414 and 431 with the JSON error, before anything else runs.
+async fn request_limits(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let server = &state.settings.server;
+    let target = request.uri().path_and_query().map_or(0, |target| target.as_str().len());
+    if target > server.max_uri_bytes {
+        return Error::UriTooLong(server.max_uri_bytes).into_response();
+    }
+    let headers: usize = request.headers().iter().map(|(name, value)| name.as_str().len() + value.len()).sum();
+    if headers > server.max_header_bytes {
+        return Error::HeadersTooLarge(server.max_header_bytes).into_response();
+    }
+    next.run(request).await
 }
 
 /// The route template a request matched (`/api/projects/{id}`), or `unmatched`.

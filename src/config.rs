@@ -137,6 +137,41 @@ pub struct ServerSettings {
     pub upload_timeout_secs: u64,
     /// On SIGTERM, how long the requests in flight may take to finish.
     pub drain_timeout_secs: u64,
+    /// A longer request target (path and query) is 414.
+    pub max_uri_bytes: usize,
+    /// Headers larger than this in all (names and values) are 431.
+    pub max_header_bytes: usize,
+    /// A JSON body nesting arrays and objects deeper than this is 400.
+    pub max_json_depth: usize,
+    /// Origins (`https://app.example.com`) whose browsers may call the API; empty: none,
+    /// and no CORS headers at all.
+    pub cors_origins: Vec<String>,
+    /// Lets those origins send cookies; never with `*` among them.
+    pub cors_credentials: bool,
+}
+
+impl ServerSettings {
+    /// Each allowed origin is `*` or a scheme and host (and port), and `*` never comes with
+    /// credentials: a browser would refuse it, and it would hand any site the session.
+    fn validate_cors(&self) -> Result<(), String> {
+        for origin in &self.cors_origins {
+            if origin == "*" {
+                if self.cors_credentials {
+                    return Err(
+                        "server.cors_origins holds \"*\" while server.cors_credentials is on: name the origins".into(),
+                    );
+                }
+                continue;
+            }
+            let parsed =
+                url::Url::parse(origin).map_err(|_| format!("server.cors_origins: {origin:?} is not an origin"))?;
+            let bare = parsed.path() == "/" && parsed.query().is_none() && !origin.ends_with('/');
+            if !matches!(parsed.scheme(), "http" | "https") || parsed.host().is_none() || !bare {
+                return Err(format!("server.cors_origins: {origin:?} is not an origin (scheme://host[:port])"));
+            }
+        }
+        Ok(())
+    }
 }
 
 impl Default for ServerSettings {
@@ -152,6 +187,11 @@ impl Default for ServerSettings {
             request_timeout_secs: 30,
             upload_timeout_secs: 120,
             drain_timeout_secs: 20,
+            max_uri_bytes: 8 * 1024,
+            max_header_bytes: 16 * 1024,
+            max_json_depth: 32,
+            cors_origins: Vec::new(),
+            cors_credentials: false,
         }
     }
 }
@@ -441,6 +481,9 @@ impl Settings {
             ("database.cancel_check_ms", db.cancel_check_ms),
             ("server.request_timeout_secs", self.server.request_timeout_secs),
             ("server.upload_timeout_secs", self.server.upload_timeout_secs),
+            ("server.max_uri_bytes", self.server.max_uri_bytes as u64),
+            ("server.max_header_bytes", self.server.max_header_bytes as u64),
+            ("server.max_json_depth", self.server.max_json_depth as u64),
             ("redis.timeout_ms", self.redis.timeout_ms),
             ("auth.session_ttl_days", u64::from(self.auth.session_ttl_days)),
             ("limits.batch_operations", self.limits.batch_operations as u64),
@@ -478,6 +521,7 @@ impl Settings {
             }
         }
         self.cache.validate().map_err(ConfigError)?;
+        self.server.validate_cors().map_err(ConfigError)?;
         if self.views.flush_ms == 0 || self.views.viewer_window_secs == 0 || self.views.viewers_remembered == 0 {
             return Err(ConfigError(
                 "views.flush_ms, views.viewer_window_secs and views.viewers_remembered must be greater than zero"
@@ -604,6 +648,29 @@ mod tests {
                 Ok(())
             });
         }
+    }
+
+    #[test]
+    fn cors_names_its_origins_and_never_pairs_a_wildcard_with_credentials() {
+        Jail::expect_with(|jail| {
+            jail.set_env("VIBING2_SERVER__CORS_ORIGINS", r#"["https://app.example.com", "http://localhost:5173"]"#);
+            jail.set_env("VIBING2_SERVER__CORS_CREDENTIALS", "true");
+            let settings = Settings::load().unwrap();
+            assert_eq!(settings.server.cors_origins, ["https://app.example.com", "http://localhost:5173"]);
+            jail.set_env("VIBING2_SERVER__CORS_ORIGINS", r#"["*"]"#);
+            let message = Settings::load().unwrap_err().to_string();
+            assert!(message.contains("\"*\" while server.cors_credentials is on"), "{message}");
+            jail.set_env("VIBING2_SERVER__CORS_CREDENTIALS", "false");
+            assert!(Settings::load().is_ok(), "a wildcard without credentials is allowed");
+            for not_an_origin in
+                ["app.example.com", "https://app.example.com/path", "ftp://x.example", "https://a.example/"]
+            {
+                jail.set_env("VIBING2_SERVER__CORS_ORIGINS", format!(r#"["{not_an_origin}"]"#));
+                let message = Settings::load().unwrap_err().to_string();
+                assert!(message.contains("is not an origin"), "{not_an_origin}: {message}");
+            }
+            Ok(())
+        });
     }
 
     #[test]

@@ -16,6 +16,12 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// PostgreSQL's SQLSTATE for a statement cancelled by `statement_timeout`.
 const QUERY_CANCELED: &str = "57014";
+/// A write in a read-only transaction: `default_transaction_read_only`, or a hot standby.
+const READ_ONLY_SQL_TRANSACTION: &str = "25006";
+/// The server could not extend a file, or could not write its WAL.
+const DISK_FULL: &str = "53100";
+/// The server is shutting down, crashed, or is starting up (57P01, 57P02, 57P03).
+const SERVER_GOING_OR_COMING: [&str; 3] = ["57P01", "57P02", "57P03"];
 
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum Error {
@@ -50,6 +56,15 @@ pub enum Error {
     DatabaseTimeout,
     #[error("the database is unavailable")]
     DatabaseUnavailable,
+    /// The database takes no writes for now (read-only, or out of disk); reads go on.
+    #[error("the database is read-only for now: nothing was written")]
+    DatabaseReadOnly,
+    #[error("the database is out of disk space: nothing was written")]
+    DatabaseFull,
+    #[error("the request URL is longer than {0} bytes")]
+    UriTooLong(usize),
+    #[error("the request headers are larger than {0} bytes")]
+    HeadersTooLarge(usize),
     #[error("the shared cache is unavailable")]
     CacheUnavailable,
     #[error("the service is busy, retry in {retry_after_secs} s")]
@@ -92,6 +107,10 @@ impl Error {
             Error::RateLimited { .. } => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
             Error::DatabaseTimeout => (StatusCode::SERVICE_UNAVAILABLE, "database_timeout"),
             Error::DatabaseUnavailable => (StatusCode::SERVICE_UNAVAILABLE, "database_unavailable"),
+            Error::DatabaseReadOnly => (StatusCode::SERVICE_UNAVAILABLE, "database_read_only"),
+            Error::DatabaseFull => (StatusCode::SERVICE_UNAVAILABLE, "database_full"),
+            Error::UriTooLong(_) => (StatusCode::URI_TOO_LONG, "uri_too_long"),
+            Error::HeadersTooLarge(_) => (StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE, "headers_too_large"),
             Error::CacheUnavailable => (StatusCode::SERVICE_UNAVAILABLE, "cache_unavailable"),
             Error::Overloaded { .. } => (StatusCode::SERVICE_UNAVAILABLE, "overloaded"),
             Error::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
@@ -113,6 +132,18 @@ impl From<sqlx::Error> for Error {
             sqlx::Error::Database(db) if db.code().as_deref() == Some(QUERY_CANCELED) => {
                 tracing::warn!(error = %db, "statement cancelled by statement_timeout");
                 Error::DatabaseTimeout
+            }
+            sqlx::Error::Database(db) if db.code().as_deref() == Some(READ_ONLY_SQL_TRANSACTION) => {
+                tracing::warn!(error = %db, "a write refused: the database is read-only");
+                Error::DatabaseReadOnly
+            }
+            sqlx::Error::Database(db) if db.code().as_deref() == Some(DISK_FULL) => {
+                tracing::error!(error = %db, "a write refused: the database is out of disk space");
+                Error::DatabaseFull
+            }
+            sqlx::Error::Database(db) if db.code().is_some_and(|code| SERVER_GOING_OR_COMING.contains(&&*code)) => {
+                tracing::error!(error = %db, "the database server is shutting down or starting");
+                Error::DatabaseUnavailable
             }
             sqlx::Error::PoolTimedOut => {
                 tracing::warn!("no database connection became free within DB_POOL_TIMEOUT");
@@ -177,6 +208,7 @@ impl IntoResponse for Error {
         let retry_after_secs = match self {
             Error::RateLimited { retry_after_secs } | Error::Overloaded { retry_after_secs } => Some(retry_after_secs),
             Error::DatabaseTimeout | Error::DatabaseUnavailable | Error::CacheUnavailable => Some(1),
+            Error::DatabaseReadOnly | Error::DatabaseFull => Some(30),
             _ => None,
         };
         if let Some(seconds) = retry_after_secs {

@@ -28,7 +28,12 @@ pub async fn run(
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
     let mut http = http1::Builder::new();
-    http.timer(TokioTimer::new()).header_read_timeout(Duration::from_millis(settings.header_read_timeout_ms));
+    http.timer(TokioTimer::new())
+        .header_read_timeout(Duration::from_millis(settings.header_read_timeout_ms))
+        // A connection's read buffer is bounded: past twice the service's own limits hyper
+        // answers 431 itself; below that the limits answer with the JSON error
+        // (`app::request_limits`).
+        .max_buf_size((2 * (settings.max_uri_bytes + settings.max_header_bytes)).max(8 * 1024));
     let graceful = GracefulShutdown::new();
     tokio::pin!(shutdown);
     loop {

@@ -78,11 +78,12 @@ impl<T: DeserializeOwned + Send + 'static> JsonBody<T> {
         })?;
         if bytes.len() > server.large_body_bytes {
             // Decoding megabytes is CPU work: off the async workers.
-            return tokio::task::spawn_blocking(move || decode(&bytes))
+            let depth = server.max_json_depth;
+            return tokio::task::spawn_blocking(move || decode(&bytes, depth))
                 .await
                 .map_err(|error| Error::Internal(std::sync::Arc::new(error.into())))?;
         }
-        decode(&bytes)
+        decode(&bytes, server.max_json_depth)
     }
 }
 
@@ -92,10 +93,14 @@ pub fn may_be_large(body: &Body, server: &ServerSettings) -> bool {
     !matches!(axum::body::HttpBody::size_hint(body).upper(), Some(length) if length <= server.large_body_bytes as u64)
 }
 
-/// Decodes a JSON body straight into `T`, never through an untyped value: malformed JSON is
-/// 400 whatever the target type, and a well-formed body of the wrong shape is 422.
-pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Error> {
+/// Decodes a JSON body straight into `T`, never through an untyped value: malformed JSON, or
+/// JSON nested deeper than `max_depth`, is 400 whatever the target type, and a well-formed
+/// body of the wrong shape is 422.
+pub fn decode<T: DeserializeOwned>(bytes: &[u8], max_depth: usize) -> Result<T, Error> {
     let malformed = || Error::BadRequest("the body is not valid JSON".into());
+    if nesting_depth(bytes) > max_depth {
+        return Err(Error::BadRequest(format!("the body nests arrays and objects deeper than {max_depth} levels")));
+    }
     // Syntax first, allocating nothing. The skimming pass decodes no string escapes, so those
     // are checked apart.
     if std::str::from_utf8(bytes).is_err() || serde_json::from_slice::<serde::de::IgnoredAny>(bytes).is_err() {
@@ -107,6 +112,33 @@ pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Error> {
         Escapes::Nul => return Err(Error::Unprocessable("strings must not contain NUL characters".into())),
     }
     serde_json::from_slice(bytes).map_err(|error| Error::Unprocessable(serde_message(&error.to_string())))
+}
+
+/// How deep the arrays and objects of JSON text nest, brackets inside strings aside; one
+/// pass, allocating nothing.
+fn nesting_depth(json: &[u8]) -> usize {
+    let (mut depth, mut deepest, mut in_string, mut escaped) = (0usize, 0usize, false, false);
+    for &byte in json {
+        if in_string {
+            match byte {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match byte {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                deepest = deepest.max(depth);
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    deepest
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -391,7 +423,8 @@ impl FromRequestParts<AppState> for MaybeAdmin {
 pub struct PageQuery {
     /// The `nextCursor` of the previous page.
     pub cursor: Option<String>,
-    /// Page size (default 20, at most 100; larger values are capped).
+    /// Page size: 1 to the list's cap (100; 1000 for a file listing), 20 by default (50 for
+    /// messages, 100 for files); 0 or more than the cap is 422.
     pub limit: Option<u32>,
 }
 
@@ -461,6 +494,17 @@ mod tests {
     use super::*;
 
     #[test]
+    fn nesting_is_counted_outside_strings_only() {
+        assert_eq!(nesting_depth(br#"{"a": [1, {"b": []}]}"#), 4);
+        assert_eq!(nesting_depth(br#"{"a": "[[[[{{{{", "b": "\"[["}"#), 1);
+        assert_eq!(nesting_depth(b"3"), 0);
+        let deep = format!("{}{}", "[".repeat(33), "]".repeat(33));
+        assert!(matches!(decode::<serde_json::Value>(deep.as_bytes(), 32), Err(Error::BadRequest(_))));
+        let fine = format!("{}{}", "[".repeat(32), "]".repeat(32));
+        assert!(decode::<serde_json::Value>(fine.as_bytes(), 32).is_ok());
+    }
+
+    #[test]
     fn unicode_escapes_find_nul_and_lone_surrogates_only() {
         let cases: [(&str, Escapes); 9] = [
             (r#"{"a":"plain"}"#, Escapes::Fine),
@@ -492,10 +536,10 @@ mod tests {
             role: Role,
         }
         for malformed in [r#"{"name":"#, r#"{"role":"#, "", r#"{"role":"\ud800"}"#] {
-            assert_eq!(decode::<Target>(malformed.as_bytes()).unwrap_err().code(), "bad_request", "{malformed}");
+            assert_eq!(decode::<Target>(malformed.as_bytes(), 32).unwrap_err().code(), "bad_request", "{malformed}");
         }
         for wrong in [r#"{"name":1}"#, r#"{"role":3}"#, "{}", "[0,0,0]"] {
-            assert_eq!(decode::<Target>(wrong.as_bytes()).unwrap_err().code(), "unprocessable", "{wrong}");
+            assert_eq!(decode::<Target>(wrong.as_bytes(), 32).unwrap_err().code(), "unprocessable", "{wrong}");
         }
     }
 

@@ -3,10 +3,16 @@
 //!
 //! Invalidation is by generation: every entry belongs to a [`Scope`] (a project, a user's
 //! project list, discovery, ...) whose generation is part of the entry's key. A write bumps
-//! the generation (INCR in Redis, and at once in this process), so no reader can reach the
-//! old entries again; other instances learn the new generation over Redis pub/sub. Nothing
-//! is found by scanning keys. After the subscription (re)connects, the local tier and the
+//! the generation (in Redis, and at once in this process), so no reader can reach the old
+//! entries again; other instances learn the new generation over Redis pub/sub. Nothing is
+//! found by scanning keys. After the subscription (re)connects, the local tier and the
 //! generations it remembers are flushed, since messages may have been missed.
+//!
+//! A generation never goes back, whatever Redis forgets: a bump is at least the clock in
+//! microseconds ([`generation_floor`]), in Redis and in a process bumping alone while Redis
+//! is down. A Redis restarted empty, or one that missed bumps, therefore counts on from past
+//! every generation an instance may still remember; and a write always moves its own
+//! instance's generation, so its writer reads it back.
 
 mod breaker;
 mod bus;
@@ -249,33 +255,41 @@ impl Cache {
     }
 
     /// Takes on the generations Redis counted, and tells the other instances, in one pipeline.
+    /// Here the generation moves past the one this process knows even if Redis counted less
+    /// (it missed bumps made while it was unreachable): the writer must not read its old entry.
     async fn announce(&self, tier: &SharedTier, labels: &[String], values: Vec<u64>) {
         let channel = bus::channel(&self.0.prefix);
         let mut publish = redis::pipe();
         for (label, value) in labels.iter().zip(values) {
-            self.raise_generation(label, value);
+            let known = self.0.generations.get(label).unwrap_or(0);
+            self.raise_generation(label, value.max(known + 1));
             publish.publish(&channel, bus::Message::Generation { scope: label.clone(), value }.encode()).ignore();
         }
         let _ = tier.run_pipeline::<()>(&publish).await;
     }
 
     fn bump_locally(&self, labels: &[String]) {
+        let floor = generation_floor();
         for label in labels {
-            let next = self.0.generations.get(label).unwrap_or(0) + 1;
+            let next = (self.0.generations.get(label).unwrap_or(0) + 1).max(floor);
             self.raise_generation(label, next);
         }
     }
 
-    /// One atomic INCR+EXPIRE per scope. Generations outlive every entry keyed by them, then
-    /// go: a scope written once does not keep a key forever, and when its counter restarts at
-    /// 0 no entry of an earlier 0 can still exist.
+    /// One atomic bump per scope: the counter plus one, or the clock's floor if that is more,
+    /// with an expiry. Generations outlive every entry keyed by them, then go: a scope written
+    /// once does not keep a key forever, and when its counter starts again it starts at the
+    /// clock, past every earlier generation.
     fn bump_pipeline(&self, labels: &[String]) -> redis::Pipeline {
+        const BUMP: &str = "local next = redis.call('INCR', KEYS[1]) \
+            if next < tonumber(ARGV[1]) then next = tonumber(ARGV[1]) redis.call('SET', KEYS[1], next) end \
+            redis.call('EXPIRE', KEYS[1], ARGV[2]) return next";
         let ttl = self.0.settings.longest_ttl().as_secs() * 2;
+        let floor = generation_floor();
         let mut pipeline = redis::pipe();
-        pipeline.atomic();
         for label in labels {
             let gen_key = format!("{}gen:{label}", self.0.prefix);
-            pipeline.incr(&gen_key, 1).expire(&gen_key, ttl as i64).ignore();
+            pipeline.cmd("EVAL").arg(BUMP).arg(1).arg(&gen_key).arg(floor).arg(ttl);
         }
         pipeline
     }
@@ -354,6 +368,14 @@ impl Cache {
         self.0.local.invalidate_all();
         self.0.generations.invalidate_all();
     }
+}
+
+/// The least generation a bump makes now: the wall clock in microseconds. Bumps on every
+/// instance and in Redis are floored by it, so a counter that restarts (a Redis restarted
+/// empty, an expired key) starts past every generation made before, as long as the
+/// instances' clocks agree to within the time between two writes of one scope.
+fn generation_floor() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |since| since.as_micros() as u64)
 }
 
 /// Retries a generation bump Redis refused, with backoff, until it lands or every entry it

@@ -40,11 +40,13 @@ pub struct PageSize {
 impl PageSize {
     pub const STANDARD: PageSize = PageSize { default: 20, max: 100 };
 
-    /// The requested size, capped; 0 is refused.
+    /// The requested size; 0, or more than the list's cap, is refused rather than quietly
+    /// changed, so a client never mistakes a short page for the end.
     pub fn resolve(self, requested: Option<u32>) -> Result<i64, Error> {
         match requested {
             Some(0) => Err(Error::Unprocessable("limit must be at least 1".into())),
-            Some(limit) => Ok(i64::from(limit.min(self.max))),
+            Some(limit) if limit > self.max => Err(Error::Unprocessable(format!("limit must be at most {}", self.max))),
+            Some(limit) => Ok(i64::from(limit)),
             None => Ok(i64::from(self.default)),
         }
     }
@@ -161,10 +163,11 @@ mod tests {
     }
 
     #[test]
-    fn page_size_defaults_caps_and_refuses_zero() {
+    fn page_size_defaults_and_refuses_zero_and_more_than_its_cap() {
         let size = PageSize { default: 50, max: 100 };
         assert_eq!(size.resolve(None).unwrap(), 50);
-        assert_eq!(size.resolve(Some(500)).unwrap(), 100);
+        assert_eq!(size.resolve(Some(100)).unwrap(), 100);
+        assert!(size.resolve(Some(101)).is_err());
         assert!(size.resolve(Some(0)).is_err());
     }
 

@@ -3,10 +3,9 @@
 //! recovery, and what must never reach Redis. Each test has its own key namespace; tests
 //! that stop Redis run a private redis-server of their own.
 
-use std::process::Stdio;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::http::{Method, StatusCode};
 use axum::Router;
@@ -15,54 +14,12 @@ use serde_json::json;
 use vibing2::cache::{Cache, Kind, Scope};
 
 use crate::support::{
-    cache_settings, instance, namespace, send, shared_redis_url, two_tier_app, TestApp, TestUser, ADMIN_TOKEN,
+    cache_settings, instance, namespace, send, shared_redis_url, two_tier_app, within, PrivateRedis, TestApp, TestUser,
+    ADMIN_TOKEN,
 };
 
 async fn redis_connection(url: &str) -> redis::aio::MultiplexedConnection {
     redis::Client::open(url).unwrap().get_multiplexed_async_connection().await.unwrap()
-}
-
-/// A redis-server of the test's own, on a free port, that the test may stop and restart.
-struct PrivateRedis {
-    port: u16,
-    process: Option<tokio::process::Child>,
-}
-
-impl PrivateRedis {
-    async fn start() -> Self {
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let mut redis = PrivateRedis { port, process: None };
-        redis.restart().await;
-        redis
-    }
-
-    fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
-    }
-
-    async fn restart(&mut self) {
-        let child = tokio::process::Command::new("redis-server")
-            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
-            // DEBUG SLEEP plays a slow Redis; Redis 7 refuses DEBUG unless allowed.
-            .args(["--enable-debug-command", "local"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("redis-server (Debian: redis-server) must be installed");
-        self.process = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while redis::Client::open(self.url()).unwrap().get_multiplexed_async_connection().await.is_err() {
-            assert!(Instant::now() < deadline, "redis-server did not start");
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
-
-    async fn stop(&mut self) {
-        if let Some(mut child) = self.process.take() {
-            child.kill().await.unwrap();
-        }
-    }
 }
 
 async fn project_name(router: &Router, user: &TestUser, project: &str) -> String {
@@ -75,24 +32,6 @@ async fn project_name(router: &Router, user: &TestUser, project: &str) -> String
     assert_eq!(response.status(), StatusCode::OK);
     let bytes = http_body_util::BodyExt::collect(response.into_body()).await.unwrap().to_bytes();
     serde_json::from_slice::<serde_json::Value>(&bytes).unwrap()["name"].as_str().unwrap().to_owned()
-}
-
-/// Polls `check` until it holds, failing once `limit` has passed.
-async fn within<F, Fut>(limit: Duration, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let started = Instant::now();
-    loop {
-        if check().await {
-            // The delay itself, for the record (`--nocapture`).
-            eprintln!("held after {:?} (allowed {limit:?})", started.elapsed());
-            return;
-        }
-        assert!(started.elapsed() < limit, "not within {limit:?}");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -54,9 +54,10 @@ async fn pages_go_back_or_forward_and_filter_by_role() {
     let default_page =
         app.call(Method::GET, &format!("/api/projects/{project}/messages"), Some(&owner.token), None).await;
     assert_eq!(default_page.json["items"].as_array().unwrap().len(), 7, "default limit 50");
-    let capped =
+    let oversized =
         app.call(Method::GET, &format!("/api/projects/{project}/messages?limit=5000"), Some(&owner.token), None).await;
-    assert_eq!(capped.status, StatusCode::OK, "an oversized limit is capped, not refused");
+    assert_eq!(oversized.status, StatusCode::UNPROCESSABLE_ENTITY, "an oversized limit is refused, not capped");
+    assert_eq!(oversized.error_code(), "unprocessable");
 }
 
 /// A reader pages forward while writers append: every message it reads is read once, in

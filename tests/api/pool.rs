@@ -45,6 +45,14 @@ async fn the_api_answers_a_timed_out_query_with_503() {
     let response = app.admin_get("/api/health/database?detailed=true").await;
     assert_eq!(response.status, StatusCode::SERVICE_UNAVAILABLE, "{}", response.json);
     assert_eq!(response.error_code(), "database_timeout");
+    // PostgreSQL cancelled the statement itself: no backend still waits on the lock.
+    let waiting: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'",
+    )
+    .fetch_one(&mut *tx)
+    .await
+    .unwrap();
+    assert_eq!(waiting, 0, "the timed-out statement's backend is no longer waiting");
     tx.rollback().await.unwrap();
 
     let after = app.admin_get("/api/health/database?detailed=true").await;

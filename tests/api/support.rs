@@ -198,6 +198,11 @@ impl TestApp {
         send(&self.router, method, uri, body).await
     }
 
+    /// Any request, as built.
+    pub async fn send_request(&self, request: Request<Body>) -> TestResponse {
+        into_test_response(self.router.clone().oneshot(request).await.unwrap()).await
+    }
+
     /// A request as `token`'s holder (or anonymous), with an optional JSON body.
     pub async fn call(&self, method: Method, uri: &str, token: Option<&str>, body: Option<Value>) -> TestResponse {
         call(&self.router, method, uri, token, body).await
@@ -555,4 +560,65 @@ pub fn file_batch_request(project: &str, token: &str, body: Body) -> Request<Bod
         .header(header::AUTHORIZATION, format!("Bearer {token}"))
         .body(body)
         .unwrap()
+}
+
+/// A redis-server of the test's own, on a free port, that the test may stop and restart.
+pub struct PrivateRedis {
+    port: u16,
+    process: Option<tokio::process::Child>,
+}
+
+impl PrivateRedis {
+    pub async fn start() -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let mut redis = PrivateRedis { port, process: None };
+        redis.restart().await;
+        redis
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    pub async fn restart(&mut self) {
+        let child = tokio::process::Command::new("redis-server")
+            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            // DEBUG SLEEP plays a slow Redis; Redis 7 refuses DEBUG unless allowed.
+            .args(["--enable-debug-command", "local"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("redis-server (Debian: redis-server) must be installed");
+        self.process = Some(child);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while redis::Client::open(self.url()).unwrap().get_multiplexed_async_connection().await.is_err() {
+            assert!(std::time::Instant::now() < deadline, "redis-server did not start");
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
+
+    pub async fn stop(&mut self) {
+        if let Some(mut child) = self.process.take() {
+            child.kill().await.unwrap();
+        }
+    }
+}
+
+/// Polls `check` until it holds, failing once `limit` has passed.
+pub async fn within<F, Fut>(limit: std::time::Duration, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let started = std::time::Instant::now();
+    loop {
+        if check().await {
+            // The delay itself, for the record (`--nocapture`).
+            eprintln!("held after {:?} (allowed {limit:?})", started.elapsed());
+            return;
+        }
+        assert!(started.elapsed() < limit, "not within {limit:?}");
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
 }

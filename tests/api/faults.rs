@@ -1,0 +1,139 @@
+//! Dependencies failing under load: bounded request loops of mixed reads and writes, over
+//! two instances, run while the fault happens, and every request is checked.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::http::{Method, StatusCode};
+use axum::Router;
+use serde_json::json;
+
+use crate::support::{call, instance, send, two_tier_app, within, PrivateRedis, TestUser};
+
+/// What the load loops saw.
+#[derive(Default)]
+struct Tally {
+    requests: AtomicU64,
+    failed: AtomicU64,
+    stale: AtomicU64,
+}
+
+/// The two instances a writer talks to: its own, where it writes and reads its writes back,
+/// and the other, where it reads everyone's projects.
+struct Instances {
+    own: Router,
+    other: Router,
+}
+
+/// One writer: renames its own project and reads it straight back on the same instance (it
+/// must see its own write, whatever the cache is doing), and reads the others' public
+/// projects and discovery on the other instance, until `stop`.
+async fn writer(
+    instances: Instances,
+    me: Arc<TestUser>,
+    mine: String,
+    others: Vec<String>,
+    tally: Arc<Tally>,
+    stop: Arc<AtomicBool>,
+) {
+    let Instances { own, other: elsewhere } = instances;
+    let mut round = 0u64;
+    while !stop.load(Ordering::Relaxed) {
+        round += 1;
+        let name = format!("{} {round}", me.email);
+        let uri = format!("/api/projects/{mine}");
+        let written = call(&own, Method::PATCH, &uri, Some(&me.token), Some(json!({ "name": name }))).await;
+        let read = call(&own, Method::GET, &uri, Some(&me.token), None).await;
+        let other = &others[round as usize % others.len()];
+        let theirs = call(&elsewhere, Method::GET, &format!("/api/projects/{other}"), Some(&me.token), None).await;
+        let discovered = call(&elsewhere, Method::GET, "/api/discover?limit=5", None, None).await;
+        tally.requests.fetch_add(4, Ordering::Relaxed);
+        for response in [&written, &read, &theirs, &discovered] {
+            if response.status != StatusCode::OK {
+                tally.failed.fetch_add(1, Ordering::Relaxed);
+                eprintln!("failed: {} {}", response.status, response.json);
+            }
+        }
+        if read.status == StatusCode::OK && read.json["name"] != name.as_str() {
+            tally.stale.fetch_add(1, Ordering::Relaxed);
+            eprintln!("stale: wrote {name:?}, read {}", read.json["name"]);
+        }
+    }
+}
+
+/// Shared-tier hits over both instances.
+async fn shared_hits(instances: &[&Router; 2]) -> u64 {
+    let mut hits = 0;
+    for router in instances {
+        let health = send(router, Method::GET, "/api/health/database", None).await;
+        hits += health.json["cache"]["kinds"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|kind| kind["sharedHits"].as_u64().unwrap())
+            .sum::<u64>();
+    }
+    hits
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn redis_killed_under_load_fails_no_request_and_serves_shared_hits_again_within_5_s() {
+    let mut redis = PrivateRedis::start().await;
+    let (app, settings) = two_tier_app(&redis.url()).await;
+    let second = instance(&app, &settings);
+    let both = [&app.router, &second];
+    let mut users = Vec::new();
+    let mut projects = Vec::new();
+    for n in 0..4 {
+        let user = Arc::new(app.user(&format!("Loader{n}")).await);
+        projects.push(app.project(&user, "PUBLIC").await);
+        users.push(user);
+    }
+    let tally = Arc::new(Tally::default());
+    let stop = Arc::new(AtomicBool::new(false));
+    let loops: Vec<_> = users
+        .iter()
+        .zip(&projects)
+        .enumerate()
+        .map(|(n, (user, mine))| {
+            let others = projects.iter().filter(|project| *project != mine).cloned().collect();
+            let (own, other) = if n % 2 == 0 { (&app.router, &second) } else { (&second, &app.router) };
+            let instances = Instances { own: own.clone(), other: other.clone() };
+            tokio::spawn(writer(instances, user.clone(), mine.clone(), others, tally.clone(), stop.clone()))
+        })
+        .collect();
+    let requests_by = |deadline: u64| {
+        let tally = tally.clone();
+        async move {
+            within(Duration::from_secs(60), || async { tally.requests.load(Ordering::Relaxed) >= deadline }).await;
+        }
+    };
+
+    requests_by(200).await;
+    redis.stop().await;
+    let killed_at = tally.requests.load(Ordering::Relaxed);
+    requests_by(killed_at + 400).await;
+    let down = send(&app.router, Method::GET, "/api/health/database", None).await;
+    assert_eq!(down.json["cache"]["breaker"], "open", "the load ran with Redis down: {}", down.json["cache"]);
+
+    let hits_before = shared_hits(&both).await;
+    redis.restart().await;
+    let back = Instant::now();
+    within(Duration::from_secs(5), || async { shared_hits(&both).await > hits_before }).await;
+    let recovered_after = back.elapsed();
+    let restarted_at = tally.requests.load(Ordering::Relaxed);
+    requests_by(restarted_at + 200).await;
+    stop.store(true, Ordering::Relaxed);
+    for handle in loops {
+        handle.await.unwrap();
+    }
+
+    let (requests, failed, stale) = (
+        tally.requests.load(Ordering::Relaxed),
+        tally.failed.load(Ordering::Relaxed),
+        tally.stale.load(Ordering::Relaxed),
+    );
+    eprintln!("{requests} requests, {failed} failed, {stale} stale; shared hits again {recovered_after:?} after Redis came back");
+    assert_eq!((failed, stale), (0, 0), "{requests} requests");
+}
