@@ -32,6 +32,7 @@ mod plans;
 mod pool;
 mod projects;
 mod read_only;
+mod secrets;
 mod serve_binary;
 mod shutdown;
 mod statements;

@@ -1,6 +1,6 @@
 //! The pool's per-connection settings: statement_timeout and friends.
 
-use axum::http::StatusCode;
+use axum::http::{Method, StatusCode};
 use sqlx::{Connection, Executor};
 
 use crate::support::{TestApp, ADMIN_TOKEN};
@@ -57,4 +57,85 @@ async fn the_api_answers_a_timed_out_query_with_503() {
 
     let after = app.admin_get("/api/health/database?detailed=true").await;
     assert_eq!(after.status, StatusCode::OK, "the pool recovers once the lock is gone");
+}
+
+/// More slow requests than connections: the two that hold the connections wait on a lock,
+/// the rest wait at most the pool timeout for one, then answer 503 with the JSON error and
+/// `Retry-After`; liveness answers throughout, and the detailed health shows the waiters
+/// and the timeouts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_exhausted_pool_answers_the_excess_503_within_its_timeout_and_health_goes_on() {
+    use std::time::{Duration, Instant};
+    use vibing2::telemetry::pool;
+
+    let app = TestApp::with_settings(&[
+        ("admin_token", ADMIN_TOKEN),
+        ("database.connection_limit", "2"),
+        ("database.pool_timeout_secs", "1"),
+        ("database.statement_timeout_ms", "10000"),
+    ])
+    .await;
+    let owner = app.user("Crowd").await;
+    let mut projects = Vec::new();
+    for _ in 0..6 {
+        projects.push(app.project(&owner, "PUBLIC").await);
+    }
+    let timeouts_before = pool::figures().acquire_timeouts;
+    // Every project read waits on this lock while it holds its pooled connection.
+    let mut blocker = app.db.connect().await;
+    let mut lock = blocker.begin().await.unwrap();
+    lock.execute(r#"LOCK TABLE "Project" IN ACCESS EXCLUSIVE MODE"#).await.unwrap();
+
+    let started = Instant::now();
+    let requests: Vec<_> = projects
+        .iter()
+        .map(|project| {
+            let router = app.router.clone();
+            let (uri, token) = (format!("/api/projects/{project}"), owner.token.clone());
+            tokio::spawn(async move {
+                let response = crate::support::call(&router, Method::GET, &uri, Some(&token), None).await;
+                (response, started.elapsed())
+            })
+        })
+        .collect();
+    // While they wait, liveness answers, and no request has been answered yet.
+    while pool::figures().waiters < 4 {
+        assert!(started.elapsed() < Duration::from_secs(10), "the excess never queued for a connection");
+        tokio::task::yield_now().await;
+    }
+    let live = app.get("/api/health").await;
+    assert_eq!(live.status, StatusCode::OK, "liveness needs no connection");
+
+    // The excess is answered while the lock is still held: at the pool timeout, not when
+    // the lock goes. The two holding connections still wait on it.
+    while requests.iter().filter(|request| request.is_finished()).count() < 4 {
+        assert!(started.elapsed() < Duration::from_secs(10), "the excess was never answered");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let live = app.get("/api/health").await;
+    assert_eq!(live.status, StatusCode::OK, "liveness answers with the pool exhausted");
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(requests.iter().filter(|request| !request.is_finished()).count(), 2);
+    lock.rollback().await.unwrap();
+    let mut refused = Vec::new();
+    let mut served = 0;
+    for request in requests {
+        let (response, after) = request.await.unwrap();
+        match response.status {
+            StatusCode::OK => served += 1,
+            StatusCode::SERVICE_UNAVAILABLE => {
+                assert_eq!(response.error_code(), "database_timeout", "{}", response.json);
+                assert!(response.headers.contains_key("retry-after"));
+                assert!(after >= Duration::from_secs(1), "it waited the pool timeout first: {after:?}");
+                refused.push(after);
+            }
+            other => panic!("unexpected {other}: {}", response.json),
+        }
+    }
+    assert_eq!((served, refused.len()), (2, 4), "the two with connections are served once the lock goes");
+    eprintln!("refused after {refused:?} (pool timeout 1 s)");
+
+    let health = app.admin_get("/api/health/database?detailed=true").await;
+    let timeouts = health.json["pool"]["acquireTimeouts"].as_u64().unwrap();
+    assert!(timeouts >= timeouts_before + 4, "{}", health.json["pool"]);
 }

@@ -376,6 +376,19 @@ pub struct SpawnedServer {
 
 impl SpawnedServer {
     pub async fn start(db: &TestDb, env: &[(&str, &str)]) -> Self {
+        Self::launch(db, env, None).await
+    }
+
+    /// As [`SpawnedServer::start`], with the server's output (its log) going to `log`.
+    pub async fn start_logging_to(db: &TestDb, env: &[(&str, &str)], log: std::fs::File) -> Self {
+        Self::launch(db, env, Some(log)).await
+    }
+
+    async fn launch(db: &TestDb, env: &[(&str, &str)], log: Option<std::fs::File>) -> Self {
+        let (stdout, stderr) = match log {
+            Some(log) => (log.try_clone().unwrap().into(), log.into()),
+            None => (std::process::Stdio::null(), std::process::Stdio::null()),
+        };
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_vibing2"));
         command
@@ -384,8 +397,8 @@ impl SpawnedServer {
             .env_remove("REDIS_URL")
             .env("PORT", port.to_string())
             .env("VIBING2_JOBS__ENABLED", "false")
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
+            .stdout(stdout)
+            .stderr(stderr)
             .kill_on_drop(true);
         for (key, value) in env {
             command.env(key, value);
