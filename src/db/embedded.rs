@@ -26,6 +26,8 @@ pub struct EmbeddedCluster {
     run_as: Option<User>,
     /// False when another process already ran this cluster: we use it, but leave it running.
     started_here: bool,
+    /// The `-o` options the server was started with, for a start after [`Self::halt`].
+    server_options: String,
 }
 
 impl EmbeddedCluster {
@@ -47,7 +49,8 @@ impl EmbeddedCluster {
             chown_recursive(&dir, user).await?;
         }
 
-        let mut cluster = Self { bin_dir, data_dir, port: 0, run_as, started_here: false };
+        let mut cluster =
+            Self { bin_dir, data_dir, port: 0, run_as, started_here: false, server_options: String::new() };
         // The monitor's statement statistics, where the server has the module.
         let statement_stats = cluster.has_module("pg_stat_statements");
         if !cluster.data_dir.join("PG_VERSION").exists() {
@@ -58,7 +61,6 @@ impl EmbeddedCluster {
             cluster.port = port;
         } else {
             cluster.port = free_loopback_port()?;
-            let log = dir.join("server.log");
             let mut server_options =
                 format!("-c port={} -c listen_addresses=127.0.0.1 -c unix_socket_directories=''", cluster.port);
             if statement_stats {
@@ -67,16 +69,8 @@ impl EmbeddedCluster {
             for (name, value) in server_settings {
                 server_options.push_str(&format!(" -c {name}={value}"));
             }
-            let output = cluster
-                .pg_command("pg_ctl")
-                .arg("-D")
-                .arg(&cluster.data_dir)
-                .arg("-l")
-                .arg(&log)
-                .args(["-w", "-t", "60", "-o", &server_options, "start"])
-                .output()
-                .await?;
-            ensure_success("pg_ctl start", &output, Some(&log))?;
+            cluster.server_options = server_options;
+            cluster.launch().await?;
             cluster.started_here = true;
             tracing::info!(port = cluster.port, dir = %dir.display(), "embedded PostgreSQL started");
         }
@@ -88,6 +82,35 @@ impl EmbeddedCluster {
         self.url_for(DATABASE_NAME).into()
     }
 
+    async fn launch(&self) -> anyhow::Result<()> {
+        let log = self.data_dir.parent().unwrap_or(&self.data_dir).join("server.log");
+        let output = self
+            .pg_command("pg_ctl")
+            .arg("-D")
+            .arg(&self.data_dir)
+            .arg("-l")
+            .arg(&log)
+            .args(["-w", "-t", "60", "-o", &self.server_options, "start"])
+            .output()
+            .await?;
+        ensure_success("pg_ctl start", &output, Some(&log))
+    }
+
+    /// Stops the server this process started (a fast shutdown: sessions are cut, committed
+    /// work is kept), keeping the cluster to [`Self::resume`] on the same port: an outage,
+    /// for the fault tests.
+    pub async fn halt(&self) -> anyhow::Result<()> {
+        anyhow::ensure!(self.started_here, "only the process that started the cluster may halt it");
+        let output =
+            self.pg_command("pg_ctl").arg("-D").arg(&self.data_dir).args(["-m", "fast", "-w", "stop"]).output().await?;
+        ensure_success("pg_ctl stop", &output, None)
+    }
+
+    /// Starts the server again after [`Self::halt`], with the options and port it had.
+    pub async fn resume(&self) -> anyhow::Result<()> {
+        self.launch().await
+    }
+
     pub fn port(&self) -> u16 {
         self.port
     }
@@ -97,9 +120,7 @@ impl EmbeddedCluster {
         if !self.started_here {
             return Ok(());
         }
-        let output =
-            self.pg_command("pg_ctl").arg("-D").arg(&self.data_dir).args(["-m", "fast", "-w", "stop"]).output().await?;
-        ensure_success("pg_ctl stop", &output, None)?;
+        self.halt().await?;
         tracing::info!("embedded PostgreSQL stopped");
         Ok(())
     }
