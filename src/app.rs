@@ -42,6 +42,7 @@ pub fn with_layers(routes: Router<AppState>, state: AppState) -> Router {
         ))
         .layer(SetResponseHeaderLayer::if_not_present(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer")))
         .layer(SetResponseHeaderLayer::if_not_present(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY")))
+        .layer(middleware::from_fn_with_state(state.clone(), crate::api::throttle::limit))
         .layer(middleware::from_fn_with_state(state.clone(), request_limits))
         .layer(middleware::from_fn(record_route))
         // Spans named by the route template, so ids do not make a span name each.

@@ -46,6 +46,7 @@ pub struct Settings {
     pub views: ViewSettings,
     pub collab: CollabSettings,
     pub monitor: MonitorSettings,
+    pub rate_limits: RateLimitSettings,
     /// Bearer token for the operational endpoints; without one they are off.
     pub admin_token: Option<SecretString>,
     /// The key list cursors are signed with; the same on every instance. Unset: a key kept
@@ -373,6 +374,29 @@ impl Default for JobSettings {
     }
 }
 
+/// Requests per client address and route class in a fixed window (`api::throttle`), counted
+/// across instances through Redis. Sign-up and login have limits of their own (5 failures per
+/// 15 minutes; `auth.signups_per_window`), and liveness has none.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct RateLimitSettings {
+    pub enabled: bool,
+    pub window_secs: u64,
+    /// GET and HEAD of the API.
+    pub reads: u64,
+    /// Every other method, forks aside.
+    pub writes: u64,
+    pub forks: u64,
+    /// The monitor, the cache, the detailed health, the metrics and the dashboard.
+    pub operational: u64,
+}
+
+impl Default for RateLimitSettings {
+    fn default() -> Self {
+        Self { enabled: true, window_secs: 60, reads: 1200, writes: 240, forks: 10, operational: 120 }
+    }
+}
+
 /// Invites.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default)]
@@ -492,6 +516,11 @@ impl Settings {
             ("collab.invites_per_window", self.collab.invites_per_window.max(0) as u64),
             ("monitor.slow_history_rows", self.monitor.slow_history_rows.max(0) as u64),
             ("monitor.explain_timeout_ms", self.monitor.explain_timeout_ms),
+            ("rate_limits.window_secs", self.rate_limits.window_secs),
+            ("rate_limits.reads", self.rate_limits.reads),
+            ("rate_limits.writes", self.rate_limits.writes),
+            ("rate_limits.forks", self.rate_limits.forks),
+            ("rate_limits.operational", self.rate_limits.operational),
         ];
         if let Some((name, _)) = positive.iter().find(|(_, value)| *value == 0) {
             return Err(ConfigError(format!("{name} must be greater than zero")));

@@ -14,6 +14,7 @@ pub mod likes;
 pub mod messages;
 pub mod monitor;
 pub mod projects;
+pub mod throttle;
 pub mod usage;
 
 use axum::extract::DefaultBodyLimit;

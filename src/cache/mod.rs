@@ -21,6 +21,7 @@ mod kinds;
 mod settings;
 mod shared;
 mod stats;
+mod window;
 
 use std::future::Future;
 use std::sync::atomic::Ordering::Relaxed;
@@ -38,6 +39,7 @@ pub use self::settings::CacheSettings;
 use self::shared::SharedTier;
 use self::stats::Counters;
 pub use self::stats::KindStats;
+pub use self::window::Admission;
 
 /// What the cache itself can fail with. A loader's own errors pass through untouched.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -122,6 +124,7 @@ struct Inner {
     generations: moka::sync::Cache<String, u64>,
     shared: Option<SharedTier>,
     counters: Counters,
+    windows: window::Windows,
     listener: Option<tokio::task::JoinHandle<()>>,
 }
 
@@ -146,6 +149,7 @@ impl Cache {
             .expire_after(PerEntryTtl)
             .build();
         let prefix = format!("{}:v{}:", settings.namespace, codec::FORMAT_VERSION);
+        let windows = window::windows(settings.rate_limit_keys, Duration::from_secs(3600));
         let shared = redis.map(|(client, timeout)| SharedTier::new(client, timeout));
         let cache = Cache(Arc::new_cyclic(|weak| {
             let listener = shared
@@ -156,6 +160,7 @@ impl Cache {
                 prefix,
                 local,
                 generations: moka::sync::Cache::new(100_000),
+                windows,
                 shared,
                 counters: Counters::default(),
                 listener,
@@ -319,6 +324,24 @@ impl Cache {
         let message = bus::Message::Clear.encode();
         let _ = tier.run::<()>(redis::cmd("PUBLISH").arg(bus::channel(&self.0.prefix)).arg(message)).await;
         Ok(removed)
+    }
+
+    /// Counts one request under `key` in a fixed window of `length`, and says whether it is
+    /// within `limit`: counted here at once, and in Redis across instances (see [`window`]);
+    /// with Redis down or failing, this process counts alone.
+    pub async fn admit(&self, key: &str, length: Duration, limit: u64) -> Admission {
+        let inner = &self.0;
+        let counter = inner.windows.get_with_by_ref(key, window::fresh);
+        let (index, batch) = window::count(&counter, length, limit, inner.shared.is_some());
+        if let (Some(tier), Some(added)) = (&inner.shared, batch) {
+            let redis_key = format!("{}rl:{key}:{index}", inner.prefix);
+            let mut pipeline = redis::pipe();
+            pipeline.atomic().incr(&redis_key, added).expire(&redis_key, (length.as_secs() * 2) as i64).ignore();
+            if let Ok((total,)) = tier.run_pipeline::<(u64,)>(&pipeline).await {
+                window::synced(&counter, index, added, total);
+            }
+        }
+        window::decide(&counter, length, limit)
     }
 
     pub async fn status(&self) -> CacheStatus {

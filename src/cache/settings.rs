@@ -16,6 +16,9 @@ pub struct CacheSettings {
     pub local_max_bytes: u64,
     pub local_ttl_secs: u64,
     pub ttl_secs: CacheTtls,
+    /// Rate-limit counters kept in this process at most (one per client and route class),
+    /// whatever the number of distinct clients; the least recently used go first.
+    pub rate_limit_keys: u64,
 }
 
 impl Default for CacheSettings {
@@ -25,6 +28,7 @@ impl Default for CacheSettings {
             local_max_bytes: 100 * 1024 * 1024,
             local_ttl_secs: 10,
             ttl_secs: CacheTtls::default(),
+            rate_limit_keys: 100_000,
         }
     }
 }
@@ -52,8 +56,11 @@ impl CacheSettings {
         if let Some(kind) = Kind::ALL.iter().find(|kind| !TTL_RANGE_SECS.contains(&self.shared_ttl(**kind).as_secs())) {
             return Err(format!("cache.ttl_secs.{} must be 60 to 2592000 seconds (1 minute to 30 days)", kind.name()));
         }
-        if self.local_ttl_secs == 0 || self.local_max_bytes == 0 {
-            return Err("cache.local_ttl_secs and cache.local_max_bytes must be greater than zero".into());
+        if self.local_ttl_secs == 0 || self.local_max_bytes == 0 || self.rate_limit_keys == 0 {
+            return Err(
+                "cache.local_ttl_secs, cache.local_max_bytes and cache.rate_limit_keys must be greater than zero"
+                    .into(),
+            );
         }
         let namespace_ok = !self.namespace.is_empty()
             && self.namespace.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));

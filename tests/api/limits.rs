@@ -154,3 +154,95 @@ async fn cors_answers_the_configured_origins_only_even_on_a_429() {
     assert_eq!(limited.headers[header::ACCESS_CONTROL_ALLOW_ORIGIN], "https://app.example.com");
     assert!(limited.headers[header::ACCESS_CONTROL_EXPOSE_HEADERS].to_str().unwrap().contains("retry-after"));
 }
+
+/// A request from `client` (the test trusts `X-Forwarded-For`), as anonymous or as `token`.
+fn from_client(method: Method, uri: &str, client: &str, token: Option<&str>) -> Request<Body> {
+    let mut request = Request::builder()
+        .method(method)
+        .uri(uri)
+        .header("x-forwarded-for", client)
+        .header(header::ORIGIN, "https://app.example.com");
+    if let Some(token) = token {
+        request = request.header(header::AUTHORIZATION, format!("Bearer {token}"));
+    }
+    let body = if request.method_ref() == Some(&Method::PATCH) {
+        request = request.header(header::CONTENT_TYPE, "application/json");
+        Body::from(json!({"name": "Renamed"}).to_string())
+    } else {
+        Body::empty()
+    };
+    request.body(body).unwrap()
+}
+
+const LIMITED: &[(&str, &str)] = &[
+    ("rate_limits.enabled", "true"),
+    ("rate_limits.reads", "3"),
+    ("rate_limits.writes", "2"),
+    ("auth.trust_forwarded_for", "true"),
+    ("server.cors_origins", r#"["https://app.example.com"]"#),
+];
+
+#[tokio::test]
+async fn each_route_class_has_its_limit_per_client_and_a_429_says_when_to_retry() {
+    let app = TestApp::with_settings(LIMITED).await;
+    let owner = app.user("Throttled").await;
+    let project = app.project(&owner, "PUBLIC").await;
+    let token = Some(owner.token.as_str());
+    let read = |client: &'static str| from_client(Method::GET, "/api/discover", client, None);
+    for n in 1..=3 {
+        assert_eq!(app.send_request(read("198.51.100.1")).await.status, StatusCode::OK, "read {n}");
+    }
+    let limited = app.send_request(read("198.51.100.1")).await;
+    assert_eq!(limited.status, StatusCode::TOO_MANY_REQUESTS, "{}", limited.json);
+    assert_eq!(limited.error_code(), "rate_limited");
+    let retry_after: u64 = limited.headers[header::RETRY_AFTER].to_str().unwrap().parse().unwrap();
+    assert!((1..=60).contains(&retry_after), "until the window ends: {retry_after}");
+    assert_eq!(limited.headers[header::ACCESS_CONTROL_ALLOW_ORIGIN], "https://app.example.com");
+
+    // Another client has reads of its own; writes are a class of their own.
+    assert_eq!(app.send_request(read("198.51.100.2")).await.status, StatusCode::OK);
+    let uri = format!("/api/projects/{project}");
+    for n in 1..=2 {
+        let renamed = app.send_request(from_client(Method::PATCH, &uri, "198.51.100.1", token)).await;
+        assert_eq!(renamed.status, StatusCode::OK, "write {n}: {}", renamed.json);
+    }
+    let third = app.send_request(from_client(Method::PATCH, &uri, "198.51.100.1", token)).await;
+    assert_eq!(third.status, StatusCode::TOO_MANY_REQUESTS);
+    // Liveness and the auth routes are outside these limits.
+    assert_eq!(
+        app.send_request(from_client(Method::GET, "/api/health", "198.51.100.1", None)).await.status,
+        StatusCode::OK
+    );
+    let login = app.login(&owner.email, &owner.password).await;
+    assert_eq!(login.status, StatusCode::OK, "{}", login.json);
+}
+
+#[tokio::test]
+async fn the_limits_hold_across_instances_through_redis_and_per_instance_without_it() {
+    let namespace = crate::support::namespace();
+    let redis = crate::support::shared_redis_url();
+    let two_tier: Vec<(&str, &str)> = LIMITED
+        .iter()
+        .copied()
+        .chain([("redis.url", redis.as_str()), ("cache.namespace", namespace.as_str())])
+        .collect();
+    let app = TestApp::with_settings(&two_tier).await;
+    let other = crate::support::instance(&app, &app.db.settings(&two_tier));
+    let read = || from_client(Method::GET, "/api/discover", "203.0.113.7", None);
+    assert_eq!(app.send_request(read()).await.status, StatusCode::OK);
+    assert_eq!(crate::support::send_to(&other, read()).await.status, StatusCode::OK);
+    assert_eq!(app.send_request(read()).await.status, StatusCode::OK);
+    let fourth = crate::support::send_to(&other, read()).await;
+    assert_eq!(fourth.status, StatusCode::TOO_MANY_REQUESTS, "3 reads in all, over two instances: {}", fourth.json);
+
+    // Redis unreachable: each instance counts alone, and still limits.
+    let alone: Vec<(&str, &str)> = LIMITED.iter().copied().chain([("redis.url", "redis://127.0.0.1:1")]).collect();
+    let app = TestApp::with_settings(&alone).await;
+    let other = crate::support::instance(&app, &app.db.settings(&alone));
+    for _ in 0..3 {
+        assert_eq!(app.send_request(read()).await.status, StatusCode::OK);
+        assert_eq!(crate::support::send_to(&other, read()).await.status, StatusCode::OK);
+    }
+    assert_eq!(app.send_request(read()).await.status, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(crate::support::send_to(&other, read()).await.status, StatusCode::TOO_MANY_REQUESTS);
+}

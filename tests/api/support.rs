@@ -94,7 +94,8 @@ impl TestDb {
 
     /// Settings pointing at this database, with the given overrides.
     pub fn settings(&self, overrides: &[(&str, &str)]) -> Settings {
-        let mut pairs = vec![("database.url", self.url.clone())];
+        // The tests drive many requests from one client; `limits.rs` turns the limits on.
+        let mut pairs = vec![("database.url", self.url.clone()), ("rate_limits.enabled", "false".to_owned())];
         pairs.extend(overrides.iter().map(|(k, v)| (*k, (*v).to_owned())));
         Settings::from_pairs(pairs).expect("test settings")
     }
@@ -200,7 +201,7 @@ impl TestApp {
 
     /// Any request, as built.
     pub async fn send_request(&self, request: Request<Body>) -> TestResponse {
-        into_test_response(self.router.clone().oneshot(request).await.unwrap()).await
+        send_to(&self.router, request).await
     }
 
     /// A request as `token`'s holder (or anonymous), with an optional JSON body.
@@ -313,6 +314,11 @@ pub async fn call(
         None => Body::empty(),
     };
     into_test_response(router.clone().oneshot(request.body(body).unwrap()).await.unwrap()).await
+}
+
+/// Sends a request, as built, through `router`.
+pub async fn send_to(router: &Router, request: Request<Body>) -> TestResponse {
+    into_test_response(router.clone().oneshot(request).await.unwrap()).await
 }
 
 /// Sends one request through a router; `body` is (content type, bytes).

@@ -62,10 +62,32 @@ async fn a_flood_of_views_is_written_once_and_bumps_discovery_once() {
     let generation_during: Option<u64> = redis.get(&discovery_generation).await.unwrap();
     assert_eq!(generation_during, generation_before, "no view bumped discovery");
 
+    // Every bump is announced on the invalidation channel: count discovery's, up to a marker
+    // published after the flush (one channel delivers in the order Redis took them).
+    let channel = format!("{namespace}:v1:invalidations");
+    let mut announcements = redis::Client::open(shared_redis_url()).unwrap().get_async_pubsub().await.unwrap();
+    announcements.subscribe(&channel).await.unwrap();
     app.flush_views().await;
     assert_eq!(stored_views(&app, &project).await, 100, "one flush wrote every view");
     let generation_after: Option<u64> = redis.get(&discovery_generation).await.unwrap();
-    assert_eq!(generation_after, Some(generation_before.unwrap_or(0) + 1), "one flush, one bump");
+    assert!(generation_after > generation_before, "the flush bumped discovery");
+    let () = redis.publish(&channel, "end of the flush").await.unwrap();
+    let mut messages = announcements.on_message();
+    let mut discovery_bumps = 0;
+    loop {
+        let message = tokio::time::timeout(std::time::Duration::from_secs(10), futures_util::StreamExt::next(&mut messages))
+            .await
+            .expect("the marker arrives")
+            .unwrap();
+        let text: String = message.get_payload().unwrap();
+        if text == "end of the flush" {
+            break;
+        }
+        if text.starts_with("gen ") && text.ends_with(" discovery") {
+            discovery_bumps += 1;
+        }
+    }
+    assert_eq!(discovery_bumps, 1, "one flush, one bump");
     let detail = app.call(Method::GET, &format!("/api/projects/{project}"), None, None).await;
     assert_eq!(detail.json["viewCount"], json!(100));
 }
