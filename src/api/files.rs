@@ -113,7 +113,8 @@ async fn list_files(
 /// One file with its content.
 #[utoipa::path(get, path = "/api/projects/{id}/files/{path}", tag = "files",
     params(("id" = String, Path), ("path" = String, Path, description = "the file's path; may contain slashes")),
-    responses((status = 200, body = FileContent), (status = 404, body = ErrorResponse)))]
+    responses((status = 200, body = FileContent), (status = 404, body = ErrorResponse),
+        (status = 422, description = "not a valid file path", body = ErrorResponse)))]
 pub async fn read_file(
     State(state): State<AppState>,
     caller: MaybeUser,

@@ -176,6 +176,7 @@ impl From<JobRunRow> for JobRun {
 #[utoipa::path(get, path = "/api/health/database", tag = "health", params(DatabaseQuery),
     security((), ("admin" = [])),
     responses((status = 200, body = DatabaseHealth), (status = 401, body = ErrorResponse),
+              (status = 404, description = "detailed, while no ADMIN_TOKEN is configured", body = ErrorResponse),
               (status = 503, body = DatabaseHealth)))]
 ///
 /// Answers 200 only when the database answers `SELECT 1` within the health-check timeout;

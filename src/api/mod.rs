@@ -32,7 +32,7 @@ use crate::state::AppState;
 #[openapi(
     info(title = "vibing2 data service", description = "The PostgreSQL-backed API of the vibing2 platform."),
     paths(files::read_file),
-    components(schemas(crate::error::ErrorResponse)),
+    components(schemas(crate::error::ErrorResponse, crate::domain::discovery::Sort, crate::domain::Direction)),
     modifiers(&SessionAuth)
 )]
 struct ApiDoc;
@@ -80,10 +80,68 @@ pub fn routes(settings: &Settings) -> Router<AppState> {
         .merge(cache::routes())
         .merge(monitor::routes())
         .split_for_parts();
+    let mut openapi = openapi;
+    document_common_errors(&mut openapi);
     router
         .route("/api/projects/{id}/files/{*path}", get(files::read_file))
         .route("/api/openapi.json", get(move || async move { Json(openapi) }))
         .merge(dashboard::routes())
+}
+
+/// Adds to each operation the error answers that do not come from its handler: those of the
+/// layers every request passes (the request deadline 408, the URL and header limits 414 and
+/// 431, the rate limits 429, the database gate 503, the panic guard 500), of a session
+/// presented and refused (401), of a malformed query or body (400, 413, 415, 422), and of an
+/// unknown id in the path (404). Each is the JSON error; a handler's own entry is kept.
+fn document_common_errors(openapi: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::path::ParameterIn;
+    use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
+
+    let error = |description: &str| {
+        let content = ContentBuilder::new().schema(Some(Ref::from_schema_name("ErrorResponse"))).build();
+        RefOr::T(ResponseBuilder::new().description(description).content("application/json", content).build())
+    };
+    for (path, item) in openapi.paths.paths.iter_mut() {
+        let unguarded = path == "/api/health" || path == "/api/openapi.json";
+        let own_limits = path.starts_with("/api/health") || path.starts_with("/api/auth/");
+        let operations =
+            [&mut item.get, &mut item.put, &mut item.post, &mut item.delete, &mut item.patch, &mut item.head];
+        for operation in operations.into_iter().flatten() {
+            let parameters = operation.parameters.as_deref().unwrap_or_default();
+            let has_query = parameters.iter().any(|parameter| parameter.parameter_in == ParameterIn::Query);
+            let has_path = path.contains('{');
+            let has_body = operation.request_body.is_some();
+            let mut add = |status: &str, description: &str| {
+                operation.responses.responses.entry(status.to_owned()).or_insert_with(|| error(description));
+            };
+            add("408", "the request was not complete within its deadline");
+            add("414", "the URL is longer than server.max_uri_bytes");
+            add("431", "the headers are larger than server.max_header_bytes");
+            add("500", "an internal error; the body says no more");
+            if !unguarded {
+                add("401", "a session was presented and is not valid, or one is needed");
+            }
+            if !path.starts_with("/api/health") {
+                add("503", "the database is unreachable, timed out, read-only or full; see Retry-After");
+            }
+            if !own_limits || matches!(path.as_str(), "/api/auth/login" | "/api/auth/signup" | "/api/auth/password") {
+                add("429", "too many requests; see Retry-After");
+            }
+            if has_query || has_body || has_path {
+                add("400", "a malformed query, path or body");
+            }
+            if has_query || has_body {
+                add("422", "a well-formed request with values out of range");
+            }
+            if has_path {
+                add("404", "no such id, or not one the caller may see");
+            }
+            if has_body {
+                add("413", "the body is larger than the route's limit");
+                add("415", "a body without Content-Type: application/json");
+            }
+        }
+    }
 }
 
 /// Every write route and the service write it performs, whose declaration in

@@ -94,3 +94,32 @@ async fn every_documented_route_is_served() {
         }
     }
 }
+
+/// The answers of the layers every request passes are on every operation, with the JSON
+/// error; a body adds its own, and a path with an id its 404. (`.ci/schemathesis` checks the
+/// document against what the service answers to generated requests.)
+#[tokio::test]
+async fn every_operation_documents_the_errors_any_request_can_get() {
+    let app = TestApp::new().await;
+    let document = app.call(Method::GET, "/api/openapi.json", None, None).await.json;
+    for (path, item) in document["paths"].as_object().unwrap() {
+        for (method, operation) in item.as_object().unwrap().iter().filter(|(key, _)| key.as_str() != "parameters") {
+            let responses = operation["responses"].as_object().unwrap();
+            let mut expected = vec!["408", "414", "431", "500"];
+            if operation.get("requestBody").is_some() {
+                expected.extend(["400", "413", "415", "422"]);
+            }
+            if path.contains('{') {
+                expected.push("404");
+            }
+            for status in expected {
+                let response = responses.get(status).unwrap_or_else(|| panic!("{method} {path} lacks {status}"));
+                let schema = &response["content"]["application/json"]["schema"]["$ref"];
+                assert!(
+                    schema.as_str().is_some_and(|name| name.ends_with("ErrorResponse")),
+                    "{method} {path} {status}"
+                );
+            }
+        }
+    }
+}

@@ -75,10 +75,11 @@ async fn a_flood_of_views_is_written_once_and_bumps_discovery_once() {
     let mut messages = announcements.on_message();
     let mut discovery_bumps = 0;
     loop {
-        let message = tokio::time::timeout(std::time::Duration::from_secs(10), futures_util::StreamExt::next(&mut messages))
-            .await
-            .expect("the marker arrives")
-            .unwrap();
+        let message =
+            tokio::time::timeout(std::time::Duration::from_secs(10), futures_util::StreamExt::next(&mut messages))
+                .await
+                .expect("the marker arrives")
+                .unwrap();
         let text: String = message.get_payload().unwrap();
         if text == "end of the flush" {
             break;
