@@ -137,9 +137,15 @@ pub enum BenchPart {
         url: String,
         #[arg(long, default_value_t = 16)]
         concurrency: usize,
+        /// Signed-in users the connections share (default: one per connection, at most 32).
+        #[arg(long)]
+        users: Option<usize>,
         /// Seconds of load.
         #[arg(long, default_value_t = 10.0)]
         duration: f64,
+        /// The server's pid, to report its peak RSS.
+        #[arg(long)]
+        server_pid: Option<u32>,
         /// Where to write report.md and report.json.
         #[arg(long, default_value = "bench-http")]
         out: PathBuf,

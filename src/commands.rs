@@ -229,9 +229,17 @@ pub async fn import(settings: Settings, command: ImportCommand) -> anyhow::Resul
 /// `vibing2 bench [seed|http]`.
 pub async fn bench(settings: Settings, command: BenchCommand) -> anyhow::Result<()> {
     use crate::bench::{self, seed::Flavor, BenchOptions};
-    if let Some(BenchPart::Http { url, concurrency, duration, out }) = command.part {
+    if let Some(BenchPart::Http { url, concurrency, users, duration, server_pid, out }) = command.part {
         let database = settings.database.url.as_ref().map(|url| url.expose_secret().to_owned());
-        let report = bench::http::run(&url, concurrency, duration, database.as_deref()).await?;
+        let report = bench::http::run(bench::http::HttpOptions {
+            url: &url,
+            concurrency,
+            users: users.unwrap_or(concurrency.min(32)),
+            seconds: duration,
+            server_pid,
+            pgbench_database: database.as_deref(),
+        })
+        .await?;
         std::fs::create_dir_all(&out)?;
         std::fs::write(out.join("report.json"), serde_json::to_vec_pretty(&report)?)?;
         std::fs::write(out.join("report.md"), report.markdown())?;

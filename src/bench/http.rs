@@ -1,6 +1,8 @@
 //! `vibing2 bench http`: closed-loop load over real HTTP against a running service, with a
-//! mix of the API's reads and writes by signed-in users, plus `pgbench -S` on the same
-//! machine as the database's own ceiling for single-row reads.
+//! mix of the API's reads and writes by signed-in users (connections share them when there are
+//! more connections than users), plus `pgbench -S` on the same machine as the database's own
+//! ceiling for single-row reads. Latency is reported in all and per route class; given the
+//! server's pid, so is its peak RSS.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -21,6 +23,11 @@ pub struct HttpReport {
     pub requests: u64,
     pub requests_per_second: f64,
     pub latency: Latency,
+    /// Reads and writes apart.
+    pub latency_by_class: BTreeMap<&'static str, Latency>,
+    pub users: usize,
+    /// The server's peak RSS (`VmHWM`), when its pid was given.
+    pub server_peak_rss_mb: Option<f64>,
     /// Non-2xx answers and transport errors, by status (0 = transport).
     pub errors: BTreeMap<u16, u64>,
     /// Requests per operation.
@@ -35,6 +42,7 @@ pub struct PgbenchReference {
     pub tps: f64,
 }
 
+#[derive(Clone)]
 struct Client {
     http: reqwest::Client,
     base: String,
@@ -107,6 +115,14 @@ async fn prepare_user(http: &reqwest::Client, base: &str, n: usize, run: u32) ->
     Ok(client)
 }
 
+/// The route class of an operation of the mix.
+fn class(operation: &str) -> &'static str {
+    match operation {
+        "append message" | "save file" | "record usage" => "write",
+        _ => "read",
+    }
+}
+
 /// One request of the mix: mostly reads, some writes.
 async fn one_request(client: &Client, round: u64) -> (&'static str, Result<reqwest::StatusCode, reqwest::Error>) {
     use reqwest::Method;
@@ -141,17 +157,28 @@ async fn one_request(client: &Client, round: u64) -> (&'static str, Result<reqwe
     }
 }
 
-pub async fn run(
-    url: &str,
-    concurrency: usize,
-    seconds: f64,
-    pgbench_database: Option<&str>,
-) -> anyhow::Result<HttpReport> {
+/// What `vibing2 bench http` runs.
+pub struct HttpOptions<'a> {
+    pub url: &'a str,
+    pub concurrency: usize,
+    /// Signed-in users the connections share (each prepared with a project).
+    pub users: usize,
+    pub seconds: f64,
+    pub server_pid: Option<u32>,
+    pub pgbench_database: Option<&'a str>,
+}
+
+/// The most clients `pgbench` runs with: the server's default `max_connections` is 100.
+const PGBENCH_MAX_CLIENTS: usize = 64;
+
+pub async fn run(options: HttpOptions<'_>) -> anyhow::Result<HttpReport> {
+    let HttpOptions { url, concurrency, users, seconds, server_pid, pgbench_database } = options;
     let base = url.trim_end_matches('/').to_owned();
     let http = reqwest::Client::builder().pool_max_idle_per_host(concurrency).build()?;
     let run_id: u32 = rand::random();
+    let users = users.clamp(1, concurrency.max(1));
     let mut clients = Vec::new();
-    for n in 0..concurrency {
+    for n in 0..users {
         clients.push(
             prepare_user(&http, &base, n, run_id).await.with_context(|| format!("preparing user {n} at {base}"))?,
         );
@@ -159,10 +186,12 @@ pub async fn run(
 
     let deadline = Instant::now() + Duration::from_secs_f64(seconds);
     let started = Instant::now();
+    let peak_rss = server_pid.map(|pid| tokio::spawn(measure::peak_rss_until(pid, deadline)));
     let mut workers = tokio::task::JoinSet::new();
-    for client in clients {
+    for n in 0..concurrency {
+        let client = clients[n % users].clone();
         workers.spawn(async move {
-            let mut histogram = measure::new_histogram();
+            let mut histograms: BTreeMap<&'static str, hdrhistogram::Histogram<u64>> = BTreeMap::new();
             let mut errors: BTreeMap<u16, u64> = BTreeMap::new();
             let mut mix: BTreeMap<&'static str, u64> = BTreeMap::new();
             let mut round = 0u64;
@@ -170,7 +199,7 @@ pub async fn run(
                 round += 1;
                 let sent = Instant::now();
                 let (operation, outcome) = one_request(&client, round).await;
-                measure::record(&mut histogram, sent);
+                measure::record(histograms.entry(class(operation)).or_insert_with(measure::new_histogram), sent);
                 *mix.entry(operation).or_default() += 1;
                 match outcome {
                     Ok(status) if status.is_success() => {}
@@ -178,21 +207,29 @@ pub async fn run(
                     Err(_) => *errors.entry(0).or_default() += 1,
                 }
             }
-            (histogram, errors, mix)
+            (histograms, errors, mix)
         });
     }
     let mut histogram = measure::new_histogram();
+    let mut by_class: BTreeMap<&'static str, hdrhistogram::Histogram<u64>> = BTreeMap::new();
     let mut errors = BTreeMap::new();
     let mut mix = BTreeMap::new();
     while let Some(worker) = workers.join_next().await {
-        let (h, e, m) = worker?;
-        histogram.add(&h)?;
+        let (histograms, e, m) = worker?;
+        for (class, h) in histograms {
+            histogram.add(&h)?;
+            by_class.entry(class).or_insert_with(measure::new_histogram).add(&h)?;
+        }
         e.into_iter().for_each(|(k, v)| *errors.entry(k).or_default() += v);
         m.into_iter().for_each(|(k, v)| *mix.entry(k).or_default() += v);
     }
     let elapsed = started.elapsed().as_secs_f64();
+    let server_peak_rss_mb = match peak_rss {
+        Some(task) => task.await?.map(|kb| kb as f64 / 1024.0),
+        None => None,
+    };
     let pgbench = match pgbench_database {
-        Some(database_url) => pgbench_reference(database_url, concurrency, seconds).await?,
+        Some(database_url) => pgbench_reference(database_url, concurrency.min(PGBENCH_MAX_CLIENTS), seconds).await?,
         None => None,
     };
     Ok(HttpReport {
@@ -202,6 +239,9 @@ pub async fn run(
         requests: histogram.len(),
         requests_per_second: histogram.len() as f64 / elapsed,
         latency: measure::summarize(&histogram),
+        latency_by_class: by_class.iter().map(|(class, h)| (*class, measure::summarize(h))).collect(),
+        users,
+        server_peak_rss_mb,
         errors,
         mix,
         pgbench,
@@ -263,6 +303,19 @@ impl HttpReport {
             self.latency.p99_ms,
             self.errors
         );
+        md.push_str(&format!(
+            "\n{} users share the connections.\n\n| class | requests | p50 | p95 | p99 |\n|---|---:|---:|---:|---:|\n",
+            self.users
+        ));
+        for (class, latency) in &self.latency_by_class {
+            md.push_str(&format!(
+                "| {class} | {} | {:.2}ms | {:.2}ms | {:.2}ms |\n",
+                latency.samples, latency.p50_ms, latency.p95_ms, latency.p99_ms
+            ));
+        }
+        if let Some(rss) = self.server_peak_rss_mb {
+            md.push_str(&format!("\nThe server's peak RSS: {rss:.0} MB\n"));
+        }
         if let Some(pgbench) = &self.pgbench {
             md.push_str(&format!(
                 "\nReference, the database's own limit for single-row reads: `{}`: {:.0} tps\n",

@@ -201,7 +201,7 @@ async fn measure(tool: &str, mut command: Command, target: &str) -> anyhow::Resu
     let started = Instant::now();
     let mut child =
         command.stdout(Stdio::null()).stderr(Stdio::piped()).spawn().with_context(|| format!("starting {tool}"))?;
-    let status_file = format!("/proc/{}/status", child.id());
+    let pid = child.id();
     let mut stderr = child.stderr.take().expect("piped");
     let errors = std::thread::spawn(move || {
         let mut text = String::new();
@@ -210,7 +210,7 @@ async fn measure(tool: &str, mut command: Command, target: &str) -> anyhow::Resu
     });
     let mut peak_kb = 0u64;
     let status = loop {
-        if let Some(kb) = high_water_kb(&status_file) {
+        if let Some(kb) = super::measure::peak_rss_kb(pid) {
             peak_kb = peak_kb.max(kb);
         }
         if let Some(status) = child.try_wait()? {
@@ -232,12 +232,6 @@ async fn measure(tool: &str, mut command: Command, target: &str) -> anyhow::Resu
         peak_rss_mb: peak_kb as f64 / 1024.0,
         exit_ok: status.success(),
     })
-}
-
-fn high_water_kb(status_file: &str) -> Option<u64> {
-    let status = std::fs::read_to_string(status_file).ok()?;
-    let line = status.lines().find(|line| line.starts_with("VmHWM:"))?;
-    line.split_whitespace().nth(1)?.parse().ok()
 }
 
 /// Rows of every ordinary table in `public`, whatever the tool named them; the import's own

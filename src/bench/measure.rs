@@ -85,3 +85,20 @@ pub async fn alone(warmup: usize, iterations: usize, mut after: Step<'_>) -> any
     }
     Ok(summarize(&histogram))
 }
+
+/// A process's peak RSS in KiB (`VmHWM`), None once it is gone.
+pub fn peak_rss_kb(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|line| line.starts_with("VmHWM:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// Samples [`peak_rss_kb`] every 100 ms until `deadline`; the highest seen.
+pub async fn peak_rss_until(pid: u32, deadline: std::time::Instant) -> Option<u64> {
+    let mut peak = None;
+    while std::time::Instant::now() < deadline {
+        peak = peak.max(peak_rss_kb(pid));
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    peak.max(peak_rss_kb(pid))
+}
