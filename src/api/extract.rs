@@ -445,10 +445,17 @@ impl FromRequestParts<AppState> for ClientAddress {
     type Rejection = Error;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        Ok(ClientAddress::of(&parts.extensions, &parts.headers, state))
+    }
+}
+
+impl ClientAddress {
+    /// The client of a request, from its peer and headers (middleware has no `Parts`).
+    pub fn of(extensions: &axum::http::Extensions, headers: &axum::http::HeaderMap, state: &AppState) -> Self {
         let auth = &state.settings.auth;
-        let peer = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|info| info.0.ip());
-        let forwarded = parts.headers.get("x-forwarded-for").and_then(|value| value.to_str().ok());
-        Ok(ClientAddress(client_address(peer, forwarded, &auth.trusted_proxies, auth.trust_forwarded_for)))
+        let peer = extensions.get::<ConnectInfo<SocketAddr>>().map(|info| info.0.ip());
+        let forwarded = headers.get("x-forwarded-for").and_then(|value| value.to_str().ok());
+        ClientAddress(client_address(peer, forwarded, &auth.trusted_proxies, auth.trust_forwarded_for))
     }
 }
 

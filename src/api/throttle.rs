@@ -4,10 +4,9 @@
 //! instance while Redis is down (`cache::Cache::admit`). Past a limit: 429 with
 //! `Retry-After`, the CORS headers included (the CORS layer wraps this one).
 
-use std::net::SocketAddr;
 use std::time::Duration;
 
-use axum::extract::{ConnectInfo, Request, State};
+use axum::extract::{Request, State};
 use axum::http::Method;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -17,7 +16,7 @@ use crate::config::RateLimitSettings;
 use crate::error::Error;
 use crate::state::AppState;
 
-use super::extract::client_address;
+use super::extract::ClientAddress;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RouteClass {
@@ -72,10 +71,7 @@ pub async fn limit(State(state): State<AppState>, request: Request, next: Next) 
     let Some(class) = class.filter(|_| limits.enabled) else {
         return next.run(request).await;
     };
-    let auth = &state.settings.auth;
-    let peer = request.extensions().get::<ConnectInfo<SocketAddr>>().map(|info| info.0.ip());
-    let forwarded = request.headers().get("x-forwarded-for").and_then(|value| value.to_str().ok());
-    let client = client_address(peer, forwarded, &auth.trusted_proxies, auth.trust_forwarded_for);
+    let ClientAddress(client) = ClientAddress::of(request.extensions(), request.headers(), &state);
     let key = format!("{}:{client}", class.name());
     match state.cache.admit(&key, Duration::from_secs(limits.window_secs), class.limit(limits)).await {
         Admission::Allowed => next.run(request).await,

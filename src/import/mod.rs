@@ -133,10 +133,7 @@ pub async fn run(target: &PgConnectOptions, options: &ImportOptions) -> anyhow::
     let source = copied.source;
 
     let step = Instant::now();
-    let renumbered = match copied.messages_in_order {
-        Some(true) => false,
-        _ => !ledger::message_cursors_in_order(conn).await?,
-    };
+    let renumbered = !copied.messages_in_order && !ledger::message_cursors_in_order(conn).await?;
     if renumbered {
         ledger::renumber_message_cursors(conn).await?;
     }
@@ -206,9 +203,9 @@ struct Copied {
     /// Rows written by this run.
     written: i64,
     source: Source,
-    /// Whether this run wrote every message, in `createdAt` order; `None` when it resumed
-    /// the stage, so that only the target can tell.
-    messages_in_order: Option<bool>,
+    /// Whether this run wrote every message and saw them in `createdAt` order; false when
+    /// they were not, or it resumed the stage, so that only the target can tell.
+    messages_in_order: bool,
 }
 
 /// Reads and normalises on a blocking thread, and writes on both `writers` at once; at most two batches wait between them. Batches can commit out of order: each
@@ -227,8 +224,8 @@ async fn copy_stages(
     let batch_rows = options.batch_rows.max(1);
     let visible = !options.quiet && std::io::stderr().is_terminal();
     let totals: Vec<i64> = STAGES.iter().map(|stage| totals.get(stage.name).copied().unwrap_or(0)).collect();
-    let reader = tokio::task::spawn_blocking(move || -> anyhow::Result<(Source, Option<bool>)> {
-        let mut messages_in_order = None;
+    let reader = tokio::task::spawn_blocking(move || -> anyhow::Result<(Source, bool)> {
+        let mut messages_in_order = false;
         for (index, stage) in STAGES.iter().enumerate() {
             let done = &done[index];
             let bar = progress_bar(visible, stage.name, totals[index]);
@@ -255,10 +252,10 @@ async fn copy_stages(
             })?;
             let unsent = batch.last_rowid > batch.after_rowid || !batch.rejects.is_empty();
             if !open || (unsent && sender.blocking_send(Piece { stage, batch, bar: bar.clone() }).is_err()) {
-                return Ok((source, None));
+                return Ok((source, false));
             }
             if let Some(order) = order {
-                messages_in_order = order.known();
+                messages_in_order = order.ordered;
             }
             bar.finish_and_clear();
             let seconds = started.elapsed().as_secs_f64();
@@ -315,11 +312,6 @@ impl KeysetOrder {
             Cell::Timestamp(millis) if self.last.map_or(true, |last| last < *millis) => self.last = Some(*millis),
             _ => self.ordered = false,
         }
-    }
-
-    /// `Some(true)` only when every row was seen, in order.
-    fn known(&self) -> Option<bool> {
-        self.ordered.then_some(true)
     }
 }
 
