@@ -45,6 +45,9 @@ pub struct MonitorQuery {
     min_bytes: Option<i64>,
 }
 
+/// The most rows a ranked list may ask for; a larger `limit` is refused, not capped.
+const MAX_ROWS: i64 = 200;
+
 /// One view of the database and of this process's query figures.
 #[utoipa::path(get, path = "/api/monitor/queries", tag = "operations", params(MonitorQuery),
     security(("admin" = [])),
@@ -52,7 +55,8 @@ pub struct MonitorQuery {
               (status = 400, description = "an unknown or missing type; the message lists the valid ones",
                body = ErrorResponse),
               (status = 401, body = ErrorResponse),
-              (status = 404, description = "no ADMIN_TOKEN configured", body = ErrorResponse)))]
+              (status = 404, description = "no ADMIN_TOKEN configured", body = ErrorResponse),
+              (status = 422, description = "limit outside 1 to 200", body = ErrorResponse)))]
 async fn queries(
     State(state): State<AppState>,
     _admin: Admin,
@@ -66,7 +70,12 @@ async fn queries(
         None => Ok(default),
     };
     let options = ViewOptions {
-        limit: non_negative("limit", query.limit, defaults.limit)?.clamp(1, 200),
+        limit: match query.limit {
+            Some(limit) if !(1..=MAX_ROWS).contains(&limit) => {
+                return Err(Error::Unprocessable(format!("limit must be between 1 and {MAX_ROWS}")))
+            }
+            limit => limit.unwrap_or(defaults.limit),
+        },
         max_scans: non_negative("maxScans", query.max_scans, defaults.max_scans)?,
         min_bytes: non_negative("minBytes", query.min_bytes, defaults.min_bytes)?,
         ..defaults

@@ -56,6 +56,11 @@ async fn the_monitor_is_for_operators_and_names_its_views() {
     }
     let negative = app.admin_get("/api/monitor/queries?type=unused&minBytes=-1").await;
     assert_eq!(negative.status, StatusCode::BAD_REQUEST);
+    for limit in ["0", "201"] {
+        let response = app.admin_get(&format!("/api/monitor/queries?type=slow&limit={limit}")).await;
+        assert_eq!(response.status, StatusCode::UNPROCESSABLE_ENTITY, "limit={limit}: refused, not capped");
+        assert_eq!(response.json["error"]["code"], "unprocessable", "{}", response.json);
+    }
 }
 
 #[tokio::test]
