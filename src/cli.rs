@@ -140,6 +140,10 @@ pub enum BenchPart {
         /// Signed-in users the connections share (default: one per connection, at most 32).
         #[arg(long)]
         users: Option<usize>,
+        /// Projects each user makes: its own, which its writes go to, and public ones, which
+        /// every user's reads choose from by Zipf(1.1).
+        #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=1000))]
+        projects_per_user: u16,
         /// Seconds of load.
         #[arg(long, default_value_t = 10.0)]
         duration: f64,

@@ -229,12 +229,15 @@ pub async fn import(settings: Settings, command: ImportCommand) -> anyhow::Resul
 /// `vibing2 bench [seed|http]`.
 pub async fn bench(settings: Settings, command: BenchCommand) -> anyhow::Result<()> {
     use crate::bench::{self, seed::Flavor, BenchOptions};
-    if let Some(BenchPart::Http { url, concurrency, users, duration, server_pid, out }) = command.part {
+    if let Some(BenchPart::Http { url, concurrency, users, projects_per_user, duration, server_pid, out }) =
+        command.part
+    {
         let database = settings.database.url.as_ref().map(|url| url.expose_secret().to_owned());
         let report = bench::http::run(bench::http::HttpOptions {
             url: &url,
             concurrency,
             users: users.unwrap_or(concurrency.min(32)),
+            projects_per_user: projects_per_user.into(),
             seconds: duration,
             server_pid,
             pgbench_database: database.as_deref(),

@@ -1,14 +1,18 @@
 //! `vibing2 bench http`: closed-loop load over real HTTP against a running service, with a
 //! mix of the API's reads and writes by signed-in users (connections share them when there are
 //! more connections than users), plus `pgbench -S` on the same machine as the database's own
-//! ceiling for single-row reads. Latency is reported in all and per route class; given the
-//! server's pid, so is its peak RSS.
+//! ceiling for single-row reads. Reads pick their project by the cache scenario's Zipf(1.1)
+//! choice over the public projects the users made; writes go to the writer's own project.
+//! Latency is reported in all and per route class; given the server's pid, so is its peak RSS.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{ensure, Context};
-use rand::Rng;
+use rand::seq::SliceRandom;
+use rand::{Rng, SeedableRng};
+use rand_distr::{Distribution, Zipf};
 use serde::Serialize;
 use serde_json::{json, Value};
 
@@ -26,6 +30,9 @@ pub struct HttpReport {
     /// Reads and writes apart.
     pub latency_by_class: BTreeMap<&'static str, Latency>,
     pub users: usize,
+    /// Public projects the reads choose from, and the exponent of their Zipf choice.
+    pub read_projects: usize,
+    pub zipf_exponent: f64,
     /// The server's peak RSS (`VmHWM`), when its pid was given.
     pub server_peak_rss_mb: Option<f64>,
     /// Non-2xx answers and transport errors, by status (0 = transport).
@@ -42,12 +49,46 @@ pub struct PgbenchReference {
     pub tps: f64,
 }
 
+/// The cache scenario's skew (`bench::scenarios::cache_hit_rate`).
+const ZIPF_EXPONENT: f64 = 1.1;
+
 #[derive(Clone)]
 struct Client {
     http: reqwest::Client,
     base: String,
     token: String,
+    /// The user's own project, which its writes go to.
     project: String,
+    /// Every user's public projects, which the reads choose from.
+    readable: Arc<ReadableProjects>,
+}
+
+/// Public projects in a shuffled order, so that the most read ones belong to no one user in
+/// particular, drawn by Zipf rank.
+struct ReadableProjects {
+    ids: Vec<String>,
+    zipf: Zipf<f64>,
+}
+
+impl ReadableProjects {
+    fn new(mut ids: Vec<String>) -> anyhow::Result<Self> {
+        ensure!(!ids.is_empty(), "no public project to read");
+        ids.shuffle(&mut rand_chacha::ChaCha8Rng::seed_from_u64(11));
+        let zipf = Zipf::new(ids.len() as u64, ZIPF_EXPONENT)?;
+        Ok(ReadableProjects { ids, zipf })
+    }
+
+    fn pick(&self) -> &str {
+        let rank = self.zipf.sample(&mut rand::thread_rng()) as usize;
+        &self.ids[rank - 1]
+    }
+}
+
+/// A signed-in user of the load, before the readable projects are known.
+struct PreparedUser {
+    token: String,
+    project: String,
+    public_projects: Vec<String>,
 }
 
 impl Client {
@@ -68,8 +109,16 @@ impl Client {
     }
 }
 
-/// Signs up a user, logs in, and creates a project with a few files and messages.
-async fn prepare_user(http: &reqwest::Client, base: &str, n: usize, run: u32) -> anyhow::Result<Client> {
+/// Signs up a user, logs in, and creates `projects` projects with a few files and messages
+/// each: the first is the user's own (private for odd users), which its writes go to; the
+/// others are public, for everyone's reads.
+async fn prepare_user(
+    http: &reqwest::Client,
+    base: &str,
+    n: usize,
+    run: u32,
+    projects: usize,
+) -> anyhow::Result<PreparedUser> {
     let email = format!("load{run}-{n}@bench.example");
     let password = format!("load-password-{run}");
     let signup = json!({"name": format!("Load {n}"), "email": email, "password": password});
@@ -83,36 +132,46 @@ async fn prepare_user(http: &reqwest::Client, base: &str, n: usize, run: u32) ->
         .json()
         .await?;
     let token = login["token"].as_str().context("login answered no token")?.to_owned();
-    let visibility = if n % 2 == 0 { "PUBLIC" } else { "PRIVATE" };
-    let project: Value = http
-        .post(format!("{base}/api/projects"))
-        .bearer_auth(&token)
-        .json(&json!({"name": format!("Load project {n}"), "projectType": "website", "visibility": visibility}))
-        .send()
-        .await?
-        .json()
-        .await?;
-    let project = project["id"].as_str().context("no project id")?.to_owned();
-    let client = Client { http: http.clone(), base: base.to_owned(), token, project };
+    let mut ids = Vec::new();
+    for k in 0..projects.max(1) {
+        let visibility = if k > 0 || n % 2 == 0 { "PUBLIC" } else { "PRIVATE" };
+        let body = json!({"name": format!("Load project {n}.{k}"), "projectType": "website", "visibility": visibility});
+        let project: Value =
+            http.post(format!("{base}/api/projects")).bearer_auth(&token).json(&body).send().await?.json().await?;
+        let id = project["id"].as_str().context("no project id")?.to_owned();
+        fill_project(http, base, &token, &id).await?;
+        ids.push((id, visibility == "PUBLIC"));
+    }
+    let project = ids[0].0.clone();
+    let public_projects = ids.into_iter().filter(|(_, public)| *public).map(|(id, _)| id).collect();
+    Ok(PreparedUser { token, project, public_projects })
+}
+
+/// Ten files in one batch and ten messages, so that file reads and message pages find rows.
+async fn fill_project(http: &reqwest::Client, base: &str, token: &str, project: &str) -> anyhow::Result<()> {
     let files: Vec<Value> = (0..10)
         .map(
             |k| json!({"op": "upsert", "path": format!("src/file{k}.js"), "content": format!("export const n = {k};")}),
         )
         .collect();
-    client
-        .send(
-            reqwest::Method::PUT,
-            &format!("/api/projects/{}/files", client.project),
-            Some(json!({"operations": files})),
-        )
+    let saved = http
+        .put(format!("{base}/api/projects/{project}/files"))
+        .bearer_auth(token)
+        .json(&json!({"operations": files}))
+        .send()
         .await?;
+    ensure!(saved.status().is_success(), "saving files failed: {}", saved.status());
     for k in 0..10 {
         let message = json!({"role": "user", "content": format!("message {k}")});
-        client
-            .send(reqwest::Method::POST, &format!("/api/projects/{}/messages", client.project), Some(message))
+        let sent = http
+            .post(format!("{base}/api/projects/{project}/messages"))
+            .bearer_auth(token)
+            .json(&message)
+            .send()
             .await?;
+        ensure!(sent.status().is_success(), "appending a message failed: {}", sent.status());
     }
-    Ok(client)
+    Ok(())
 }
 
 /// The route class of an operation of the mix.
@@ -123,20 +182,20 @@ fn class(operation: &str) -> &'static str {
     }
 }
 
-/// One request of the mix: mostly reads, some writes.
+/// One request of the mix: mostly reads of Zipf-chosen public projects, some writes to the
+/// user's own.
 async fn one_request(client: &Client, round: u64) -> (&'static str, Result<reqwest::StatusCode, reqwest::Error>) {
     use reqwest::Method;
     let project = &client.project;
+    let read = client.readable.pick();
     let pick = rand::thread_rng().gen_range(0..100);
     match pick {
-        0..=24 => ("get project", client.send(Method::GET, &format!("/api/projects/{project}"), None).await),
+        0..=24 => ("get project", client.send(Method::GET, &format!("/api/projects/{read}"), None).await),
         25..=39 => ("list projects", client.send(Method::GET, "/api/projects", None).await),
         40..=54 => ("discover", client.send(Method::GET, "/api/discover?sort=popular", None).await),
-        55..=66 => {
-            ("messages page", client.send(Method::GET, &format!("/api/projects/{project}/messages"), None).await)
-        }
+        55..=66 => ("messages page", client.send(Method::GET, &format!("/api/projects/{read}/messages"), None).await),
         67..=76 => {
-            ("read file", client.send(Method::GET, &format!("/api/projects/{project}/files/src/file3.js"), None).await)
+            ("read file", client.send(Method::GET, &format!("/api/projects/{read}/files/src/file3.js"), None).await)
         }
         77..=86 => {
             let body = json!({"role": "assistant", "content": format!("reply {round}"), "tokens": 12});
@@ -161,8 +220,10 @@ async fn one_request(client: &Client, round: u64) -> (&'static str, Result<reqwe
 pub struct HttpOptions<'a> {
     pub url: &'a str,
     pub concurrency: usize,
-    /// Signed-in users the connections share (each prepared with a project).
+    /// Signed-in users the connections share.
     pub users: usize,
+    /// Projects each user makes: its own, and the rest public for everyone's reads.
+    pub projects_per_user: usize,
     pub seconds: f64,
     pub server_pid: Option<u32>,
     pub pgbench_database: Option<&'a str>,
@@ -172,17 +233,32 @@ pub struct HttpOptions<'a> {
 const PGBENCH_MAX_CLIENTS: usize = 64;
 
 pub async fn run(options: HttpOptions<'_>) -> anyhow::Result<HttpReport> {
-    let HttpOptions { url, concurrency, users, seconds, server_pid, pgbench_database } = options;
+    let HttpOptions { url, concurrency, users, projects_per_user, seconds, server_pid, pgbench_database } = options;
     let base = url.trim_end_matches('/').to_owned();
     let http = reqwest::Client::builder().pool_max_idle_per_host(concurrency).build()?;
     let run_id: u32 = rand::random();
     let users = users.clamp(1, concurrency.max(1));
-    let mut clients = Vec::new();
+    let mut prepared = Vec::new();
     for n in 0..users {
-        clients.push(
-            prepare_user(&http, &base, n, run_id).await.with_context(|| format!("preparing user {n} at {base}"))?,
+        prepared.push(
+            prepare_user(&http, &base, n, run_id, projects_per_user)
+                .await
+                .with_context(|| format!("preparing user {n} at {base}"))?,
         );
     }
+    let readable =
+        Arc::new(ReadableProjects::new(prepared.iter().flat_map(|user| user.public_projects.clone()).collect())?);
+    let read_projects = readable.ids.len();
+    let clients: Vec<Client> = prepared
+        .into_iter()
+        .map(|user| Client {
+            http: http.clone(),
+            base: base.clone(),
+            token: user.token,
+            project: user.project,
+            readable: readable.clone(),
+        })
+        .collect();
 
     let deadline = Instant::now() + Duration::from_secs_f64(seconds);
     let started = Instant::now();
@@ -241,6 +317,8 @@ pub async fn run(options: HttpOptions<'_>) -> anyhow::Result<HttpReport> {
         latency: measure::summarize(&histogram),
         latency_by_class: by_class.iter().map(|(class, h)| (*class, measure::summarize(h))).collect(),
         users,
+        read_projects,
+        zipf_exponent: ZIPF_EXPONENT,
         server_peak_rss_mb,
         errors,
         mix,
@@ -304,8 +382,8 @@ impl HttpReport {
             self.errors
         );
         md.push_str(&format!(
-            "\n{} users share the connections.\n\n| class | requests | p50 | p95 | p99 |\n|---|---:|---:|---:|---:|\n",
-            self.users
+            "\n{} users share the connections; reads choose among {} public projects by Zipf({}).\n\n| class | requests | p50 | p95 | p99 |\n|---|---:|---:|---:|---:|\n",
+            self.users, self.read_projects, self.zipf_exponent
         ));
         for (class, latency) in &self.latency_by_class {
             md.push_str(&format!(

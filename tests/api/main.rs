@@ -4,6 +4,7 @@ mod access_matrix;
 mod adopt;
 mod auth;
 mod bad_input;
+mod bench_http;
 mod bench_seed;
 mod bodies;
 mod cache;

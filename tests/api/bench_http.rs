@@ -1,0 +1,35 @@
+//! `vibing2 bench http` against a real server: its load runs clean, and its reads reach other
+//! users' public projects by the Zipf choice.
+
+use vibing2::bench::http::{self, HttpOptions};
+
+use crate::support::{SpawnedServer, TestDb};
+
+#[tokio::test]
+async fn the_load_reads_every_users_public_projects_without_an_error() {
+    let db = TestDb::migrated().await;
+    let server = SpawnedServer::start(
+        &db,
+        &[("VIBING2_RATE_LIMITS__ENABLED", "false"), ("VIBING2_AUTH__SIGNUPS_PER_WINDOW", "100")],
+    )
+    .await;
+    let report = http::run(HttpOptions {
+        url: &server.base,
+        concurrency: 4,
+        users: 2,
+        projects_per_user: 3,
+        seconds: 1.0,
+        server_pid: Some(server.pid()),
+        pgbench_database: None,
+    })
+    .await
+    .expect("the load runs");
+    // User 0's three projects are public; user 1's first is private, its other two public.
+    assert_eq!(report.read_projects, 5);
+    assert_eq!(report.users, 2);
+    assert!(report.requests > 0, "{report:?}");
+    // A read of another user's private project would be a 404 here.
+    assert!(report.errors.is_empty(), "errors: {:?}", report.errors);
+    assert!(report.server_peak_rss_mb.is_some_and(|mb| mb > 1.0), "{:?}", report.server_peak_rss_mb);
+    assert_eq!(report.mix.values().sum::<u64>(), report.requests, "{:?}", report.mix);
+}
