@@ -25,6 +25,9 @@ pub enum Command {
     /// Seed two databases beside DATABASE_URL and measure the before/after table; or seed
     /// one database; or load a running service over HTTP.
     Bench(BenchCommand),
+    /// Switch an index of the ledger off or on, for a gradual rollback without a deploy.
+    #[command(subcommand)]
+    Index(IndexCommand),
 }
 
 #[derive(Debug, Args)]
@@ -33,6 +36,23 @@ pub struct MigrateCommand {
     /// [default: the migrator's, 10,000].
     #[arg(long, value_parser = clap::value_parser!(i64).range(1..=1_000_000))]
     pub batch_rows: Option<i64>,
+    /// List the applied and pending migrations and whether each can be reverted; change nothing.
+    #[arg(long, conflicts_with_all = ["revert_to", "batch_rows"])]
+    pub status: bool,
+    /// Run the down steps of every applied migration newer than VERSION, newest first. Refused,
+    /// before anything changes, when one of them is one-way or would lose data.
+    #[arg(long, value_name = "VERSION", conflicts_with = "batch_rows", value_parser = clap::value_parser!(i64).range(0..))]
+    pub revert_to: Option<i64>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum IndexCommand {
+    /// Drop an index of the ledger (DROP INDEX CONCURRENTLY); `migrate` leaves it dropped.
+    Disable { name: String },
+    /// Build a disabled index again from the ledger's definition (CREATE INDEX CONCURRENTLY).
+    Enable { name: String },
+    /// Every index of the ledger: present, disabled, missing or invalid.
+    List,
 }
 
 #[derive(Debug, Args)]

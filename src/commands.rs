@@ -6,9 +6,9 @@ use sqlx::ConnectOptions;
 use tokio::net::TcpListener;
 
 use crate::app;
-use crate::cli::{BenchCommand, BenchPart, EmailConflictChoice, ImportCommand, SeedFlavor};
+use crate::cli::{BenchCommand, BenchPart, EmailConflictChoice, ImportCommand, IndexCommand, SeedFlavor};
 use crate::config::Settings;
-use crate::db::{self, embedded::EmbeddedCluster, migrate};
+use crate::db::{self, embedded::EmbeddedCluster, index_switch, migrate, revert};
 use crate::jobs::{self, Scheduler};
 use crate::state::AppState;
 
@@ -174,6 +174,84 @@ pub async fn migrate(settings: Settings, batch_rows: Option<i64>) -> anyhow::Res
         );
     }
     Ok(())
+}
+
+/// `vibing2 migrate --status`: every migration, applied or pending, and whether it can be
+/// reverted.
+pub async fn migrate_status(settings: Settings) -> anyhow::Result<()> {
+    let database = Database::open(&settings).await?;
+    let outcome = async { revert::status(&mut schema_connection(&settings, &database.url).await?).await }.await;
+    database.close().await;
+    let steps = outcome?;
+    println!("{:<8} {:<24} {:<24} {:<8} reversible", "version", "name", "applied at (UTC)", "mode");
+    for step in &steps {
+        let (at, mode) = step.applied.clone().unwrap_or_else(|| ("pending".to_owned(), String::new()));
+        println!("{:<8} {:<24} {:<24} {:<8} {}", format!("{:04}", step.version), step.name, at, mode, step.reversible);
+    }
+    let pending = steps.iter().filter(|step| step.applied.is_none()).count();
+    println!("{} applied, {pending} pending", steps.len() - pending);
+    Ok(())
+}
+
+/// `vibing2 migrate --revert-to VERSION`: the down steps of every newer migration.
+pub async fn migrate_revert(settings: Settings, version: i64) -> anyhow::Result<()> {
+    let database = Database::open(&settings).await?;
+    let outcome =
+        async { revert::revert_to(&mut schema_connection(&settings, &database.url).await?, version).await }.await;
+    database.close().await;
+    let reverted = outcome?;
+    for (version, name, elapsed_ms) in &reverted.steps {
+        println!("reverted {version:04} {name} in {elapsed_ms:.0} ms");
+    }
+    if reverted.steps.is_empty() {
+        println!("nothing to revert: no applied migration is newer than {version}");
+    } else {
+        println!("the schema is at version {version}; `vibing2 migrate` applies the rest again");
+    }
+    Ok(())
+}
+
+/// `vibing2 index disable|enable|list`.
+pub async fn index(settings: Settings, command: IndexCommand) -> anyhow::Result<()> {
+    let database = Database::open(&settings).await?;
+    let outcome = async {
+        let mut conn = schema_connection(&settings, &database.url).await?;
+        // Who switched it, for the record: the operator's login, else the database role.
+        let by = match std::env::var("USER") {
+            Ok(user) if !user.is_empty() => user,
+            _ => sqlx::query_scalar("SELECT current_user::text").fetch_one(&mut conn).await?,
+        };
+        match command {
+            IndexCommand::Disable { name } => match index_switch::disable(&mut conn, &name, &by).await? {
+                index_switch::Outcome::Changed => println!("disabled {name}: dropped, and `migrate` leaves it so"),
+                index_switch::Outcome::Already => println!("{name} was already disabled"),
+            },
+            IndexCommand::Enable { name } => match index_switch::enable(&mut conn, &name, &by).await? {
+                index_switch::Outcome::Changed => println!("enabled {name}: built again and valid"),
+                index_switch::Outcome::Already => println!("{name} is already enabled and valid"),
+            },
+            IndexCommand::List => {
+                for state in index_switch::list(&mut conn).await? {
+                    let switched = state
+                        .switch
+                        .map(|s| format!(" ({} at {} by {})", s.state, s.changed_at, s.by))
+                        .unwrap_or_default();
+                    println!("{:<52} {:<9}{switched}", state.index.name, state.state);
+                }
+            }
+        }
+        anyhow::Ok(())
+    }
+    .await;
+    database.close().await;
+    outcome
+}
+
+/// A connection for schema work, without the pool's statement timeout: a down step or an
+/// index build on a large table may take longer than any request should.
+async fn schema_connection(settings: &Settings, url: &SecretString) -> anyhow::Result<sqlx::PgConnection> {
+    let connect = db::connect_options(&settings.database, url)?.options([("statement_timeout", "0")]);
+    connect.connect().await.context("cannot connect to the database")
 }
 
 /// `vibing2 refresh-views`: refresh the materialized views once.

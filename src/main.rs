@@ -1,7 +1,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use vibing2::cli::{Cli, Command};
+use vibing2::cli::{Cli, Command, MigrateCommand};
 use vibing2::config::Settings;
 
 fn main() -> ExitCode {
@@ -46,10 +46,15 @@ async fn run() -> ExitCode {
     };
     let outcome = match cli.command {
         Command::Serve => vibing2::commands::serve(settings).await,
+        Command::Migrate(command) if command.status => vibing2::commands::migrate_status(settings).await,
+        Command::Migrate(MigrateCommand { revert_to: Some(version), .. }) => {
+            vibing2::commands::migrate_revert(settings, version).await
+        }
         Command::Migrate(command) => vibing2::commands::migrate(settings, command.batch_rows).await,
         Command::RefreshViews => vibing2::commands::refresh_views(settings).await,
         Command::Import(import) => vibing2::commands::import(settings, import).await,
         Command::Bench(bench) => vibing2::commands::bench(settings, bench).await,
+        Command::Index(index) => vibing2::commands::index(settings, index).await,
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,

@@ -17,9 +17,10 @@ use sqlx::{Connection, Executor, PgConnection};
 
 use super::adopt;
 use super::backfill::{self, Filled};
+use super::index_switch;
 
 /// Serialises concurrent `migrate` runs (two instances starting at once).
-const MIGRATION_LOCK_KEY: i64 = 0x7669_6269_6e67_0001;
+pub(super) const MIGRATION_LOCK_KEY: i64 = 0x7669_6269_6e67_0001;
 const NO_TRANSACTION_MARKER: &str = "-- vibing2:no-transaction";
 const BACKFILL_MARKER: &str = "\n-- vibing2:backfill\n";
 
@@ -32,40 +33,120 @@ pub struct Migration {
     pub version: i64,
     pub name: &'static str,
     pub sql: &'static str,
+    /// How `migrate --revert-to` takes it back (src/db/revert.rs).
+    pub reverse: Reverse,
+}
+
+/// The way back from a migration.
+pub enum Reverse {
+    /// It changed or moved data the older schema cannot hold: the backup is the way back.
+    OneWay(&'static str),
+    /// A down step (`migrations/down/`), with the no-transaction marker if it needs one. A
+    /// `check` query lists what the step would lose, one line of text per problem; the step
+    /// runs only when it lists nothing.
+    Down { sql: &'static str, check: Option<&'static str> },
+}
+
+macro_rules! down {
+    ($file:literal) => {
+        Reverse::Down { sql: include_str!(concat!("../../migrations/down/", $file, ".sql")), check: None }
+    };
+    ($file:literal, checked) => {
+        Reverse::Down {
+            sql: include_str!(concat!("../../migrations/down/", $file, ".sql")),
+            check: Some(include_str!(concat!("../../migrations/down/", $file, ".check.sql"))),
+        }
+    };
 }
 
 pub static MIGRATIONS: &[Migration] = &[
-    Migration { version: 1, name: "phase2_baseline", sql: include_str!("../../migrations/0001_phase2_baseline.sql") },
-    Migration { version: 2, name: "optimized_schema", sql: include_str!("../../migrations/0002_optimized_schema.sql") },
-    Migration { version: 3, name: "indexes", sql: include_str!("../../migrations/0003_indexes.sql") },
-    Migration { version: 4, name: "login_failures", sql: include_str!("../../migrations/0004_login_failures.sql") },
-    Migration { version: 5, name: "job_runs", sql: include_str!("../../migrations/0005_job_runs.sql") },
+    Migration {
+        version: 1,
+        name: "phase2_baseline",
+        sql: include_str!("../../migrations/0001_phase2_baseline.sql"),
+        reverse: Reverse::OneWay("it creates every table the data lives in"),
+    },
+    Migration {
+        version: 2,
+        name: "optimized_schema",
+        sql: include_str!("../../migrations/0002_optimized_schema.sql"),
+        reverse: Reverse::OneWay(
+            "it converts data: activeAgents to jsonb, likes and forks folded into the counters, session tokens \
+             hashed, e-mails lower-cased, currentCode moved into files",
+        ),
+    },
+    Migration {
+        version: 3,
+        name: "indexes",
+        sql: include_str!("../../migrations/0003_indexes.sql"),
+        reverse: down!("0003_indexes"),
+    },
+    Migration {
+        version: 4,
+        name: "login_failures",
+        sql: include_str!("../../migrations/0004_login_failures.sql"),
+        reverse: down!("0004_login_failures"),
+    },
+    Migration {
+        version: 5,
+        name: "job_runs",
+        sql: include_str!("../../migrations/0005_job_runs.sql"),
+        reverse: down!("0005_job_runs"),
+    },
     Migration {
         version: 6,
         name: "trigram_fastupdate_off",
         sql: include_str!("../../migrations/0006_trigram_fastupdate_off.sql"),
+        reverse: down!("0006_trigram_fastupdate_off"),
     },
-    Migration { version: 7, name: "login_attempts", sql: include_str!("../../migrations/0007_login_attempts.sql") },
-    Migration { version: 8, name: "invite_expiry", sql: include_str!("../../migrations/0008_invite_expiry.sql") },
+    Migration {
+        version: 7,
+        name: "login_attempts",
+        sql: include_str!("../../migrations/0007_login_attempts.sql"),
+        reverse: down!("0007_login_attempts"),
+    },
+    Migration {
+        version: 8,
+        name: "invite_expiry",
+        sql: include_str!("../../migrations/0008_invite_expiry.sql"),
+        reverse: down!("0008_invite_expiry", checked),
+    },
     Migration {
         version: 9,
         name: "query_performance",
         sql: include_str!("../../migrations/0009_query_performance.sql"),
+        reverse: down!("0009_query_performance"),
     },
-    Migration { version: 10, name: "phase1_import", sql: include_str!("../../migrations/0010_phase1_import.sql") },
-    Migration { version: 11, name: "import_batches", sql: include_str!("../../migrations/0011_import_batches.sql") },
+    Migration {
+        version: 10,
+        name: "phase1_import",
+        sql: include_str!("../../migrations/0010_phase1_import.sql"),
+        reverse: down!("0010_phase1_import", checked),
+    },
+    Migration {
+        version: 11,
+        name: "import_batches",
+        sql: include_str!("../../migrations/0011_import_batches.sql"),
+        reverse: down!("0011_import_batches", checked),
+    },
+    Migration {
+        version: 12,
+        name: "index_switches",
+        sql: include_str!("../../migrations/0012_index_switches.sql"),
+        reverse: down!("0012_index_switches", checked),
+    },
 ];
 
 impl Migration {
     fn transactional(&self) -> bool {
-        !self.sql.starts_with(NO_TRANSACTION_MARKER)
+        transactional(self.sql)
     }
 
     fn checksum(&self) -> String {
         hex::encode(Sha256::digest(self.sql.as_bytes()))
     }
 
-    fn accepts(&self, checksum: &str) -> bool {
+    pub(super) fn accepts(&self, checksum: &str) -> bool {
         self.checksum() == checksum || REWRITTEN.contains(&(self.version, checksum))
     }
 
@@ -76,16 +157,18 @@ impl Migration {
             None => (self.sql, None),
         }
     }
+}
 
-    /// The statements of a no-transaction migration: split at `;` line ends, comments dropped.
-    fn statements(&self) -> impl Iterator<Item = String> + '_ {
-        self.sql
-            .split(";\n")
-            .map(|chunk| {
-                chunk.lines().filter(|line| !line.trim_start().starts_with("--")).collect::<Vec<_>>().join("\n")
-            })
-            .filter(|statement| !statement.trim().is_empty())
-    }
+/// Whether a migration or down step runs in a transaction (it has no no-transaction marker).
+pub(super) fn transactional(sql: &str) -> bool {
+    !sql.starts_with(NO_TRANSACTION_MARKER)
+}
+
+/// The statements of a no-transaction migration: split at `;` line ends, comments dropped.
+pub(super) fn statements(sql: &str) -> impl Iterator<Item = String> + '_ {
+    sql.split(";\n")
+        .map(|chunk| chunk.lines().filter(|line| !line.trim_start().starts_with("--")).collect::<Vec<_>>().join("\n"))
+        .filter(|statement| !statement.trim().is_empty())
 }
 
 /// What one `migrate` run did.
@@ -145,14 +228,19 @@ pub async fn run(conn: &mut PgConnection) -> anyhow::Result<Report> {
 }
 
 pub async fn run_with(conn: &mut PgConnection, options: Options) -> anyhow::Result<Report> {
+    run_up_to(conn, options, latest_version()).await
+}
+
+/// Applies the pending migrations up to `version` only (a revert's way back up, step by step).
+pub async fn run_up_to(conn: &mut PgConnection, options: Options, version: i64) -> anyhow::Result<Report> {
     anyhow::ensure!(options.batch_rows > 0, "the batch size must be at least one row");
     sqlx::query!(r#"SELECT pg_advisory_lock($1)::text AS "locked""#, MIGRATION_LOCK_KEY).fetch_one(&mut *conn).await?;
-    let result = run_locked(conn, options).await;
+    let result = run_locked(conn, options, version).await;
     sqlx::query!(r#"SELECT pg_advisory_unlock($1) AS "unlocked""#, MIGRATION_LOCK_KEY).fetch_one(&mut *conn).await?;
     result
 }
 
-async fn run_locked(conn: &mut PgConnection, options: Options) -> anyhow::Result<Report> {
+async fn run_locked(conn: &mut PgConnection, options: Options, up_to: i64) -> anyhow::Result<Report> {
     let in_progress = read_progress(conn).await?;
     // A Phase-2 database that migration 2 has not upgraded yet is read first: a state that
     // cannot be adopted stops here, before anything (even the ledger) is written. A resumed
@@ -206,7 +294,10 @@ async fn run_locked(conn: &mut PgConnection, options: Options) -> anyhow::Result
 
     let done: Vec<i64> =
         sqlx::query_scalar!(r#"SELECT "version" FROM "_vibing2_migrations""#).fetch_all(&mut *conn).await?;
-    for migration in MIGRATIONS.iter().filter(|m| !done.contains(&m.version)) {
+    // An index an operator disabled stays dropped: its build is skipped, and any migration
+    // that made it again has it dropped after the run.
+    let disabled = index_switch::disabled(conn).await?;
+    for migration in MIGRATIONS.iter().filter(|m| !done.contains(&m.version) && m.version <= up_to) {
         let started = Instant::now();
         if migration.transactional() {
             let adopting = phase2.as_ref().filter(|state| migration.version == 2 && state.is_optimized());
@@ -215,7 +306,11 @@ async fn run_locked(conn: &mut PgConnection, options: Options) -> anyhow::Result
             apply_transactional(conn, migration, adopting, resumed, options, &mut report).await?;
         } else {
             drop_invalid_indexes(conn).await?;
-            for statement in migration.statements() {
+            for statement in statements(migration.sql) {
+                if index_switch::creates_one_of(&statement, &disabled) {
+                    tracing::info!(statement = statement.trim(), "skipped: the index is disabled");
+                    continue;
+                }
                 conn.execute(sqlx::raw_sql(&statement)).await.with_context(|| {
                     format!("migration {} ({}) failed at: {}", migration.version, migration.name, statement.trim())
                 })?;
@@ -226,6 +321,7 @@ async fn run_locked(conn: &mut PgConnection, options: Options) -> anyhow::Result
         tracing::info!(version = migration.version, name = migration.name, elapsed_ms = elapsed, "migration applied");
         report.applied.push((migration.version, migration.name, elapsed));
     }
+    index_switch::drop_present(conn, &disabled).await?;
 
     report.issues = sqlx::query_as!(
         MigrationIssue,
@@ -404,7 +500,7 @@ async fn phase2_schema_present(conn: &mut PgConnection) -> anyhow::Result<bool> 
 
 /// An interrupted `CREATE INDEX CONCURRENTLY` leaves an invalid index behind, which
 /// `IF NOT EXISTS` would then keep forever. Drop those before a no-transaction migration runs.
-async fn drop_invalid_indexes(conn: &mut PgConnection) -> anyhow::Result<()> {
+pub(super) async fn drop_invalid_indexes(conn: &mut PgConnection) -> anyhow::Result<()> {
     let invalid = sqlx::query_scalar!(
         r#"SELECT format('%I', c.relname) AS "name!" FROM pg_index i
            JOIN pg_class c ON c.oid = i.indexrelid

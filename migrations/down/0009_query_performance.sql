@@ -1,0 +1,2 @@
+-- The slow-query history: monitoring data, refilled by the next slow calls.
+DROP TABLE "QueryPerformance";
