@@ -17,6 +17,11 @@ pub enum Command {
     Serve,
     /// Bring the database to the current schema: a fresh one, or a Phase-2 (Prisma) one.
     Migrate(MigrateCommand),
+    /// Dump DATABASE_URL's database with pg_dump (custom format) into a file, verified, with
+    /// the row counts beside it.
+    Backup(BackupCommand),
+    /// Restore a backup file into DATABASE_URL's (empty) database and check its row counts.
+    Restore(RestoreCommand),
     /// Refresh the materialized views once (project_stats, user_token_summary).
     RefreshViews,
     /// Copy a Phase-1 SQLite database into DATABASE_URL's (empty) database, verified; a rerun
@@ -36,6 +41,14 @@ pub struct MigrateCommand {
     /// [default: the migrator's, 10,000].
     #[arg(long, value_parser = clap::value_parser!(i64).range(1..=1_000_000))]
     pub batch_rows: Option<i64>,
+    /// Where the backup taken before migrating a database that holds data goes.
+    #[arg(long, default_value = "backups")]
+    pub backup_dir: PathBuf,
+    /// Migrate without taking that backup.
+    #[arg(long)]
+    pub no_backup: bool,
+    #[command(flatten)]
+    pub tools: PgTools,
     /// List the applied and pending migrations and whether each can be reverted; change nothing.
     #[arg(long, conflicts_with_all = ["revert_to", "batch_rows"])]
     pub status: bool,
@@ -43,6 +56,34 @@ pub struct MigrateCommand {
     /// before anything changes, when one of them is one-way or would lose data.
     #[arg(long, value_name = "VERSION", conflicts_with = "batch_rows", value_parser = clap::value_parser!(i64).range(0..))]
     pub revert_to: Option<i64>,
+}
+
+#[derive(Debug, Args)]
+pub struct PgTools {
+    /// The directory of pg_dump and pg_restore [default: /usr/lib/postgresql/<server's major>/bin,
+    /// then PATH].
+    #[arg(long, env = "VIBING2_PG_BIN_DIR")]
+    pub pg_bin_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct BackupCommand {
+    /// Where the backup file and its counts go.
+    #[arg(long, default_value = "backups")]
+    pub backup_dir: PathBuf,
+    #[command(flatten)]
+    pub tools: PgTools,
+}
+
+#[derive(Debug, Args)]
+pub struct RestoreCommand {
+    /// A file `vibing2 backup` wrote; its `FILE.counts.json` must be beside it.
+    pub file: PathBuf,
+    /// Restore into a database that has tables: its public schema is dropped first.
+    #[arg(long)]
+    pub replace: bool,
+    #[command(flatten)]
+    pub tools: PgTools,
 }
 
 #[derive(Debug, Subcommand)]

@@ -2,13 +2,16 @@
 
 use anyhow::Context;
 use secrecy::{ExposeSecret, SecretString};
-use sqlx::ConnectOptions;
+use sqlx::{ConnectOptions, Connection};
 use tokio::net::TcpListener;
 
 use crate::app;
-use crate::cli::{BenchCommand, BenchPart, EmailConflictChoice, ImportCommand, IndexCommand, SeedFlavor};
+use crate::cli::{
+    BackupCommand, BenchCommand, BenchPart, EmailConflictChoice, ImportCommand, IndexCommand, MigrateCommand, PgTools,
+    RestoreCommand, SeedFlavor,
+};
 use crate::config::Settings;
-use crate::db::{self, embedded::EmbeddedCluster, index_switch, migrate, revert};
+use crate::db::{self, backup, embedded::EmbeddedCluster, index_switch, migrate, revert};
 use crate::jobs::{self, Scheduler};
 use crate::state::AppState;
 
@@ -124,12 +127,17 @@ fn configure_cursor_key(settings: &Settings, embedded: bool) -> anyhow::Result<(
     Ok(())
 }
 
-/// `vibing2 migrate`: print what was applied, adopted and reported.
-pub async fn migrate(settings: Settings, batch_rows: Option<i64>) -> anyhow::Result<()> {
+/// `vibing2 migrate`: back up a database that holds data first, then print what was applied,
+/// adopted and reported.
+pub async fn migrate(settings: Settings, command: MigrateCommand) -> anyhow::Result<()> {
     let database = Database::open(&settings).await?;
     let defaults = migrate::Options::default();
-    let options = migrate::Options { batch_rows: batch_rows.unwrap_or(defaults.batch_rows) };
-    let outcome = apply_migrations(&settings, &database.url, options).await;
+    let options = migrate::Options { batch_rows: command.batch_rows.unwrap_or(defaults.batch_rows) };
+    let outcome = async {
+        back_up_before_migrating(&settings, &database.url, &command).await?;
+        apply_migrations(&settings, &database.url, options).await
+    }
+    .await;
     database.close().await;
     let report = outcome?;
     if let Some(version) = report.resumed {
@@ -252,6 +260,107 @@ pub async fn index(settings: Settings, command: IndexCommand) -> anyhow::Result<
 async fn schema_connection(settings: &Settings, url: &SecretString) -> anyhow::Result<sqlx::PgConnection> {
     let connect = db::connect_options(&settings.database, url)?.options([("statement_timeout", "0")]);
     connect.connect().await.context("cannot connect to the database")
+}
+
+/// A database that holds data and has migrations pending is backed up (and the backup
+/// verified) before the schema is touched; a failed backup stops the migration. `serve`'s
+/// migrate-on-start takes none: deployments run `vibing2 migrate` first.
+async fn back_up_before_migrating(
+    settings: &Settings,
+    url: &SecretString,
+    command: &MigrateCommand,
+) -> anyhow::Result<()> {
+    if command.no_backup {
+        tracing::warn!("--no-backup: migrating without a backup");
+        println!("backup skipped (--no-backup)");
+        return Ok(());
+    }
+    let target = backup_target(settings, url, &command.tools)?;
+    let mut conn = backup::connect(&target).await?;
+    let needed = backup::migrations_pending(&mut conn).await? && backup::holds_data(&mut conn).await?;
+    conn.close().await?;
+    if !needed {
+        return Ok(());
+    }
+    println!("the database holds data and has migrations pending: backing it up first");
+    let taken = backup::take(&target, &command.backup_dir, &mut step_printer()).await.context(
+        "refusing to migrate: the backup before it failed, and the schema was not touched (--no-backup migrates \
+         without one)",
+    )?;
+    print_backup(&taken);
+    Ok(())
+}
+
+/// `vibing2 backup`: a verified dump, with a line per step and a summary.
+pub async fn backup(settings: Settings, command: BackupCommand) -> anyhow::Result<()> {
+    let database = Database::open(&settings).await?;
+    let outcome = async {
+        let target = backup_target(&settings, &database.url, &command.tools)?;
+        backup::take(&target, &command.backup_dir, &mut step_printer()).await
+    }
+    .await;
+    database.close().await;
+    print_backup(&outcome?);
+    Ok(())
+}
+
+/// `vibing2 restore FILE`: fails (non-zero exit) on a non-empty target without `--replace`,
+/// and on any row count that differs from the backup's.
+pub async fn restore(settings: Settings, command: RestoreCommand) -> anyhow::Result<()> {
+    let database = Database::open(&settings).await?;
+    let outcome = async {
+        let target = backup_target(&settings, &database.url, &command.tools)?;
+        backup::restore(&target, &command.file, command.replace, &mut step_printer()).await
+    }
+    .await;
+    database.close().await;
+    let restored = outcome?;
+    println!(
+        "restored {}{} in {:.1} s: row counts match the backup's",
+        command.file.display(),
+        if restored.replaced { " (replacing the public schema)" } else { "" },
+        restored.elapsed.as_secs_f64()
+    );
+    print_counts(&restored.counts);
+    Ok(())
+}
+
+fn backup_target(settings: &Settings, url: &SecretString, tools: &PgTools) -> anyhow::Result<backup::Target> {
+    Ok(backup::Target {
+        url: url.clone(),
+        connect: db::connect_options(&settings.database, url)?,
+        bin_dir: tools.pg_bin_dir.clone(),
+    })
+}
+
+/// Prints each step as it starts, with the seconds since the first.
+fn step_printer() -> impl FnMut(&str) {
+    let started = std::time::Instant::now();
+    move |step| println!("[{:>6.1} s] {step}", started.elapsed().as_secs_f64())
+}
+
+fn print_backup(backup: &backup::Backup) {
+    println!(
+        "backup: {} ({:.1} MB, {:.1} s), verified with pg_restore --list",
+        backup.file.display(),
+        backup.bytes as f64 / 1_000_000.0,
+        backup.elapsed.as_secs_f64()
+    );
+    println!("counts: {}", backup.counts_file.display());
+    print_counts(&backup.counts);
+}
+
+fn print_counts(counts: &backup::Counts) {
+    let version = counts.schema_version.map_or("none".to_owned(), |version| version.to_string());
+    println!(
+        "database {}, schema version {version}, {} tables, {} rows:",
+        counts.database,
+        counts.tables.len(),
+        counts.rows()
+    );
+    for (table, rows) in &counts.tables {
+        println!("  {table:<32} {rows:>12}");
+    }
 }
 
 /// `vibing2 refresh-views`: refresh the materialized views once.

@@ -50,7 +50,9 @@ async fn run() -> ExitCode {
         Command::Migrate(MigrateCommand { revert_to: Some(version), .. }) => {
             vibing2::commands::migrate_revert(settings, version).await
         }
-        Command::Migrate(command) => vibing2::commands::migrate(settings, command.batch_rows).await,
+        Command::Migrate(command) => vibing2::commands::migrate(settings, command).await,
+        Command::Backup(command) => vibing2::commands::backup(settings, command).await,
+        Command::Restore(command) => vibing2::commands::restore(settings, command).await,
         Command::RefreshViews => vibing2::commands::refresh_views(settings).await,
         Command::Import(import) => vibing2::commands::import(settings, import).await,
         Command::Bench(bench) => vibing2::commands::bench(settings, bench).await,

@@ -195,7 +195,7 @@ impl EmbeddedCluster {
     }
 }
 
-fn search_path() -> Vec<PathBuf> {
+pub(super) fn search_path() -> Vec<PathBuf> {
     std::env::var_os("PATH").map(|path| std::env::split_paths(&path).collect()).unwrap_or_default()
 }
 

@@ -4,6 +4,7 @@
 pub mod adopt;
 pub mod assembled;
 pub mod backfill;
+pub mod backup;
 pub mod catalog;
 pub mod collab;
 pub mod competitions;

@@ -3,6 +3,7 @@
 mod access_matrix;
 mod adopt;
 mod auth;
+mod backup;
 mod bad_input;
 mod bench_http;
 mod bench_seed;
