@@ -37,5 +37,6 @@ mod serve_binary;
 mod shutdown;
 mod statements;
 mod support;
+mod switches;
 mod usage;
 mod views;

@@ -48,6 +48,8 @@ const ROUTES: &[(&str, &str)] = &[
     ("get", "/api/monitor/queries"),
     ("post", "/api/monitor/queries/explain"),
     ("get", "/metrics"),
+    ("get", "/api/admin/switches"),
+    ("patch", "/api/admin/switches"),
 ];
 
 #[tokio::test]
