@@ -706,6 +706,10 @@ mod tests {
             ("DATABASE_URL", "mysql://localhost/db", "DATABASE_URL"),
             ("REDIS_URL", "localhost:6379", "REDIS_URL"),
             ("ADMIN_TOKEN", "short", "ADMIN_TOKEN"),
+            ("VIBING2_DATABASE__POOL_SIZE", "0", "database.pool_size"),
+            ("VIBING2_DATABASE__POOL_SIZE", "26", "database.pool_size"),
+            ("VIBING2_JOBS__PAUSED", r#"["nightly"]"#, "jobs.paused"),
+            ("VIBING2_CACHE__MODE", "sometimes", "cache.mode"),
         ];
         for (variable, value, named) in cases {
             Jail::expect_with(|jail| {
