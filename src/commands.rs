@@ -14,6 +14,7 @@ use crate::config::Settings;
 use crate::db::{self, backup, embedded::EmbeddedCluster, index_switch, migrate, revert};
 use crate::jobs::{self, Scheduler};
 use crate::state::AppState;
+use crate::switches::Switches;
 
 /// The database a command runs against: `DATABASE_URL`, or the embedded cluster.
 struct Database {
@@ -48,14 +49,21 @@ impl Database {
 
 /// `vibing2 serve`: migrate (unless MIGRATE_ON_START=false), then serve until SIGINT/SIGTERM.
 pub async fn serve(settings: Settings) -> anyhow::Result<()> {
+    // First: from here on a SIGHUP re-reads the configuration instead of ending the process.
+    let hangups = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        .context("cannot install the SIGHUP handler")?;
     let database = Database::open(&settings).await?;
     configure_cursor_key(&settings, database.embedded.is_some())?;
-    let outcome = run_server(settings, &database.url).await;
+    let outcome = run_server(settings, &database.url, hangups).await;
     database.close().await;
     outcome
 }
 
-async fn run_server(settings: Settings, url: &SecretString) -> anyhow::Result<()> {
+async fn run_server(
+    settings: Settings,
+    url: &SecretString,
+    hangups: tokio::signal::unix::Signal,
+) -> anyhow::Result<()> {
     let pool = db::connect(&settings.database, url).await?;
     if settings.database.migrate_on_start {
         apply_migrations(&settings, url, migrate::Options::default()).await?;
@@ -73,9 +81,10 @@ async fn run_server(settings: Settings, url: &SecretString) -> anyhow::Result<()
     let views_stopped = jobs_stopped.clone();
     let history_stopped = jobs_stopped.clone();
     let jobs = state.settings.jobs.enabled.then(|| {
-        let scheduler = Scheduler::new(pool.clone(), state.settings.jobs.clone());
+        let scheduler = Scheduler::new(pool.clone(), state.settings.jobs.clone()).with_schedule(state.switches.jobs());
         tokio::spawn(scheduler.run(jobs_stopped))
     });
+    tokio::spawn(reload_on_hangup(hangups, state.switches.clone(), (*state.settings).clone()));
     // Views counted since the last flush are written before the pool closes.
     let views = tokio::spawn(crate::service::views::flush_periodically(state.clone(), views_stopped));
     tokio::spawn(crate::service::monitor::keep_slow_history(
@@ -92,6 +101,15 @@ async fn run_server(settings: Settings, url: &SecretString) -> anyhow::Result<()
     let _ = views.await;
     pool.close().await;
     Ok(())
+}
+
+/// On each SIGHUP, re-reads the configuration as at startup and applies its switches
+/// (`switches::Switches::reload`); other changed settings are reported, not applied.
+async fn reload_on_hangup(mut hangups: tokio::signal::unix::Signal, switches: Switches, started: Settings) {
+    while hangups.recv().await.is_some() {
+        tracing::info!("SIGHUP: re-reading the configuration");
+        switches.reload(&started, Settings::load());
+    }
 }
 
 /// Signs cursors with the configured key; else, on the embedded cluster, with a key generated

@@ -60,6 +60,9 @@ pub struct DatabaseSettings {
     /// Unset: run the embedded cluster (see `db::embedded`).
     pub url: Option<SecretString>,
     pub connection_limit: u32,
+    /// Connections checked out at once, at most `connection_limit` (unset: that many);
+    /// switchable without a restart, where `connection_limit` is fixed at startup.
+    pub pool_size: Option<u32>,
     pub pool_timeout_secs: u64,
     pub connect_timeout_secs: u64,
     pub statement_timeout_ms: u64,
@@ -86,6 +89,7 @@ impl Default for DatabaseSettings {
         Self {
             url: None,
             connection_limit: 25,
+            pool_size: None,
             pool_timeout_secs: 30,
             connect_timeout_secs: 10,
             statement_timeout_ms: 30_000,
@@ -358,6 +362,27 @@ pub struct JobSettings {
     /// A scheduled job's statements may run this long (far past a request's
     /// `statement_timeout`, but never for ever).
     pub statement_timeout_ms: u64,
+    /// Pauses every job (switchable without a restart, as the intervals and `paused` are).
+    pub pause_all: bool,
+    /// Jobs paused by name.
+    pub paused: Vec<String>,
+}
+
+impl JobSettings {
+    /// Every job's name, in the order the scheduler runs them.
+    pub const JOBS: [&'static str; 4] =
+        ["refresh_project_stats", "refresh_user_token_summary", "cleanup_expired", "analyze"];
+
+    /// The interval of the job `name`, in seconds.
+    pub fn interval_secs(&self, name: &str) -> Option<u64> {
+        match name {
+            "refresh_project_stats" => Some(self.refresh_project_stats_secs),
+            "refresh_user_token_summary" => Some(self.refresh_user_token_summary_secs),
+            "cleanup_expired" => Some(self.cleanup_secs),
+            "analyze" => Some(self.analyze_secs),
+            _ => None,
+        }
+    }
 }
 
 impl Default for JobSettings {
@@ -370,6 +395,8 @@ impl Default for JobSettings {
             cleanup_secs: 24 * 60 * 60,
             analyze_secs: 7 * 24 * 60 * 60,
             statement_timeout_ms: 10 * 60 * 1000,
+            pause_all: false,
+            paused: Vec::new(),
         }
     }
 }
@@ -525,6 +552,18 @@ impl Settings {
         if let Some((name, _)) = positive.iter().find(|(_, value)| *value == 0) {
             return Err(ConfigError(format!("{name} must be greater than zero")));
         }
+        if db.pool_size.is_some_and(|size| size == 0 || size > db.connection_limit) {
+            return Err(ConfigError(format!(
+                "database.pool_size must be 1 to DB_CONNECTION_LIMIT ({})",
+                db.connection_limit
+            )));
+        }
+        if let Some(unknown) = self.jobs.paused.iter().find(|name| !JobSettings::JOBS.contains(&name.as_str())) {
+            return Err(ConfigError(format!(
+                "jobs.paused: no job is named {unknown:?} (the jobs: {})",
+                JobSettings::JOBS.join(", ")
+            )));
+        }
         if db.statement_timeout_ms > self.server.request_timeout_secs.saturating_mul(1000) {
             return Err(ConfigError(format!(
                 "DB_STATEMENT_TIMEOUT ({} ms) is longer than server.request_timeout_secs ({} s): a statement would outlive its request",
@@ -667,6 +706,10 @@ mod tests {
             ("DATABASE_URL", "mysql://localhost/db", "DATABASE_URL"),
             ("REDIS_URL", "localhost:6379", "REDIS_URL"),
             ("ADMIN_TOKEN", "short", "ADMIN_TOKEN"),
+            ("VIBING2_DATABASE__POOL_SIZE", "0", "database.pool_size"),
+            ("VIBING2_DATABASE__POOL_SIZE", "26", "database.pool_size"),
+            ("VIBING2_JOBS__PAUSED", r#"["nightly"]"#, "jobs.paused"),
+            ("VIBING2_CACHE__MODE", "sometimes", "cache.mode"),
         ];
         for (variable, value, named) in cases {
             Jail::expect_with(|jail| {

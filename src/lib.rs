@@ -19,6 +19,7 @@ pub mod jobs;
 pub mod server;
 pub mod service;
 pub mod state;
+pub mod switches;
 pub mod telemetry;
 pub mod validate;
 

@@ -13,6 +13,7 @@ use crate::cache::Cache;
 use crate::config::Settings;
 use crate::db::reachability::Reachability;
 use crate::db::Pool;
+use crate::switches::Switches;
 
 #[derive(Clone)]
 pub struct AppState {
@@ -27,6 +28,8 @@ pub struct AppState {
     pub large_bodies: Arc<Semaphore>,
     /// Whether PostgreSQL answers, so an outage is a fast 503 rather than a pool timeout.
     pub database: Arc<Reachability>,
+    /// The settings that change without a restart (`switches`).
+    pub switches: Switches,
     pub started_at: Instant,
 }
 
@@ -48,10 +51,9 @@ impl AppState {
         let probe_interval = Duration::from_millis(settings.database.probe_interval_ms.max(10));
         let database = Reachability::watch((*pool.connect_options()).clone(), probe_interval);
         crate::telemetry::exposition::install();
-        // Per process, as the figures it governs (`telemetry::queries`).
-        crate::telemetry::queries::registry().set_slow_threshold(Duration::from_millis(settings.monitor.slow_query_ms));
+        let switches = Switches::new(cache.clone(), pool.clone(), &settings);
         let settings = Arc::new(settings);
-        Ok(Self { pool, settings, cache, views, hashes, large_bodies, database, started_at: Instant::now() })
+        Ok(Self { pool, settings, cache, views, hashes, large_bodies, database, switches, started_at: Instant::now() })
     }
 }
 

@@ -16,19 +16,23 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("domain", &["error"]),
     ("validate", &["error"]),
     ("db", &["config", "domain", "telemetry"]),
-    ("state", &["auth", "cache", "config", "db", "telemetry"]),
-    ("service", &["auth", "cache", "config", "db", "domain", "error", "state", "telemetry"]),
-    ("api", &["auth", "cache", "config", "db", "domain", "error", "service", "state", "telemetry", "validate"]),
+    ("switches", &["cache", "config", "db", "domain", "telemetry"]),
+    ("state", &["auth", "cache", "config", "db", "switches", "telemetry"]),
+    ("service", &["auth", "cache", "config", "db", "domain", "error", "state", "switches", "telemetry"]),
+    (
+        "api",
+        &["auth", "cache", "config", "db", "domain", "error", "service", "state", "switches", "telemetry", "validate"],
+    ),
     ("app", &["api", "error", "state", "telemetry"]),
     ("server", &["config"]),
-    ("jobs", &["config", "db", "domain", "error", "service"]),
+    ("jobs", &["config", "db", "domain", "error", "service", "switches"]),
     ("import", &["auth", "db", "validate"]),
     ("bench", &["auth", "cache", "config", "db", "domain", "error", "jobs", "validate"]),
     (
         "commands",
         &[
             "app", "auth", "bench", "cli", "config", "db", "domain", "error", "import", "jobs", "server", "service",
-            "state", "validate",
+            "state", "switches", "validate",
         ],
     ),
 ];

@@ -48,7 +48,8 @@ async fn liveness(State(state): State<AppState>) -> Json<Liveness> {
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 struct DatabaseQuery {
-    /// Adds the schema version, table sizes, view refresh times and job runs; needs the admin
+    /// Adds the schema version, table sizes, view refresh times, job runs and the runtime
+    /// switches; needs the admin
     /// token (401 without it, 404 when none is configured).
     #[serde(default)]
     detailed: bool,
@@ -63,6 +64,10 @@ struct DatabaseHealth {
     database: DatabaseCheck,
     pool: PoolStats,
     cache: crate::cache::CacheStatus,
+    /// With `detailed`: the runtime switches now, and their last change (time, source and
+    /// what it changed); also while the database is down.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    switches: Option<crate::switches::Report>,
     #[serde(skip_serializing_if = "Option::is_none")]
     details: Option<Details>,
 }
@@ -81,6 +86,8 @@ struct PoolStats {
     idle: usize,
     in_use: usize,
     max: u32,
+    /// Connections that may be checked out at once: the pool-size switch, at most `max`.
+    limit: u32,
     utilization: f64,
     /// Callers waiting for a connection now.
     waiters: u64,
@@ -205,6 +212,7 @@ async fn database(
         reason: failure,
         pool: pool_stats(&state),
         cache: health::cache_status(&state).await,
+        switches: query.detailed.then(|| state.switches.report()),
         details,
     };
     let status = if body.reason.is_none() { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
@@ -230,6 +238,7 @@ fn pool_stats(state: &AppState) -> PoolStats {
         idle: pool.idle,
         in_use,
         max: pool.max,
+        limit: pool.limit,
         utilization: in_use as f64 / f64::from(pool.max),
         waiters: pool.waits.waiters,
         acquire_timeouts: pool.waits.acquire_timeouts,

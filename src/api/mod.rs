@@ -14,6 +14,7 @@ pub mod likes;
 pub mod messages;
 pub mod monitor;
 pub mod projects;
+pub mod switches;
 pub mod throttle;
 pub mod usage;
 
@@ -79,6 +80,7 @@ pub fn routes(settings: &Settings) -> Router<AppState> {
         .merge(usage::routes())
         .merge(cache::routes())
         .merge(monitor::routes())
+        .merge(switches::routes())
         .split_for_parts();
     let mut openapi = openapi;
     document_common_errors(&mut openapi);
@@ -171,4 +173,5 @@ pub const WRITE_ROUTES: &[(&str, &str, Write)] = &[
     ("post", "/api/projects/{id}/competition", Write::EnterCompetition),
     ("post", "/api/competitions/{id}/close", Write::CloseCompetition),
     ("post", "/api/cache/clear", Write::ClearCache),
+    ("patch", "/api/admin/switches", Write::SetSwitches),
 ];

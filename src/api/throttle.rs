@@ -30,7 +30,7 @@ impl RouteClass {
     /// The class of a request; None for what has limits of its own (sign-up, login and the
     /// other auth routes) or none at all (liveness, readiness, preflights, the API document).
     pub fn of(method: &Method, path: &str) -> Option<RouteClass> {
-        let operational = ["/api/monitor", "/api/cache", "/metrics", "/admin"];
+        let operational = ["/api/monitor", "/api/cache", "/api/admin", "/metrics", "/admin"];
         if path.starts_with("/api/auth/") || path.starts_with("/api/health") || path == "/api/openapi.json" {
             return None;
         }
@@ -93,6 +93,8 @@ mod tests {
             (Method::POST, "/api/projects/p1/fork", Some(RouteClass::Fork)),
             (Method::GET, "/api/monitor/queries", Some(RouteClass::Operational)),
             (Method::POST, "/api/cache/clear", Some(RouteClass::Operational)),
+            (Method::GET, "/api/admin/switches", Some(RouteClass::Operational)),
+            (Method::PATCH, "/api/admin/switches", Some(RouteClass::Operational)),
             (Method::GET, "/metrics", Some(RouteClass::Operational)),
             (Method::GET, "/admin", Some(RouteClass::Operational)),
             (Method::POST, "/api/auth/login", None),

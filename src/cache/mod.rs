@@ -24,6 +24,7 @@ mod stats;
 mod window;
 
 use std::future::Future;
+use std::sync::atomic::AtomicU8;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -35,7 +36,7 @@ use utoipa::ToSchema;
 
 pub use self::breaker::BreakerState;
 pub use self::kinds::{CacheTtls, Kind};
-pub use self::settings::CacheSettings;
+pub use self::settings::{CacheMode, CacheSettings};
 use self::shared::SharedTier;
 use self::stats::Counters;
 pub use self::stats::KindStats;
@@ -102,6 +103,9 @@ impl moka::Expiry<String, LocalEntry> for PerEntryTtl {
 pub struct CacheStatus {
     /// `two-tier` with Redis, `local-only` without.
     pub mode: &'static str,
+    /// The cache switch (`cache.mode`): `on`, `local` (no value read from or stored in
+    /// Redis) or `off` (every read from the database).
+    pub switch: CacheMode,
     pub namespace: String,
     pub local_entries: u64,
     pub local_bytes: u64,
@@ -118,6 +122,8 @@ pub struct CacheStatus {
 
 struct Inner {
     settings: CacheSettings,
+    /// The [`CacheMode`] switch, as its index in `MODES`.
+    mode: AtomicU8,
     /// `<namespace>:v<format>:`, the prefix of every key this service writes.
     prefix: String,
     local: MokaCache<String, LocalEntry>,
@@ -156,6 +162,7 @@ impl Cache {
                 .as_ref()
                 .map(|tier| bus::spawn_listener(tier.client().clone(), bus::channel(&prefix), weak.clone()));
             Inner {
+                mode: AtomicU8::new(mode_index(settings.mode)),
                 settings,
                 prefix,
                 local,
@@ -186,12 +193,23 @@ impl Cache {
         let inner = &self.0;
         let counters = inner.counters.kind(kind);
         counters.requests.fetch_add(1, Relaxed);
-        let (generation, shared) = match self.generation(scope).await {
-            Some(generation) => (generation.to_string(), inner.shared.as_ref().filter(|_| kind.shared())),
+        let mode = self.mode();
+        if mode == CacheMode::Off {
+            counters.local_misses.fetch_add(1, Relaxed);
+            return load(counters, loader).await;
+        }
+        let (generation, shared) = match self.generation(scope, mode).await {
+            Some(generation) => {
+                let shared = inner.shared.as_ref().filter(|_| kind.shared() && mode == CacheMode::On);
+                (generation.to_string(), shared)
+            }
             // Redis could not say which generation is current: any shared entry might be
             // stale, so this process's tier serves alone, under a key no shared entry has.
+            // In `local` mode Redis was not asked: the same, without counting an error.
             None => {
-                counters.shared_errors.fetch_add(1, Relaxed);
+                if mode == CacheMode::On {
+                    counters.shared_errors.fetch_add(1, Relaxed);
+                }
                 ("local".to_owned(), None)
             }
         };
@@ -213,12 +231,7 @@ impl Cache {
                         Err(()) => counters.shared_errors.fetch_add(1, Relaxed),
                     };
                 }
-                let started = Instant::now();
-                let value = loader().await.inspect_err(|_| {
-                    counters.load_errors.fetch_add(1, Relaxed);
-                })?;
-                counters.loads.fetch_add(1, Relaxed);
-                counters.load_micros.fetch_add(started.elapsed().as_micros() as u64, Relaxed);
+                let value = load(counters, loader).await?;
                 let bytes = codec::encode(&value).map_err(|_| E::from(CacheError::Codec(kind.name())))?;
                 if let Some(tier) = shared {
                     let set = redis::cmd("SET").arg(&key).arg(&bytes).arg("EX").arg(shared_ttl.as_secs()).clone();
@@ -349,6 +362,7 @@ impl Cache {
         inner.local.run_pending_tasks().await;
         CacheStatus {
             mode: if inner.shared.is_some() { "two-tier" } else { "local-only" },
+            switch: self.mode(),
             namespace: inner.prefix.clone(),
             local_entries: inner.local.entry_count(),
             local_bytes: inner.local.weighted_size(),
@@ -360,13 +374,34 @@ impl Cache {
         }
     }
 
+    /// The cache switch now.
+    pub fn mode(&self) -> CacheMode {
+        MODES[usize::from(self.0.mode.load(Relaxed)) % MODES.len()]
+    }
+
+    /// Switches the cache to `mode` and returns the mode it was in. Any change empties this
+    /// process's tier and the generations it remembers: entries kept from before (or made
+    /// under generations it could not check with Redis) must not be served once the switch
+    /// is back on; they are read again from Redis or the database.
+    pub fn set_mode(&self, mode: CacheMode) -> CacheMode {
+        let old = MODES[usize::from(self.0.mode.swap(mode_index(mode), Relaxed)) % MODES.len()];
+        if old != mode {
+            self.flush_local();
+        }
+        old
+    }
+
     /// The scope's current generation: remembered here, else read from Redis (0 if unset).
     /// None when Redis cannot be read: a guess would be remembered, and could later name
-    /// entries that a missed invalidation made stale.
-    async fn generation(&self, scope: &Scope) -> Option<u64> {
+    /// entries that a missed invalidation made stale. In `local` mode Redis is not asked:
+    /// None unless remembered.
+    async fn generation(&self, scope: &Scope, mode: CacheMode) -> Option<u64> {
         let label = scope.label();
         if let Some(known) = self.0.generations.get(&label) {
             return Some(known);
+        }
+        if mode == CacheMode::Local && self.0.shared.is_some() {
+            return None;
         }
         let value = match &self.0.shared {
             Some(tier) => {
@@ -391,6 +426,26 @@ impl Cache {
         self.0.local.invalidate_all();
         self.0.generations.invalidate_all();
     }
+}
+
+const MODES: [CacheMode; 3] = [CacheMode::On, CacheMode::Local, CacheMode::Off];
+
+fn mode_index(mode: CacheMode) -> u8 {
+    MODES.iter().position(|known| *known == mode).unwrap_or(0) as u8
+}
+
+/// Runs a loader, counting the load, its time and its failure.
+async fn load<T, E, Fut>(counters: &stats::KindCounters, loader: impl FnOnce() -> Fut) -> Result<T, E>
+where
+    Fut: Future<Output = Result<T, E>>,
+{
+    let started = Instant::now();
+    let value = loader().await.inspect_err(|_| {
+        counters.load_errors.fetch_add(1, Relaxed);
+    })?;
+    counters.loads.fetch_add(1, Relaxed);
+    counters.load_micros.fetch_add(started.elapsed().as_micros() as u64, Relaxed);
+    Ok(value)
 }
 
 /// The least generation a bump makes now: the wall clock in microseconds. Bumps on every

@@ -5,12 +5,39 @@
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use super::kinds::{CacheTtls, Kind};
+
+/// The cache switch, changeable at runtime (`switches`): a step of a gradual rollback.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum CacheMode {
+    /// Both tiers (the local one alone without Redis).
+    #[default]
+    On,
+    /// This process's tier only: no value is read from or stored in Redis. Invalidations
+    /// still go through Redis, so instances still on both tiers stay correct.
+    Local,
+    /// No cache: every read goes to the database. Writes still invalidate.
+    Off,
+}
+
+impl CacheMode {
+    pub fn name(self) -> &'static str {
+        match self {
+            CacheMode::On => "on",
+            CacheMode::Local => "local",
+            CacheMode::Off => "off",
+        }
+    }
+}
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct CacheSettings {
+    /// `on`, `local` or `off`; switchable without a restart (SIGHUP, `/api/admin/switches`).
+    pub mode: CacheMode,
     /// Key prefix in Redis (`<namespace>:v1:`); `CACHE_NAMESPACE`.
     pub namespace: String,
     pub local_max_bytes: u64,
@@ -24,6 +51,7 @@ pub struct CacheSettings {
 impl Default for CacheSettings {
     fn default() -> Self {
         Self {
+            mode: CacheMode::On,
             namespace: "vibing2".into(),
             local_max_bytes: 100 * 1024 * 1024,
             local_ttl_secs: 10,

@@ -13,6 +13,7 @@ use crate::config::JobSettings;
 use crate::db::maintenance::{self, MaterializedView};
 use crate::db::Pool;
 use crate::service::rate_limit;
+use crate::switches::JobSchedule;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Job {
@@ -33,15 +34,6 @@ impl Job {
             Job::CleanupExpired => "cleanup_expired",
             Job::Analyze => "analyze",
         }
-    }
-
-    fn interval(self, settings: &JobSettings) -> Duration {
-        Duration::from_secs(match self {
-            Job::RefreshProjectStats => settings.refresh_project_stats_secs,
-            Job::RefreshUserTokenSummary => settings.refresh_user_token_summary_secs,
-            Job::CleanupExpired => settings.cleanup_secs,
-            Job::Analyze => settings.analyze_secs,
-        })
     }
 
     /// The advisory lock key: a fixed prefix and the job's index.
@@ -80,17 +72,28 @@ pub enum Attempt {
     Failed,
     /// Another instance holds the job, or it ran within its interval.
     Skipped,
+    /// The job is paused (`switches`).
+    Paused,
 }
 
 #[derive(Clone)]
 pub struct Scheduler {
     pool: Pool,
     settings: JobSettings,
+    /// The intervals and pauses, read at every attempt: they are runtime switches.
+    schedule: JobSchedule,
 }
 
 impl Scheduler {
+    /// A scheduler on the settings' intervals and pauses.
     pub fn new(pool: Pool, settings: JobSettings) -> Self {
-        Self { pool, settings }
+        let schedule = JobSchedule::new(&settings);
+        Self { pool, settings, schedule }
+    }
+
+    /// Follows `schedule` (the switches') instead.
+    pub fn with_schedule(self, schedule: JobSchedule) -> Self {
+        Self { schedule, ..self }
     }
 
     /// Runs every due job once, in order.
@@ -120,11 +123,19 @@ impl Scheduler {
 
     #[tracing::instrument(skip_all, fields(job = job.name()))]
     async fn run_if_due(&self, job: Job) -> sqlx::Result<Attempt> {
+        let Some((interval, paused)) = self.schedule.job(job.name()) else {
+            tracing::warn!("the job is not in the schedule");
+            return Ok(Attempt::Skipped);
+        };
+        if paused {
+            tracing::debug!("paused");
+            return Ok(Attempt::Paused);
+        }
         let mut conn = self.pool.acquire().await?;
         let mut tx = conn.begin().await?;
         maintenance::set_job_statement_timeout(&mut tx, self.settings.statement_timeout_ms).await?;
         let locked = maintenance::try_job_lock(&mut tx, job.lock_key()).await?;
-        let interval = job.interval(&self.settings).as_secs_f64();
+        let interval = interval.as_secs_f64();
         if !locked || !maintenance::is_due(&mut *tx, job.name(), interval).await? {
             return Ok(Attempt::Skipped);
         }
@@ -162,4 +173,15 @@ pub async fn refresh_views_now(pool: &Pool) -> anyhow::Result<Vec<(&'static str,
         refreshed.push((view.name(), elapsed));
     }
     Ok(refreshed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_job_is_named_in_the_settings_in_order() {
+        let names: Vec<&str> = Job::ALL.iter().map(|job| job.name()).collect();
+        assert_eq!(names, JobSettings::JOBS);
+    }
 }

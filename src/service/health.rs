@@ -35,6 +35,8 @@ pub struct PoolUsage {
     pub size: u32,
     pub idle: usize,
     pub max: u32,
+    /// The pool-size switch.
+    pub limit: u32,
     pub waits: WaitFigures,
 }
 
@@ -43,6 +45,7 @@ pub fn pool_usage(state: &AppState) -> PoolUsage {
         size: state.pool.size(),
         idle: state.pool.num_idle(),
         max: state.settings.database.connection_limit,
+        limit: state.pool.checkout_limit(),
         waits: crate::telemetry::pool::figures(),
     }
 }

@@ -32,6 +32,9 @@ pub enum Write {
     EnterCompetition,
     CloseCompetition,
     ClearCache,
+    /// A change of the runtime switches; a cache mode change empties this instance's tier
+    /// by itself (`cache::Cache::set_mode`).
+    SetSwitches,
 }
 
 /// A kind of cached read a write can make stale.
@@ -78,6 +81,7 @@ impl Write {
         Write::EnterCompetition,
         Write::CloseCompetition,
         Write::ClearCache,
+        Write::SetSwitches,
     ];
 
     /// The table: what each write makes stale. A write that no cached read shows (an invite
@@ -87,7 +91,7 @@ impl Write {
         use Stale::*;
         match self {
             Write::Signup | Write::Login | Write::Invite | Write::DeclineInvite | Write::RevokeInvite => &[],
-            Write::EnterCompetition | Write::CloseCompetition | Write::ClearCache => &[],
+            Write::EnterCompetition | Write::CloseCompetition | Write::ClearCache | Write::SetSwitches => &[],
             Write::Logout | Write::ChangePassword => &[Sessions],
             Write::CreateProject => &[MemberLists, DiscoveryIfPublic],
             // Files and messages move the project's updatedAt, which lists and discovery show.

@@ -407,6 +407,22 @@ fn scenarios() -> Vec<Scenario> {
             },
             fresh_within: PUBSUB,
         },
+        Scenario {
+            name: "set_switches",
+            method: "PATCH",
+            path: "/api/admin/switches",
+            setup: None,
+            write: |w| {
+                Box::pin(async move {
+                    let change = json!({"cache": "local", "jobsPaused": true});
+                    w.through_a(Method::PATCH, "/api/admin/switches", Who::Admin, Some(change), 200).await
+                })
+            },
+            // The switches are the answering instance's own: nothing B serves goes stale
+            // (tests/api/switches.rs checks what they do on their instance).
+            reads: |_| Vec::new(),
+            fresh_within: PUBSUB,
+        },
     ]
 }
 
@@ -508,6 +524,7 @@ scenario_tests!(
     unlike,
     record_usage,
     clear_cache,
+    set_switches,
 );
 
 #[tokio::test]
@@ -565,6 +582,7 @@ async fn the_scenarios_cover_every_write_operation_exactly() {
         "EnterCompetition",
         "CloseCompetition",
         "ClearCache",
+        "SetSwitches",
     ]
     .map(String::from)
     .into();

@@ -16,6 +16,7 @@ fn hourly() -> JobSettings {
         cleanup_secs: 3600,
         analyze_secs: 3600,
         statement_timeout_ms: 60_000,
+        ..JobSettings::default()
     }
 }
 

@@ -41,5 +41,6 @@ mod serve_binary;
 mod shutdown;
 mod statements;
 mod support;
+mod switches;
 mod usage;
 mod views;
