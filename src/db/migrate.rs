@@ -47,94 +47,61 @@ pub enum Reverse {
     Down { sql: &'static str, check: Option<&'static str> },
 }
 
-macro_rules! down {
-    ($file:literal) => {
-        Reverse::Down { sql: include_str!(concat!("../../migrations/down/", $file, ".sql")), check: None }
+/// One migration from its file's number and name: `migrations/NNNN_name.sql`, and its down step
+/// `migrations/down/NNNN_name.sql` (with `.check.sql` when checked), or why it is one-way.
+macro_rules! migration {
+    ($number:literal, $name:literal, $($reverse:tt)+) => {
+        Migration {
+            version: parse_version($number),
+            name: $name,
+            sql: include_str!(concat!("../../migrations/", $number, "_", $name, ".sql")),
+            reverse: migration!(@reverse $number, $name, $($reverse)+),
+        }
     };
-    ($file:literal, checked) => {
+    (@reverse $number:literal, $name:literal, one_way: $why:expr) => {
+        Reverse::OneWay($why)
+    };
+    (@reverse $number:literal, $name:literal, down) => {
+        Reverse::Down { sql: include_str!(concat!("../../migrations/down/", $number, "_", $name, ".sql")), check: None }
+    };
+    (@reverse $number:literal, $name:literal, down, checked) => {
         Reverse::Down {
-            sql: include_str!(concat!("../../migrations/down/", $file, ".sql")),
-            check: Some(include_str!(concat!("../../migrations/down/", $file, ".check.sql"))),
+            sql: include_str!(concat!("../../migrations/down/", $number, "_", $name, ".sql")),
+            check: Some(include_str!(concat!("../../migrations/down/", $number, "_", $name, ".check.sql"))),
         }
     };
 }
 
+/// A migration's version from its file's number ("0003" is 3), at compile time.
+const fn parse_version(number: &str) -> i64 {
+    let digits = number.as_bytes();
+    let mut version = 0;
+    let mut at = 0;
+    while at < digits.len() {
+        version = version * 10 + (digits[at] - b'0') as i64;
+        at += 1;
+    }
+    version
+}
+
 pub static MIGRATIONS: &[Migration] = &[
-    Migration {
-        version: 1,
-        name: "phase2_baseline",
-        sql: include_str!("../../migrations/0001_phase2_baseline.sql"),
-        reverse: Reverse::OneWay("it creates every table the data lives in"),
-    },
-    Migration {
-        version: 2,
-        name: "optimized_schema",
-        sql: include_str!("../../migrations/0002_optimized_schema.sql"),
-        reverse: Reverse::OneWay(
-            "it converts data: activeAgents to jsonb, likes and forks folded into the counters, session tokens \
-             hashed, e-mails lower-cased, currentCode moved into files",
-        ),
-    },
-    Migration {
-        version: 3,
-        name: "indexes",
-        sql: include_str!("../../migrations/0003_indexes.sql"),
-        reverse: down!("0003_indexes"),
-    },
-    Migration {
-        version: 4,
-        name: "login_failures",
-        sql: include_str!("../../migrations/0004_login_failures.sql"),
-        reverse: down!("0004_login_failures"),
-    },
-    Migration {
-        version: 5,
-        name: "job_runs",
-        sql: include_str!("../../migrations/0005_job_runs.sql"),
-        reverse: down!("0005_job_runs"),
-    },
-    Migration {
-        version: 6,
-        name: "trigram_fastupdate_off",
-        sql: include_str!("../../migrations/0006_trigram_fastupdate_off.sql"),
-        reverse: down!("0006_trigram_fastupdate_off"),
-    },
-    Migration {
-        version: 7,
-        name: "login_attempts",
-        sql: include_str!("../../migrations/0007_login_attempts.sql"),
-        reverse: down!("0007_login_attempts"),
-    },
-    Migration {
-        version: 8,
-        name: "invite_expiry",
-        sql: include_str!("../../migrations/0008_invite_expiry.sql"),
-        reverse: down!("0008_invite_expiry", checked),
-    },
-    Migration {
-        version: 9,
-        name: "query_performance",
-        sql: include_str!("../../migrations/0009_query_performance.sql"),
-        reverse: down!("0009_query_performance"),
-    },
-    Migration {
-        version: 10,
-        name: "phase1_import",
-        sql: include_str!("../../migrations/0010_phase1_import.sql"),
-        reverse: down!("0010_phase1_import", checked),
-    },
-    Migration {
-        version: 11,
-        name: "import_batches",
-        sql: include_str!("../../migrations/0011_import_batches.sql"),
-        reverse: down!("0011_import_batches", checked),
-    },
-    Migration {
-        version: 12,
-        name: "index_switches",
-        sql: include_str!("../../migrations/0012_index_switches.sql"),
-        reverse: down!("0012_index_switches", checked),
-    },
+    migration!("0001", "phase2_baseline", one_way: "it creates every table the data lives in"),
+    migration!(
+        "0002",
+        "optimized_schema",
+        one_way: "it converts data: activeAgents to jsonb, likes and forks folded into the counters, session \
+                  tokens hashed, e-mails lower-cased, currentCode moved into files"
+    ),
+    migration!("0003", "indexes", down),
+    migration!("0004", "login_failures", down),
+    migration!("0005", "job_runs", down),
+    migration!("0006", "trigram_fastupdate_off", down),
+    migration!("0007", "login_attempts", down),
+    migration!("0008", "invite_expiry", down, checked),
+    migration!("0009", "query_performance", down),
+    migration!("0010", "phase1_import", down, checked),
+    migration!("0011", "import_batches", down, checked),
+    migration!("0012", "index_switches", down, checked),
 ];
 
 impl Migration {
