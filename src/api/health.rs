@@ -107,6 +107,22 @@ struct Details {
     materialized_views: Vec<ViewRefresh>,
     /// Each background job's last run, duration and outcome.
     jobs: Vec<JobRun>,
+    /// Each index an operator ever switched, with its newest switch: `disabled` ones are
+    /// dropped, and `migrate` leaves them so.
+    index_switches: Vec<IndexSwitch>,
+}
+
+/// The newest `vibing2 index disable|enable` of an index.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+struct IndexSwitch {
+    name: String,
+    /// `disabled` or `enabled`.
+    state: String,
+    /// When, in UTC (`YYYY-MM-DD HH:MM:SS`).
+    changed_at: String,
+    /// The operator's login, or the database role.
+    by: String,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -227,6 +243,16 @@ async fn details(state: &AppState) -> Result<Details> {
         tables: details.tables.into_iter().map(TableStats::from).collect(),
         materialized_views: details.views.into_iter().map(ViewRefresh::from).collect(),
         jobs: details.jobs.into_iter().map(JobRun::from).collect(),
+        index_switches: details
+            .index_switches
+            .into_iter()
+            .map(|switch| IndexSwitch {
+                name: switch.name,
+                state: switch.state,
+                changed_at: switch.changed_at,
+                by: switch.by,
+            })
+            .collect(),
     })
 }
 

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use crate::cache::CacheStatus;
 use crate::db::catalog::{self, TableStatsRow, ViewRefreshRow};
 use crate::db::maintenance::{self, JobRunRow};
-use crate::db::migrate;
+use crate::db::{index_switch, migrate};
 use crate::error::{Error, Result};
 use crate::state::AppState;
 use crate::telemetry::pool::WaitFigures;
@@ -59,17 +59,20 @@ pub struct Details {
     pub tables: Vec<TableStatsRow>,
     pub views: Vec<ViewRefreshRow>,
     pub jobs: Vec<JobRunRow>,
+    /// The newest switch of every index ever switched (`vibing2 index disable|enable`).
+    pub index_switches: Vec<index_switch::Switch>,
 }
 
 pub async fn details(state: &AppState) -> Result<Details> {
-    let schema_version = {
+    let (schema_version, index_switches) = {
         let mut conn = state.pool.acquire().await?;
-        migrate::current_version(&mut conn).await?
+        (migrate::current_version(&mut conn).await?, index_switch::switches(&mut conn).await?)
     };
     Ok(Details {
         schema_version,
         tables: catalog::table_stats(&state.pool).await?,
         views: catalog::view_refreshes(&state.pool).await?,
         jobs: maintenance::job_runs(&state.pool).await?,
+        index_switches,
     })
 }

@@ -6,7 +6,7 @@ use sqlx::{Executor, PgConnection};
 use vibing2::db::index_switch::{self, Outcome};
 use vibing2::db::{migrate, revert};
 
-use crate::support::TestDb;
+use crate::support::{TestApp, TestDb, ADMIN_TOKEN};
 
 const INDEX: &str = "Project_public_likeCount_idx";
 
@@ -141,4 +141,25 @@ async fn the_command_refuses_names_outside_the_ledger_and_unique_indexes() {
     let enabled = run(&["index", "enable", "Session_expires_idx"]);
     assert!(enabled.status.success(), "{}", String::from_utf8_lossy(&enabled.stderr));
     assert_eq!(index_state(&mut conn, "Session_expires_idx").await, Some(true));
+}
+
+#[tokio::test]
+async fn the_detailed_health_shows_each_index_switch() {
+    let app = TestApp::with_settings(&[("admin_token", ADMIN_TOKEN)]).await;
+    let before = app.admin_get("/api/health/database?detailed=true").await;
+    assert_eq!(before.json["details"]["indexSwitches"], serde_json::json!([]), "{}", before.json);
+
+    let mut conn = app.db.connect().await;
+    index_switch::disable(&mut conn, INDEX, "ops").await.unwrap();
+    let disabled = app.admin_get("/api/health/database?detailed=true").await;
+    let switches = &disabled.json["details"]["indexSwitches"];
+    assert_eq!(switches.as_array().map(Vec::len), Some(1), "{switches}");
+    assert_eq!(switches[0]["name"], INDEX);
+    assert_eq!(switches[0]["state"], "disabled");
+    assert_eq!(switches[0]["by"], "ops");
+    assert!(switches[0]["changedAt"].as_str().is_some_and(|at| at.len() == 19), "{switches}");
+
+    index_switch::enable(&mut conn, INDEX, "ops").await.unwrap();
+    let enabled = app.admin_get("/api/health/database?detailed=true").await;
+    assert_eq!(enabled.json["details"]["indexSwitches"][0]["state"], "enabled", "{}", enabled.json);
 }
