@@ -39,7 +39,22 @@ pub struct HttpReport {
     pub errors: BTreeMap<u16, u64>,
     /// Requests per operation.
     pub mix: BTreeMap<&'static str, u64>,
+    /// What the HTTP stack alone serves on this machine at the same concurrency.
+    pub floor: FloorReference,
     pub pgbench: Option<PgbenchReference>,
+}
+
+/// `GET /api/health` (no database, no cache) under the same clients, before the mix: the
+/// ceiling of any route on this machine, and the mix's share of it.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FloorReference {
+    pub requests: u64,
+    pub requests_per_second: f64,
+    pub latency: Latency,
+    pub errors: BTreeMap<u16, u64>,
+    /// The mix's req/s over the floor's.
+    pub mix_ratio: f64,
 }
 
 #[derive(Debug, Serialize)]
@@ -182,10 +197,24 @@ fn class(operation: &str) -> &'static str {
     }
 }
 
-/// One request of the mix: mostly reads of Zipf-chosen public projects, some writes to the
-/// user's own.
-async fn one_request(client: &Client, round: u64) -> (&'static str, Result<reqwest::StatusCode, reqwest::Error>) {
+/// What the clients send: the mix, or the floor's liveness check.
+#[derive(Clone, Copy)]
+enum Load {
+    Mix,
+    Floor,
+}
+
+/// One request of `load`. The mix: mostly reads of Zipf-chosen public projects, some writes
+/// to the user's own.
+async fn one_request(
+    client: &Client,
+    round: u64,
+    load: Load,
+) -> (&'static str, Result<reqwest::StatusCode, reqwest::Error>) {
     use reqwest::Method;
+    if let Load::Floor = load {
+        return ("health", client.send(Method::GET, "/api/health", None).await);
+    }
     let project = &client.project;
     let read = client.readable.pick();
     let pick = rand::thread_rng().gen_range(0..100);
@@ -260,12 +289,62 @@ pub async fn run(options: HttpOptions<'_>) -> anyhow::Result<HttpReport> {
         })
         .collect();
 
+    let floor = drive(&clients, concurrency, seconds, Load::Floor).await?;
+    let deadline = Instant::now() + Duration::from_secs_f64(seconds);
+    let peak_rss = server_pid.map(|pid| tokio::spawn(measure::peak_rss_until(pid, deadline)));
+    let driven = drive(&clients, concurrency, seconds, Load::Mix).await?;
+    let server_peak_rss_mb = match peak_rss {
+        Some(task) => task.await?.map(|kb| kb as f64 / 1024.0),
+        None => None,
+    };
+    let requests_per_second = driven.histogram.len() as f64 / driven.elapsed;
+    let floor_per_second = floor.histogram.len() as f64 / floor.elapsed;
+    let pgbench = match pgbench_database {
+        Some(database_url) => pgbench_reference(database_url, concurrency.min(PGBENCH_MAX_CLIENTS), seconds).await?,
+        None => None,
+    };
+    Ok(HttpReport {
+        url: base,
+        concurrency,
+        seconds: driven.elapsed,
+        requests: driven.histogram.len(),
+        requests_per_second,
+        latency: measure::summarize(&driven.histogram),
+        latency_by_class: driven.by_class.iter().map(|(class, h)| (*class, measure::summarize(h))).collect(),
+        users,
+        read_projects,
+        zipf_exponent: ZIPF_EXPONENT,
+        server_peak_rss_mb,
+        errors: driven.errors,
+        mix: driven.mix,
+        floor: FloorReference {
+            requests: floor.histogram.len(),
+            requests_per_second: floor_per_second,
+            latency: measure::summarize(&floor.histogram),
+            errors: floor.errors,
+            mix_ratio: requests_per_second / floor_per_second,
+        },
+        pgbench,
+    })
+}
+
+/// What one closed-loop phase saw.
+struct Driven {
+    histogram: hdrhistogram::Histogram<u64>,
+    by_class: BTreeMap<&'static str, hdrhistogram::Histogram<u64>>,
+    errors: BTreeMap<u16, u64>,
+    mix: BTreeMap<&'static str, u64>,
+    elapsed: f64,
+}
+
+/// `concurrency` connections, each sending `load` one request after the other for `seconds`
+/// (the clients share the signed-in users).
+async fn drive(clients: &[Client], concurrency: usize, seconds: f64, load: Load) -> anyhow::Result<Driven> {
     let deadline = Instant::now() + Duration::from_secs_f64(seconds);
     let started = Instant::now();
-    let peak_rss = server_pid.map(|pid| tokio::spawn(measure::peak_rss_until(pid, deadline)));
     let mut workers = tokio::task::JoinSet::new();
     for n in 0..concurrency {
-        let client = clients[n % users].clone();
+        let client = clients[n % clients.len()].clone();
         workers.spawn(async move {
             let mut histograms: BTreeMap<&'static str, hdrhistogram::Histogram<u64>> = BTreeMap::new();
             let mut errors: BTreeMap<u16, u64> = BTreeMap::new();
@@ -274,7 +353,7 @@ pub async fn run(options: HttpOptions<'_>) -> anyhow::Result<HttpReport> {
             while Instant::now() < deadline {
                 round += 1;
                 let sent = Instant::now();
-                let (operation, outcome) = one_request(&client, round).await;
+                let (operation, outcome) = one_request(&client, round, load).await;
                 measure::record(histograms.entry(class(operation)).or_insert_with(measure::new_histogram), sent);
                 *mix.entry(operation).or_default() += 1;
                 match outcome {
@@ -286,44 +365,24 @@ pub async fn run(options: HttpOptions<'_>) -> anyhow::Result<HttpReport> {
             (histograms, errors, mix)
         });
     }
-    let mut histogram = measure::new_histogram();
-    let mut by_class: BTreeMap<&'static str, hdrhistogram::Histogram<u64>> = BTreeMap::new();
-    let mut errors = BTreeMap::new();
-    let mut mix = BTreeMap::new();
+    let mut driven = Driven {
+        histogram: measure::new_histogram(),
+        by_class: BTreeMap::new(),
+        errors: BTreeMap::new(),
+        mix: BTreeMap::new(),
+        elapsed: 0.0,
+    };
     while let Some(worker) = workers.join_next().await {
-        let (histograms, e, m) = worker?;
+        let (histograms, errors, mix) = worker?;
         for (class, h) in histograms {
-            histogram.add(&h)?;
-            by_class.entry(class).or_insert_with(measure::new_histogram).add(&h)?;
+            driven.histogram.add(&h)?;
+            driven.by_class.entry(class).or_insert_with(measure::new_histogram).add(&h)?;
         }
-        e.into_iter().for_each(|(k, v)| *errors.entry(k).or_default() += v);
-        m.into_iter().for_each(|(k, v)| *mix.entry(k).or_default() += v);
+        errors.into_iter().for_each(|(k, v)| *driven.errors.entry(k).or_default() += v);
+        mix.into_iter().for_each(|(k, v)| *driven.mix.entry(k).or_default() += v);
     }
-    let elapsed = started.elapsed().as_secs_f64();
-    let server_peak_rss_mb = match peak_rss {
-        Some(task) => task.await?.map(|kb| kb as f64 / 1024.0),
-        None => None,
-    };
-    let pgbench = match pgbench_database {
-        Some(database_url) => pgbench_reference(database_url, concurrency.min(PGBENCH_MAX_CLIENTS), seconds).await?,
-        None => None,
-    };
-    Ok(HttpReport {
-        url: base,
-        concurrency,
-        seconds: elapsed,
-        requests: histogram.len(),
-        requests_per_second: histogram.len() as f64 / elapsed,
-        latency: measure::summarize(&histogram),
-        latency_by_class: by_class.iter().map(|(class, h)| (*class, measure::summarize(h))).collect(),
-        users,
-        read_projects,
-        zipf_exponent: ZIPF_EXPONENT,
-        server_peak_rss_mb,
-        errors,
-        mix,
-        pgbench,
-    })
+    driven.elapsed = started.elapsed().as_secs_f64();
+    Ok(driven)
 }
 
 /// `pgbench -S -M prepared` on a scratch database beside `database_url`, when pgbench is
@@ -394,6 +453,14 @@ impl HttpReport {
         if let Some(rss) = self.server_peak_rss_mb {
             md.push_str(&format!("\nThe server's peak RSS: {rss:.0} MB\n"));
         }
+        md.push_str(&format!(
+            "\nThe HTTP floor, `GET /api/health` from the same clients just before: {:.0} req/s (p50 {:.2}ms, p99 {:.2}ms, errors {:?}); the mix ran at {:.2}x of it\n",
+            self.floor.requests_per_second,
+            self.floor.latency.p50_ms,
+            self.floor.latency.p99_ms,
+            self.floor.errors,
+            self.floor.mix_ratio
+        ));
         if let Some(pgbench) = &self.pgbench {
             md.push_str(&format!(
                 "\nReference, the database's own limit for single-row reads: `{}`: {:.0} tps\n",

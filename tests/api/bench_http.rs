@@ -1,5 +1,5 @@
-//! `vibing2 bench http` against a real server: its load runs clean, and its reads reach other
-//! users' public projects by the Zipf choice.
+//! `vibing2 bench http` against a real server: its load runs clean, its reads reach other
+//! users' public projects by the Zipf choice, and the HTTP floor is measured beside it.
 
 use vibing2::bench::http::{self, HttpOptions};
 
@@ -32,4 +32,8 @@ async fn the_load_reads_every_users_public_projects_without_an_error() {
     assert!(report.errors.is_empty(), "errors: {:?}", report.errors);
     assert!(report.server_peak_rss_mb.is_some_and(|mb| mb > 1.0), "{:?}", report.server_peak_rss_mb);
     assert_eq!(report.mix.values().sum::<u64>(), report.requests, "{:?}", report.mix);
+    // The floor ran first, from the same clients, on the liveness route alone.
+    assert!(report.floor.requests > 0 && report.floor.errors.is_empty(), "{:?}", report.floor);
+    let expected_ratio = report.requests_per_second / report.floor.requests_per_second;
+    assert!((report.floor.mix_ratio - expected_ratio).abs() < 1e-9, "{:?}", report.floor);
 }
