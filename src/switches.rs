@@ -150,13 +150,8 @@ struct Inner {
     cache: Cache,
     pool: Pool,
     jobs: JobSchedule,
-    /// Changes are applied one at a time.
-    record: Mutex<Record>,
-}
-
-struct Record {
-    slow_query_ms: u64,
-    last_change: Option<LastChange>,
+    /// The last change; its lock also makes changes apply one at a time.
+    last_change: Mutex<Option<LastChange>>,
 }
 
 impl Switches {
@@ -165,15 +160,9 @@ impl Switches {
     pub fn new(cache: Cache, pool: Pool, settings: &Settings) -> Self {
         let pool_size = settings.database.pool_size.unwrap_or(settings.database.connection_limit);
         pool.set_checkout_limit(pool_size);
-        let slow_query_ms = settings.monitor.slow_query_ms;
         // Per process, as the figures it governs (`telemetry::queries`).
-        crate::telemetry::queries::registry().set_slow_threshold(Duration::from_millis(slow_query_ms));
-        Switches(Arc::new(Inner {
-            cache,
-            pool,
-            jobs: JobSchedule::new(&settings.jobs),
-            record: Mutex::new(Record { slow_query_ms, last_change: None }),
-        }))
+        crate::telemetry::queries::registry().set_slow_threshold(Duration::from_millis(settings.monitor.slow_query_ms));
+        Switches(Arc::new(Inner { cache, pool, jobs: JobSchedule::new(&settings.jobs), last_change: Mutex::new(None) }))
     }
 
     /// The schedule the scheduler of this process follows.
@@ -182,31 +171,31 @@ impl Switches {
     }
 
     pub fn report(&self) -> Report {
-        let record = self.record();
-        self.report_with(&record)
+        let last_change = self.last_change();
+        self.report_with(&last_change)
     }
 
-    fn report_with(&self, record: &Record) -> Report {
+    fn report_with(&self, last_change: &Option<LastChange>) -> Report {
         let schedule = self.0.jobs.read().clone();
         Report {
             cache: self.0.cache.mode(),
             pool_size: self.0.pool.checkout_limit(),
             pool_max: self.0.pool.max_connections(),
-            slow_query_ms: record.slow_query_ms,
+            slow_query_ms: slow_query_ms(),
             jobs_paused: schedule.paused_all,
             jobs: schedule.jobs,
-            last_change: record.last_change.clone(),
+            last_change: last_change.clone(),
         }
     }
 
-    fn record(&self) -> std::sync::MutexGuard<'_, Record> {
-        self.0.record.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    fn last_change(&self) -> std::sync::MutexGuard<'_, Option<LastChange>> {
+        self.0.last_change.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Checks the whole change, then applies it: all of it, or (Err, naming the value)
     /// nothing. Each switch that moves is logged; the report follows the change.
     pub fn apply(&self, change: &Change, source: Source) -> Result<Report, String> {
-        let mut record = self.record();
+        let mut last_change = self.last_change();
         self.check(change)?;
         let mut changed = Vec::new();
         let mut note = |name: String, old: String, new: String| {
@@ -225,8 +214,8 @@ impl Switches {
             note("poolSize".into(), old.to_string(), size.to_string());
         }
         if let Some(ms) = change.slow_query_ms {
+            let old = slow_query_ms();
             crate::telemetry::queries::registry().set_slow_threshold(Duration::from_millis(ms));
-            let old = std::mem::replace(&mut record.slow_query_ms, ms);
             note("slowQueryMs".into(), old.to_string(), ms.to_string());
         }
         {
@@ -248,9 +237,9 @@ impl Switches {
             }
         }
         if !changed.is_empty() {
-            record.last_change = Some(LastChange { at: UtcTime::now(), source, changed });
+            *last_change = Some(LastChange { at: UtcTime::now(), source, changed });
         }
-        Ok(self.report_with(&record))
+        Ok(self.report_with(&last_change))
     }
 
     fn check(&self, change: &Change) -> Result<(), String> {
@@ -300,6 +289,11 @@ impl Switches {
             );
         }
     }
+}
+
+/// The slow-query threshold now, which the query registry holds.
+fn slow_query_ms() -> u64 {
+    crate::telemetry::queries::registry().slow_threshold().as_millis() as u64
 }
 
 /// The switches' values as `settings` give them.

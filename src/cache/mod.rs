@@ -376,7 +376,7 @@ impl Cache {
 
     /// The cache switch now.
     pub fn mode(&self) -> CacheMode {
-        MODES[usize::from(self.0.mode.load(Relaxed)) % MODES.len()]
+        mode_at(self.0.mode.load(Relaxed))
     }
 
     /// Switches the cache to `mode` and returns the mode it was in. Any change empties this
@@ -384,7 +384,7 @@ impl Cache {
     /// under generations it could not check with Redis) must not be served once the switch
     /// is back on; they are read again from Redis or the database.
     pub fn set_mode(&self, mode: CacheMode) -> CacheMode {
-        let old = MODES[usize::from(self.0.mode.swap(mode_index(mode), Relaxed)) % MODES.len()];
+        let old = mode_at(self.0.mode.swap(mode_index(mode), Relaxed));
         if old != mode {
             self.flush_local();
         }
@@ -432,6 +432,10 @@ const MODES: [CacheMode; 3] = [CacheMode::On, CacheMode::Local, CacheMode::Off];
 
 fn mode_index(mode: CacheMode) -> u8 {
     MODES.iter().position(|known| *known == mode).unwrap_or(0) as u8
+}
+
+fn mode_at(index: u8) -> CacheMode {
+    MODES[usize::from(index) % MODES.len()]
 }
 
 /// Runs a loader, counting the load, its time and its failure.

@@ -153,7 +153,7 @@ async fn back_up_before_migrating(
     }
     let target = backup_target(settings, url, &command.tools)?;
     let mut conn = backup::connect(&target).await?;
-    let needed = backup::migrations_pending(&mut conn).await? && backup::holds_data(&mut conn).await?;
+    let needed = migrate::has_pending(&mut conn).await? && backup::holds_data(&mut conn).await?;
     conn.close().await?;
     if !needed {
         return Ok(());

@@ -15,13 +15,14 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
+use percent_encoding::percent_decode_str;
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use sqlx::postgres::PgConnectOptions;
 use sqlx::{ConnectOptions, Connection, Executor, PgConnection};
 use tokio::process::Command;
 
-use super::migrate;
+use super::{migrate, quote_identifier};
 use crate::config::redact_url;
 
 /// The variable (and flag) naming the directory of `pg_dump` and `pg_restore`.
@@ -96,19 +97,6 @@ pub async fn connect(target: &Target) -> anyhow::Result<PgConnection> {
         .with_context(|| format!("cannot connect to {}", redact_url(target.url.expose_secret())))
 }
 
-/// Whether a migrate run has anything to do: no ledger yet, or a known migration missing
-/// from it.
-pub async fn migrations_pending(conn: &mut PgConnection) -> anyhow::Result<bool> {
-    let ledger: bool =
-        sqlx::query_scalar("SELECT to_regclass('\"_vibing2_migrations\"') IS NOT NULL").fetch_one(&mut *conn).await?;
-    if !ledger {
-        return Ok(true);
-    }
-    let applied: Vec<i64> =
-        sqlx::query_scalar(r#"SELECT "version" FROM "_vibing2_migrations""#).fetch_all(&mut *conn).await?;
-    Ok(migrate::MIGRATIONS.iter().any(|migration| !applied.contains(&migration.version)))
-}
-
 /// The tables of the `public` schema that are ours to count: ordinary and partitioned
 /// tables, not those an extension owns (pg_stat_statements may live there).
 async fn public_tables(conn: &mut PgConnection) -> sqlx::Result<Vec<String>> {
@@ -123,15 +111,10 @@ async fn public_tables(conn: &mut PgConnection) -> sqlx::Result<Vec<String>> {
     .await
 }
 
-/// The tables users fill (Prisma's ten, likes and competitions); the bookkeeping tables
-/// (view refreshes, job runs, the ledgers) have rows in a database nobody has used yet.
-const USER_DATA_TABLES: [&str; 2] = ["ProjectLike", "Competition"];
-
 /// Whether any table that holds users' data has a row: what makes a backup worth taking.
 pub async fn holds_data(conn: &mut PgConnection) -> anyhow::Result<bool> {
     let present = public_tables(conn).await?;
-    let tables = migrate::PHASE2_TABLES.iter().chain(&USER_DATA_TABLES);
-    for table in tables.filter(|table| present.iter().any(|name| name == *table)) {
+    for table in migrate::platform_tables().into_iter().filter(|table| present.iter().any(|name| name == table)) {
         let query = format!("SELECT EXISTS (SELECT 1 FROM {})", quote_identifier(table));
         if sqlx::query_scalar::<_, bool>(&query).fetch_one(&mut *conn).await? {
             return Ok(true);
@@ -149,10 +132,6 @@ pub async fn row_counts(conn: &mut PgConnection) -> anyhow::Result<BTreeMap<Stri
         counts.insert(table, rows);
     }
     Ok(counts)
-}
-
-fn quote_identifier(name: &str) -> String {
-    format!("\"{}\"", name.replace('"', "\"\""))
 }
 
 /// The server's version, as `(major, "15.20")`.
@@ -228,7 +207,7 @@ fn tool_command(tool: &Tool, url: Option<&SecretString>) -> anyhow::Result<Comma
     command.kill_on_drop(true).env_remove("PGPASSWORD");
     if let Some(url) = url {
         let mut parsed = url::Url::parse(url.expose_secret()).context("DATABASE_URL is not a valid URL")?;
-        if let Some(password) = parsed.password().map(percent_decode) {
+        if let Some(password) = password_of(&parsed) {
             command.env("PGPASSWORD", password);
         }
         let _ = parsed.set_password(None);
@@ -238,27 +217,8 @@ fn tool_command(tool: &Tool, url: Option<&SecretString>) -> anyhow::Result<Comma
 }
 
 /// A URL's password as libpq wants it: `%XX` escapes decoded (a `+` stays a `+`).
-fn percent_decode(text: &str) -> String {
-    let bytes = text.as_bytes();
-    let mut decoded = Vec::with_capacity(bytes.len());
-    let mut at = 0;
-    while at < bytes.len() {
-        let escaped = (bytes[at] == b'%')
-            .then(|| bytes.get(at + 1..at + 3))
-            .flatten()
-            .and_then(|hex| u8::from_str_radix(std::str::from_utf8(hex).ok()?, 16).ok());
-        match escaped {
-            Some(byte) => {
-                decoded.push(byte);
-                at += 3;
-            }
-            None => {
-                decoded.push(bytes[at]);
-                at += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&decoded).into_owned()
+fn password_of(url: &url::Url) -> Option<String> {
+    url.password().map(|password| percent_decode_str(password).decode_utf8_lossy().into_owned())
 }
 
 async fn run_tool(what: &str, mut command: Command) -> anyhow::Result<String> {
@@ -457,8 +417,9 @@ mod tests {
 
     #[test]
     fn passwords_are_percent_decoded() {
-        assert_eq!(percent_decode("p%40ss%2Fw+rd"), "p@ss/w+rd");
-        assert_eq!(percent_decode("100%"), "100%");
+        let password = |url: &str| password_of(&url::Url::parse(url).unwrap());
+        assert_eq!(password("postgres://u:p%40ss%2Fw+rd@host/db").as_deref(), Some("p@ss/w+rd"));
+        assert_eq!(password("postgres://u:100%@host/db").as_deref(), Some("100%"));
     }
 
     #[test]

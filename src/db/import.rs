@@ -6,13 +6,7 @@ use std::collections::HashMap;
 
 use sqlx::{Connection, Executor, PgConnection, Row};
 
-use super::migrate::PHASE2_TABLES;
-
-/// The platform's tables: Phase 2's, and the two later migrations added. A target with rows
-/// in any of them holds other data.
-fn platform_tables() -> Vec<&'static str> {
-    PHASE2_TABLES.iter().copied().chain(["ProjectLike", "Competition"]).collect()
-}
+use super::migrate::platform_tables;
 
 /// An import recorded in the target.
 #[derive(Debug, Clone)]

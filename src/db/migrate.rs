@@ -431,6 +431,23 @@ async fn record(conn: &mut PgConnection, migration: &Migration, mode: &str, dura
     Ok(())
 }
 
+/// The tables users fill: Prisma's ten, likes and competitions. The bookkeeping tables (view
+/// refreshes, job runs, the ledgers) are not among them.
+pub fn platform_tables() -> Vec<&'static str> {
+    PHASE2_TABLES.iter().copied().chain(["ProjectLike", "Competition"]).collect()
+}
+
+/// Whether a migrate run has anything to do: no ledger yet, or a known migration missing
+/// from it.
+pub async fn has_pending(conn: &mut PgConnection) -> sqlx::Result<bool> {
+    if current_version(conn).await?.is_none() {
+        return Ok(true);
+    }
+    let applied: Vec<i64> =
+        sqlx::query_scalar(r#"SELECT "version" FROM "_vibing2_migrations""#).fetch_all(&mut *conn).await?;
+    Ok(MIGRATIONS.iter().any(|migration| !applied.contains(&migration.version)))
+}
+
 /// The tables of migration 1: the Phase-2 schema Prisma created.
 pub const PHASE2_TABLES: [&str; 10] = [
     "User",

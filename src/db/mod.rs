@@ -37,6 +37,11 @@ use sqlx::{ConnectOptions, Connection};
 use crate::config::{redact_url, DatabaseSettings};
 pub use pool::Pool;
 
+/// An SQL identifier, quoted (`"a""b"` for `a"b`), for statements that name a catalog object.
+pub fn quote_identifier(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
 /// A project creator's public columns (never an e-mail), from the owner joined as `u`, for
 /// the assembled statements. The checked literals spell the same three columns.
 pub const CREATOR_COLUMNS: &str = r#"u."id" AS "ownerId", u."name" AS "ownerName", u."image" AS "ownerImage""#;

@@ -159,6 +159,11 @@ impl Registry {
     }
 
     /// Calls that found no free pooled connection within `DB_POOL_TIMEOUT`, since start.
+    /// Calls at least this long are slow.
+    pub fn slow_threshold(&self) -> Duration {
+        Duration::from_micros(self.slow_threshold_micros.load(Ordering::Relaxed))
+    }
+
     pub fn set_slow_threshold(&self, threshold: Duration) {
         self.slow_threshold_micros.store(threshold.as_micros() as u64, Ordering::Relaxed);
     }

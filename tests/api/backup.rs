@@ -198,7 +198,7 @@ async fn an_empty_or_current_database_takes_no_backup() {
         .await
         .unwrap();
     assert!(backup::holds_data(&mut conn).await.unwrap());
-    assert!(!backup::migrations_pending(&mut conn).await.unwrap());
+    assert!(!migrate::has_pending(&mut conn).await.unwrap());
     let run = vibing2(dir.path(), &db.url, &["migrate", "--backup-dir", "saved"], &[]).await;
     assert!(run.ok, "{}\n{}", run.stdout, run.stderr);
     assert!(!dir.path().join("saved").exists(), "nothing pending, no backup");

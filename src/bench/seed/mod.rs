@@ -172,7 +172,7 @@ pub async fn seed_at(
     tx.commit().await?;
 
     let analyze_started = Instant::now();
-    let quoted: Vec<String> = names.iter().map(|name| quote_ident(name)).collect();
+    let quoted: Vec<String> = names.iter().map(|name| crate::db::quote_identifier(name)).collect();
     conn.execute(format!("ANALYZE {}", quoted.join(", ")).as_str()).await?;
     Ok(SeedReport {
         tables: figures,
@@ -279,7 +279,7 @@ struct SavedSchema {
 /// secondary indexes, and truncates them, which is what allows `COPY ... FREEZE`. Primary
 /// keys stay: their ids arrive in nearly ascending order, so they cost little.
 async fn prepare(conn: &mut PgConnection, tables: &[&str]) -> anyhow::Result<SavedSchema> {
-    let quoted: Vec<String> = tables.iter().map(|name| quote_ident(name)).collect();
+    let quoted: Vec<String> = tables.iter().map(|name| crate::db::quote_identifier(name)).collect();
     let foreign_keys: Vec<(String, String, String)> = sqlx::query_as(
         "SELECT c.conrelid::regclass::text, c.conname::text, pg_get_constraintdef(c.oid)
          FROM pg_constraint c
@@ -314,11 +314,11 @@ async fn prepare(conn: &mut PgConnection, tables: &[&str]) -> anyhow::Result<Sav
     .fetch_all(&mut *conn)
     .await?;
     for (table, trigger, _) in &triggers {
-        let statement = format!("ALTER TABLE {table} DISABLE TRIGGER {}", quote_ident(trigger));
+        let statement = format!("ALTER TABLE {table} DISABLE TRIGGER {}", crate::db::quote_identifier(trigger));
         conn.execute(statement.as_str()).await?;
     }
     for (table, name, _) in &foreign_keys {
-        let statement = format!("ALTER TABLE {table} DROP CONSTRAINT {}", quote_ident(name));
+        let statement = format!("ALTER TABLE {table} DROP CONSTRAINT {}", crate::db::quote_identifier(name));
         conn.execute(statement.as_str()).await?;
     }
 
@@ -350,7 +350,8 @@ impl SavedSchema {
 
     async fn restore_keys_and_triggers(&self, conn: &mut PgConnection) -> anyhow::Result<()> {
         for (table, name, definition) in &self.foreign_keys {
-            let statement = format!("ALTER TABLE {table} ADD CONSTRAINT {} {definition}", quote_ident(name));
+            let statement =
+                format!("ALTER TABLE {table} ADD CONSTRAINT {} {definition}", crate::db::quote_identifier(name));
             conn.execute(statement.as_str())
                 .await
                 .with_context(|| format!("restoring the foreign key {name} on {table}"))?;
@@ -361,23 +362,22 @@ impl SavedSchema {
                 "R" => "ENABLE REPLICA",
                 _ => "ENABLE",
             };
-            let statement = format!("ALTER TABLE {table} {how} TRIGGER {}", quote_ident(trigger));
+            let statement = format!("ALTER TABLE {table} {how} TRIGGER {}", crate::db::quote_identifier(trigger));
             conn.execute(statement.as_str()).await?;
         }
         Ok(())
     }
 }
 
-fn quote_ident(name: &str) -> String {
-    format!("\"{}\"", name.replace('"', "\"\""))
-}
-
 /// Streams one table and returns its row count: a blocking thread encodes rows into chunks,
 /// this task sends them.
 async fn copy_table(conn: &mut PgConnection, table: Table, bar: &ProgressBar) -> anyhow::Result<u64> {
-    let columns: Vec<String> = table.columns.iter().map(|c| quote_ident(c)).collect();
-    let statement =
-        format!("COPY {} ({}) FROM STDIN (FORMAT binary, FREEZE)", quote_ident(table.name), columns.join(", "));
+    let columns: Vec<String> = table.columns.iter().map(|c| crate::db::quote_identifier(c)).collect();
+    let statement = format!(
+        "COPY {} ({}) FROM STDIN (FORMAT binary, FREEZE)",
+        crate::db::quote_identifier(table.name),
+        columns.join(", ")
+    );
 
     let (sender, mut chunks) = tokio::sync::mpsc::channel::<(Vec<u8>, u64)>(CHUNKS_IN_FLIGHT);
     let mut source = table.source;

@@ -5,9 +5,10 @@ use serde::Serialize;
 use serde_json::{json, Value};
 
 use super::plan::{filtered_scans, total_cost};
-use super::statement::{is_select, quote_identifier, scan, Token};
+use super::statement::{is_select, scan, Token};
 use super::statements_unavailable;
 use crate::db::monitor::{self, StatementOrder};
+use crate::db::quote_identifier;
 use crate::error::Result;
 use crate::state::AppState;
 

@@ -95,7 +95,7 @@ pub async fn view(state: &AppState, view: View, options: ViewOptions) -> Result<
             let indexes: Vec<Value> = unused
                 .into_iter()
                 .map(|index| {
-                    let suggestion = format!("DROP INDEX CONCURRENTLY {};", statement::quote_identifier(&index.index));
+                    let suggestion = format!("DROP INDEX CONCURRENTLY {};", crate::db::quote_identifier(&index.index));
                     json!({ "index": index, "suggestion": suggestion })
                 })
                 .collect();

@@ -55,11 +55,6 @@ fn one_select(tokens: &[Token<'_>]) -> std::result::Result<(), &'static str> {
     Ok(())
 }
 
-/// An SQL identifier, quoted.
-pub(super) fn quote_identifier(name: &str) -> String {
-    format!("\"{}\"", name.replace('"', "\"\""))
-}
-
 /// A JSON value as an SQL literal. Strings are quoted untyped, so the planner infers their
 /// type from where they stand, as it would for a parameter.
 fn literal(value: &Value) -> Result<String> {
