@@ -102,6 +102,7 @@ pub static MIGRATIONS: &[Migration] = &[
     migration!("0010", "phase1_import", down, checked),
     migration!("0011", "import_batches", down, checked),
     migration!("0012", "index_switches", down, checked),
+    migration!("0013", "ids_collate_c", down),
 ];
 
 impl Migration {
@@ -289,6 +290,11 @@ async fn run_locked(conn: &mut PgConnection, options: Options, up_to: i64) -> an
         report.applied.push((migration.version, migration.name, elapsed));
     }
     index_switch::drop_present(conn, &disabled).await?;
+    if !report.applied.is_empty() {
+        // A migration may change a result type (a column's collation is part of it), which a
+        // statement this connection prepared before would fail on.
+        conn.clear_cached_statements().await?;
+    }
 
     report.issues = sqlx::query_as!(
         MigrationIssue,

@@ -15,8 +15,8 @@ const LEGACY_ROWS: &str = include_str!("../fixtures/phase2_legacy_rows.sql");
 /// Columns, constraints and indexes of the public schema, for before/after comparisons.
 pub async fn catalog_snapshot(conn: &mut PgConnection) -> Vec<String> {
     sqlx::query_scalar(
-        r#"SELECT format('column %s.%s %s %s %s', table_name, column_name, data_type, is_nullable,
-                         coalesce(column_default, ''))
+        r#"SELECT format('column %s.%s %s %s %s %s', table_name, column_name, data_type, is_nullable,
+                         coalesce(column_default, ''), coalesce(collation_name, ''))
            FROM information_schema.columns WHERE table_schema = 'public'
            UNION ALL
            SELECT format('constraint %s %s', conname, pg_get_constraintdef(oid))
