@@ -153,8 +153,8 @@ pub struct BenchRun {
     /// Unrecorded iterations first.
     #[arg(long, default_value_t = 3)]
     pub warmup: usize,
-    /// Reads in the cache scenario.
-    #[arg(long, default_value_t = 5000)]
+    /// Reads in the cache scenario (and as many in its warm-up pass).
+    #[arg(long, default_value_t = 20_000)]
     pub cache_reads: usize,
     /// Concurrent clients in the pool scenario.
     #[arg(long, default_value_t = 16)]

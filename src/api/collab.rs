@@ -211,7 +211,7 @@ async fn list_members(
     Query(query): Query<PageQuery>,
 ) -> Result<Json<Page<Member>>> {
     let keyset = query.keyset(PageSize::STANDARD)?;
-    access::project(&state, &id, caller.id(), Action::Read).await?;
+    access::project_read(&state, &id, caller.id()).await?;
     Ok(Json(collab::members(&state, &id, keyset).await?.map(Member::from)))
 }
 

@@ -105,7 +105,7 @@ async fn list_files(
     Path(id): Path<String>,
     Query(query): Query<PageQuery>,
 ) -> Result<Json<Page<FileEntry>>> {
-    access::project(&state, &id, caller.id(), Action::Read).await?;
+    access::project_read(&state, &id, caller.id()).await?;
     let keyset = query.keyset(FILE_PAGE)?;
     Ok(Json(files::list(&state, &id, keyset).await?.map(FileEntry::from)))
 }
@@ -121,7 +121,7 @@ pub async fn read_file(
     Path((id, path)): Path<(String, String)>,
 ) -> Result<Json<FileContent>> {
     validate::file_path(&path).map_err(Error::Unprocessable)?;
-    access::project(&state, &id, caller.id(), Action::Read).await?;
+    access::project_read(&state, &id, caller.id()).await?;
     let file = files::get(&state, &id, &path).await?;
     Ok(Json(FileContent { entry: file.entry.into(), content: file.content }))
 }

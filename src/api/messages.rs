@@ -107,7 +107,7 @@ async fn read_message(
     caller: MaybeUser,
     Path((id, message_id)): Path<(String, String)>,
 ) -> Result<Json<Message>> {
-    access::project(&state, &id, caller.id(), Action::Read).await?;
+    access::project_read(&state, &id, caller.id()).await?;
     Ok(Json(messages::one(&state, &id, &message_id).await?.into()))
 }
 
@@ -123,7 +123,7 @@ async fn list_messages(
     Query(query): Query<MessageQuery>,
 ) -> Result<Json<Page<Message>>> {
     let keyset = Keyset::parse(MESSAGE_PAGE, query.cursor.as_deref(), query.limit)?;
-    access::project(&state, &id, caller.id(), Action::Read).await?;
+    access::project_read(&state, &id, caller.id()).await?;
     let direction = query.direction.unwrap_or_default();
     Ok(Json(messages::page(&state, &id, query.role, direction, keyset).await?.map(Message::from)))
 }

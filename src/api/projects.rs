@@ -12,12 +12,12 @@ use crate::api::extract::{AuthUser, ClientAddress, Json, JsonBody, MaybeUser, Pa
 use crate::api::files::FileEntry;
 use crate::db::projects::{NewProject, ProjectPatch, ProjectRow, ProjectSummaryRow};
 use crate::domain::access::{Access, Action};
-use crate::domain::page::{Keyset, Page, PageSize};
+use crate::domain::page::{Page, PageSize};
 use crate::domain::{UtcTime, Visibility};
 use crate::error::{Error, ErrorResponse, Result};
 use crate::service::files::FILE_PAGE;
 use crate::service::views::{self, Viewer};
-use crate::service::{access, files, projects};
+use crate::service::{access, projects};
 use crate::state::AppState;
 use crate::validate;
 
@@ -248,11 +248,11 @@ async fn get_project(
     caller: MaybeUser,
     Path(id): Path<String>,
 ) -> Result<Json<ProjectDetail>> {
-    let (access, _) = access::project(&state, &id, caller.id(), Action::Read).await?;
-    let project = projects::get(&state, &id).await?;
-    let files = files::list(&state, &id, Keyset::first(i64::from(FILE_PAGE.default))).await?.map(FileEntry::from);
+    let access = access::project_read(&state, &id, caller.id()).await?;
+    let detail = projects::with_first_files(&state, &id, i64::from(FILE_PAGE.default)).await?;
+    let files = detail.files.map(FileEntry::from);
     Ok(Json(ProjectDetail {
-        project: project.into(),
+        project: detail.project.into(),
         access,
         files: files.items,
         files_next_cursor: files.next_cursor,
@@ -318,7 +318,7 @@ async fn record_view(
     ClientAddress(client): ClientAddress,
     Path(id): Path<String>,
 ) -> Result<Json<ViewCount>> {
-    access::project(&state, &id, caller.id(), Action::Read).await?;
+    access::project_read(&state, &id, caller.id()).await?;
     let viewer = caller.id().map_or(Viewer::Client(&client), Viewer::User);
     Ok(Json(ViewCount { view_count: views::record(&state, &id, viewer).await? }))
 }

@@ -54,7 +54,7 @@ pub fn spawn_listener(client: redis::Client, channel: String, cache: Weak<Inner>
                         let text: String = message.get_payload().unwrap_or_default();
                         match Message::decode(&text) {
                             Some(Message::Generation { scope, value }) => {
-                                super::Cache(inner).raise_generation(&scope, value)
+                                super::Cache(inner).raise_generation(&scope, value);
                             }
                             Some(Message::Clear) => super::Cache(inner).flush_local(),
                             None => tracing::warn!(%text, "unknown cache invalidation message"),

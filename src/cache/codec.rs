@@ -1,5 +1,7 @@
 //! Cached values on the wire: one format-version byte, then MessagePack with field names
 //! (compact, and tolerant of optional fields). A value of another version reads as a miss.
+//! In Redis, a value is stamped with the generation of its scope it was loaded under (8 bytes,
+//! big-endian, before the rest), so that the generation and the value come in one MGET.
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -19,6 +21,21 @@ pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Option<T> {
         Some((&FORMAT_VERSION, body)) => rmp_serde::from_slice(body).ok(),
         _ => None,
     }
+}
+
+/// A value as Redis keeps it: stamped with `generation`.
+pub fn stamped(generation: u64, bytes: &[u8]) -> Vec<u8> {
+    let mut stamped = Vec::with_capacity(8 + bytes.len());
+    stamped.extend_from_slice(&generation.to_be_bytes());
+    stamped.extend_from_slice(bytes);
+    stamped
+}
+
+/// The value Redis held, if it was loaded under `generation` or a later one (its loader knew of
+/// every write up to then) and has this format version; None for a stale or foreign value.
+pub fn current(mut stamped: Vec<u8>, generation: u64) -> Option<Vec<u8>> {
+    let stamp = u64::from_be_bytes(stamped.get(..8)?.try_into().ok()?);
+    (stamp >= generation && stamped.get(8) == Some(&FORMAT_VERSION)).then(|| stamped.split_off(8))
 }
 
 #[cfg(test)]
@@ -43,5 +60,18 @@ mod tests {
         other[0] = FORMAT_VERSION + 1;
         assert_eq!(decode::<Sample>(&other), None);
         assert_eq!(decode::<Sample>(&[]), None);
+    }
+
+    #[test]
+    fn a_stamped_value_is_current_for_its_generation_and_earlier_ones_only() {
+        let bytes = encode(&"value").unwrap();
+        let stored = stamped(7, &bytes);
+        assert_eq!(current(stored.clone(), 7).as_deref(), Some(&bytes[..]));
+        assert_eq!(current(stored.clone(), 6).as_deref(), Some(&bytes[..]));
+        assert_eq!(current(stored.clone(), 8), None);
+        assert_eq!(current(stored[..5].to_vec(), 0), None);
+        let mut other_format = stored;
+        other_format[8] = FORMAT_VERSION + 1;
+        assert_eq!(current(other_format, 7), None);
     }
 }

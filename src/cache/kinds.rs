@@ -63,14 +63,16 @@ cache_kinds! {
     Discovery => discovery, 60;
     /// Usage summaries.
     UsageSummary => usage_summary, 60;
+    /// What a caller's read of a project is checked on (owner, visibility, the caller's role).
+    Access => access, 300;
 }
 
 impl Kind {
-    /// Whether entries of the kind are kept in the shared tier as well. A session is not: when
-    /// a logout's invalidation cannot reach Redis, a shared entry could serve the revoked
-    /// session to other instances for its whole TTL, while a local entry lasts at most
-    /// `cache.local_ttl_secs`. Its lookup is one primary-key read.
+    /// Whether entries of the kind are kept in the shared tier as well. Sessions and access
+    /// facts are not: when a logout's or a removal's invalidation cannot reach Redis, a shared
+    /// entry could serve what was revoked to other instances for its whole TTL, while a local
+    /// entry lasts at most `cache.local_ttl_secs`. Each lookup is one indexed read.
     pub fn shared(self) -> bool {
-        !matches!(self, Kind::Session)
+        !matches!(self, Kind::Session | Kind::Access)
     }
 }

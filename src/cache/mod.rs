@@ -97,6 +97,16 @@ impl moka::Expiry<String, LocalEntry> for PerEntryTtl {
     }
 }
 
+/// A scope's generation as this process knows it.
+#[derive(Clone, Copy)]
+struct Generation {
+    value: u64,
+    checked: Instant,
+}
+
+/// Shared-tier stores waiting or running at once, after their responses.
+const SHARED_STORES_IN_FLIGHT: usize = 256;
+
 /// The cache's state, for health and metrics.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
@@ -127,7 +137,10 @@ struct Inner {
     /// `<namespace>:v<format>:`, the prefix of every key this service writes.
     prefix: String,
     local: MokaCache<String, LocalEntry>,
-    generations: moka::sync::Cache<String, u64>,
+    /// The generation of each scope seen lately, and when it was last checked with Redis.
+    generations: moka::sync::Cache<String, Generation>,
+    /// Bounds the shared-tier stores running after their responses.
+    shared_stores: Arc<tokio::sync::Semaphore>,
     shared: Option<SharedTier>,
     counters: Counters,
     windows: window::Windows,
@@ -167,6 +180,7 @@ impl Cache {
                 prefix,
                 local,
                 generations: moka::sync::Cache::new(100_000),
+                shared_stores: Arc::new(tokio::sync::Semaphore::new(SHARED_STORES_IN_FLIGHT)),
                 windows,
                 shared,
                 counters: Counters::default(),
@@ -181,8 +195,13 @@ impl Cache {
     }
 
     /// The value under (`kind`, `scope`, `suffix`): from the local tier, else from Redis,
-    /// else from `loader`, whose result is then stored in both. Concurrent misses for one
-    /// key in this process run `loader` once; the others wait for its result.
+    /// else from `loader`, whose result is then kept here and stored in Redis after the
+    /// caller has it. Concurrent misses for one key in this process run `loader` once; the
+    /// others wait for its result.
+    ///
+    /// A scope's generation is remembered for `cache.local_ttl_secs`, then read again with the
+    /// value in the same round trip (MGET); while it has not moved, the local entries it names
+    /// stay valid for their kind's TTL and are served without a reload.
     pub async fn get_or_load<T, E, F, Fut>(&self, kind: Kind, scope: &Scope, suffix: &str, loader: F) -> Result<T, E>
     where
         T: Serialize + DeserializeOwned,
@@ -198,52 +217,79 @@ impl Cache {
             counters.local_misses.fetch_add(1, Relaxed);
             return load(counters, loader).await;
         }
-        let (generation, shared) = match self.generation(scope, mode).await {
-            Some(generation) => {
-                let shared = inner.shared.as_ref().filter(|_| kind.shared() && mode == CacheMode::On);
-                (generation.to_string(), shared)
-            }
+        let label = scope.label();
+        let shared_key = format!("{}{}:{label}:{suffix}", inner.prefix, kind.name());
+        let shared = inner.shared.as_ref().filter(|_| kind.shared() && mode == CacheMode::On);
+        let (generation, fetched) = self.generation(&label, mode, shared.map(|_| shared_key.as_str())).await;
+        let (local_key, local_ttl) = match generation {
+            Some(generation) => (
+                format!("{}{}:{label}@{generation}:{suffix}", inner.prefix, kind.name()),
+                inner.settings.local_ttl(kind),
+            ),
             // Redis could not say which generation is current: any shared entry might be
-            // stale, so this process's tier serves alone, under a key no shared entry has.
-            // In `local` mode Redis was not asked: the same, without counting an error.
+            // stale, so this process's tier serves alone, under a key no shared entry has and
+            // for the short local TTL, since no invalidation can reach that key. In `local`
+            // mode Redis was not asked: the same, without counting an error.
             None => {
                 if mode == CacheMode::On {
                     counters.shared_errors.fetch_add(1, Relaxed);
                 }
-                ("local".to_owned(), None)
+                (format!("{}{}:{label}@local:{suffix}", inner.prefix, kind.name()), inner.settings.unchecked_ttl(kind))
             }
         };
-        let key = format!("{}{}:{}@{generation}:{suffix}", inner.prefix, kind.name(), scope.label());
-        let local_ttl = inner.settings.local_ttl(kind);
-        let shared_ttl = inner.settings.shared_ttl(kind);
+        let shared = shared.filter(|_| generation.is_some());
 
         let entry = inner
             .local
-            .try_get_with(key.clone(), async {
+            .try_get_with(local_key, async {
                 counters.local_misses.fetch_add(1, Relaxed);
-                if let Some(tier) = shared {
-                    match tier.run::<Option<Vec<u8>>>(redis::cmd("GET").arg(&key)).await {
-                        Ok(Some(bytes)) if bytes.first() == Some(&codec::FORMAT_VERSION) => {
+                if let (Some(tier), Some(generation)) = (shared, generation) {
+                    let stored = match fetched {
+                        Some(fetched) => Ok(fetched),
+                        None => tier.run::<Option<Vec<u8>>>(redis::cmd("GET").arg(&shared_key)).await,
+                    };
+                    match stored.map(|bytes| bytes.and_then(|bytes| codec::current(bytes, generation))) {
+                        Ok(Some(bytes)) => {
                             counters.shared_hits.fetch_add(1, Relaxed);
                             return Ok(LocalEntry { bytes: Arc::new(bytes), ttl: local_ttl });
                         }
-                        Ok(_) => counters.shared_misses.fetch_add(1, Relaxed),
+                        Ok(None) => counters.shared_misses.fetch_add(1, Relaxed),
                         Err(()) => counters.shared_errors.fetch_add(1, Relaxed),
                     };
                 }
                 let value = load(counters, loader).await?;
                 let bytes = codec::encode(&value).map_err(|_| E::from(CacheError::Codec(kind.name())))?;
-                if let Some(tier) = shared {
-                    let set = redis::cmd("SET").arg(&key).arg(&bytes).arg("EX").arg(shared_ttl.as_secs()).clone();
-                    if tier.run::<()>(&set).await.is_err() {
-                        counters.shared_errors.fetch_add(1, Relaxed);
-                    }
+                if let (Some(_), Some(generation)) = (shared, generation) {
+                    self.store_later(kind, shared_key, codec::stamped(generation, &bytes));
                 }
                 Ok::<_, E>(LocalEntry { bytes: Arc::new(bytes), ttl: local_ttl })
             })
             .await
             .map_err(|shared: Arc<E>| shared.as_ref().clone())?;
         codec::decode(&entry.bytes).ok_or_else(|| E::from(CacheError::Codec(kind.name())))
+    }
+
+    /// Stores a loaded value in Redis off the request path: in a task of its own, at most
+    /// [`SHARED_STORES_IN_FLIGHT`] at once. Past that the store is skipped and counted; the
+    /// next miss of the key loads it again.
+    fn store_later(&self, kind: Kind, key: String, bytes: Vec<u8>) {
+        let counters = self.0.counters.kind(kind);
+        let Ok(permit) = self.0.shared_stores.clone().try_acquire_owned() else {
+            counters.shared_stores_skipped.fetch_add(1, Relaxed);
+            return;
+        };
+        counters.shared_stores.fetch_add(1, Relaxed);
+        let ttl = self.0.settings.shared_ttl(kind);
+        let cache = Arc::downgrade(&self.0);
+        tokio::spawn(async move {
+            let _permit = permit;
+            let Some(inner) = cache.upgrade() else { return };
+            let Some(tier) = &inner.shared else { return };
+            let set = redis::cmd("SET").arg(&key).arg(&bytes).arg("EX").arg(ttl.as_secs()).clone();
+            if tier.run::<()>(&set).await.is_err() {
+                inner.counters.kind(kind).shared_errors.fetch_add(1, Relaxed);
+            }
+        });
     }
 
     /// Makes every entry of these scopes unreachable, here at once and on other instances
@@ -279,7 +325,7 @@ impl Cache {
         let channel = bus::channel(&self.0.prefix);
         let mut publish = redis::pipe();
         for (label, value) in labels.iter().zip(values) {
-            let known = self.0.generations.get(label).unwrap_or(0);
+            let known = self.0.generations.get(label).map_or(0, |known| known.value);
             self.raise_generation(label, value.max(known + 1));
             publish.publish(&channel, bus::Message::Generation { scope: label.clone(), value }.encode()).ignore();
         }
@@ -289,7 +335,7 @@ impl Cache {
     fn bump_locally(&self, labels: &[String]) {
         let floor = generation_floor();
         for label in labels {
-            let next = (self.0.generations.get(label).unwrap_or(0) + 1).max(floor);
+            let next = (self.0.generations.get(label).map_or(0, |known| known.value) + 1).max(floor);
             self.raise_generation(label, next);
         }
     }
@@ -391,35 +437,57 @@ impl Cache {
         old
     }
 
-    /// The scope's current generation: remembered here, else read from Redis (0 if unset).
-    /// None when Redis cannot be read: a guess would be remembered, and could later name
-    /// entries that a missed invalidation made stale. In `local` mode Redis is not asked:
-    /// None unless remembered.
-    async fn generation(&self, scope: &Scope, mode: CacheMode) -> Option<u64> {
-        let label = scope.label();
-        if let Some(known) = self.0.generations.get(&label) {
-            return Some(known);
-        }
-        if mode == CacheMode::Local && self.0.shared.is_some() {
-            return None;
-        }
-        let value = match &self.0.shared {
-            Some(tier) => {
-                let key = format!("{}gen:{label}", self.0.prefix);
-                tier.run::<Option<u64>>(redis::cmd("GET").arg(key)).await.ok()?.unwrap_or(0)
-            }
-            None => 0,
+    /// The scope's current generation and, when `value_key` is given and Redis was asked, what
+    /// Redis holds under it (`Some(None)`: nothing), read in the same round trip.
+    ///
+    /// A generation is remembered here; after `cache.local_ttl_secs` it is checked with Redis
+    /// again, and the greater of the two is kept (Redis may have missed a bump made here). None
+    /// when Redis cannot be read: a guess would be remembered, and could later name entries
+    /// that a missed invalidation made stale. In `local` mode Redis is not asked: None unless
+    /// remembered.
+    async fn generation(
+        &self,
+        label: &str,
+        mode: CacheMode,
+        value_key: Option<&str>,
+    ) -> (Option<u64>, Option<Option<Vec<u8>>>) {
+        let remembered = self.0.generations.get(label);
+        let Some(tier) = &self.0.shared else {
+            return (Some(remembered.map_or(0, |known| known.value)), None);
         };
-        self.raise_generation(&label, value);
-        Some(self.0.generations.get(&label).unwrap_or(value))
+        match remembered {
+            Some(known) if known.checked.elapsed() < self.0.settings.recheck_after() => {
+                return (Some(known.value), None)
+            }
+            Some(known) if mode == CacheMode::Local => return (Some(known.value), None),
+            None if mode == CacheMode::Local => return (None, None),
+            _ => {}
+        }
+        let mut read = redis::cmd("MGET");
+        read.arg(format!("{}gen:{label}", self.0.prefix));
+        if let Some(key) = value_key {
+            read.arg(key);
+        }
+        let Ok(mut values) = tier.run::<Vec<Option<Vec<u8>>>>(&read).await else { return (None, None) };
+        let stored = if value_key.is_some() { values.pop() } else { None };
+        let counted = match values.first() {
+            Some(Some(bytes)) => match std::str::from_utf8(bytes).ok().and_then(|text| text.parse().ok()) {
+                Some(counted) => counted,
+                None => return (None, None),
+            },
+            _ => 0,
+        };
+        (Some(self.raise_generation(label, counted)), stored)
     }
 
-    /// Generations only move forward, whatever order messages arrive in.
-    fn raise_generation(&self, label: &str, value: u64) {
-        self.0.generations.entry(label.to_owned()).and_upsert_with(|current| match current {
-            Some(current) => (*current.value()).max(value),
-            None => value,
+    /// Generations only move forward, whatever order messages arrive in. Returns the
+    /// generation now remembered, which counts as checked.
+    fn raise_generation(&self, label: &str, value: u64) -> u64 {
+        let entry = self.0.generations.entry(label.to_owned()).and_upsert_with(|current| {
+            let value = current.map_or(value, |current| current.value().value.max(value));
+            Generation { value, checked: Instant::now() }
         });
+        entry.value().value
     }
 
     fn flush_local(&self) {

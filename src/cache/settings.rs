@@ -1,6 +1,7 @@
 //! The cache's settings (`[cache]`): namespace, local tier bounds, and TTLs per kind within
-//! the seed's range of one minute to 30 days. The local tier keeps an entry for
-//! `local_ttl_secs` at most, never longer than the shared tier would.
+//! the seed's range of one minute to 30 days. `local_ttl_secs` bounds what this process trusts
+//! without checking: a remembered generation, an entry made while Redis could not be asked,
+//! and the kinds never stored in Redis.
 
 use std::time::Duration;
 
@@ -69,9 +70,27 @@ impl CacheSettings {
         self.ttl_secs.get(kind)
     }
 
-    /// Never longer than the shared tier's.
+    /// How long this process keeps an entry named by a current generation: the kind's TTL.
+    /// A write moves the generation, so the entry is unreachable at once wherever the write is
+    /// heard. Kinds kept out of Redis for the sake of revocation (sessions, access facts) keep
+    /// `local_ttl_secs`, the bound when an invalidation cannot be carried at all.
     pub fn local_ttl(&self, kind: Kind) -> Duration {
+        if kind.shared() {
+            self.shared_ttl(kind)
+        } else {
+            self.unchecked_ttl(kind)
+        }
+    }
+
+    /// How long this process keeps an entry no invalidation can reach (made while Redis could
+    /// not be asked for the generation): `local_ttl_secs`, never longer than the shared tier.
+    pub fn unchecked_ttl(&self, kind: Kind) -> Duration {
         Duration::from_secs(self.local_ttl_secs).min(self.shared_ttl(kind))
+    }
+
+    /// How long a remembered generation is trusted before it is checked with Redis again.
+    pub fn recheck_after(&self) -> Duration {
+        Duration::from_secs(self.local_ttl_secs)
     }
 
     /// The longest TTL of any kind: generation counters must outlive every entry.

@@ -17,6 +17,10 @@ pub struct KindCounters {
     pub loads: AtomicU64,
     pub load_errors: AtomicU64,
     pub load_micros: AtomicU64,
+    /// Loaded values stored in Redis after their responses.
+    pub shared_stores: AtomicU64,
+    /// Stores skipped because too many were in flight.
+    pub shared_stores_skipped: AtomicU64,
 }
 
 #[derive(Default)]
@@ -52,6 +56,8 @@ impl Counters {
                     shared_misses: c.shared_misses.load(Relaxed),
                     shared_hit_rate: ratio(shared_hits, local_misses),
                     shared_errors: c.shared_errors.load(Relaxed),
+                    shared_stores: c.shared_stores.load(Relaxed),
+                    shared_stores_skipped: c.shared_stores_skipped.load(Relaxed),
                     hit_rate: ratio(requests.saturating_sub(loads), requests),
                     loads,
                     load_errors: c.load_errors.load(Relaxed),
@@ -76,6 +82,10 @@ pub struct KindStats {
     pub shared_misses: u64,
     pub shared_hit_rate: f64,
     pub shared_errors: u64,
+    /// Loaded values stored in Redis, each after its response.
+    pub shared_stores: u64,
+    /// Stores skipped because too many were in flight (the next miss loads again).
+    pub shared_stores_skipped: u64,
     /// Requests answered without loading from the database.
     pub hit_rate: f64,
     pub loads: u64,

@@ -67,8 +67,9 @@ impl Action {
     }
 }
 
-/// The facts about one project that access depends on, read fresh on every request.
-#[derive(Debug, Clone)]
+/// The facts about one project that access depends on: read fresh for every write, and from
+/// the cache for reads (`service::access`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ProjectFacts {
     pub owner_id: String,
     /// The owner's plan, which sets the project's per-file size cap.

@@ -94,7 +94,8 @@ pub async fn accept(state: &AppState, id: &str, user_id: &str) -> Result<InviteR
     let invite = collab::invite(&mut *tx, id).await?.ok_or(Error::NotFound("invite"))?;
     tx.commit().await?;
     let members = [user_id.to_owned()];
-    invalidation::after(&state.cache, Write::AcceptInvite, Subjects { members: &members, ..Subjects::default() }).await;
+    let subjects = Subjects { projects: &[&project_id], members: &members, ..Subjects::default() };
+    invalidation::after(&state.cache, Write::AcceptInvite, subjects).await;
     Ok(invite)
 }
 
@@ -153,7 +154,8 @@ pub async fn change_role(
     check_grant(access, role)?;
     let changed = collab::set_role(&state.pool, project_id, member, role).await?.ok_or(Error::NotFound("member"))?;
     let members = [member.to_owned()];
-    invalidation::after(&state.cache, Write::ChangeRole, Subjects { members: &members, ..Subjects::default() }).await;
+    let subjects = Subjects { projects: &[project_id], members: &members, ..Subjects::default() };
+    invalidation::after(&state.cache, Write::ChangeRole, subjects).await;
     Ok(changed)
 }
 
@@ -166,6 +168,7 @@ pub async fn remove(state: &AppState, project: &ProjectFacts, project_id: &str, 
         return Err(Error::NotFound("member"));
     }
     let members = [member.to_owned()];
-    invalidation::after(&state.cache, Write::RemoveMember, Subjects { members: &members, ..Subjects::default() }).await;
+    let subjects = Subjects { projects: &[project_id], members: &members, ..Subjects::default() };
+    invalidation::after(&state.cache, Write::RemoveMember, subjects).await;
     Ok(())
 }

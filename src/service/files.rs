@@ -15,16 +15,19 @@ pub const FILE_PAGE: PageSize = PageSize { default: 100, max: 1000 };
 
 /// A page of the listing in path order; the first page comes through the cache.
 pub async fn list(state: &AppState, project_id: &str, keyset: Keyset<String>) -> Result<Page<FileEntryRow>> {
-    let load = || async {
-        let after = keyset.after.as_deref().unwrap_or("");
-        let rows = files::list(&state.pool, project_id, after, keyset.fetch()).await?;
-        Ok(keyset.page(rows, |file| file.path.clone()))
-    };
+    let load = || load_page(state, project_id, &keyset);
     if keyset.is_first() {
         let scope = Scope::Project(project_id.to_owned());
         return state.cache.get_or_load(Kind::FileListing, &scope, &format!("first:{}", keyset.limit), load).await;
     }
     load().await
+}
+
+/// A page of the listing from the database.
+pub async fn load_page(state: &AppState, project_id: &str, keyset: &Keyset<String>) -> Result<Page<FileEntryRow>> {
+    let after = keyset.after.as_deref().unwrap_or("");
+    let rows = files::list(&state.pool, project_id, after, keyset.fetch()).await?;
+    Ok(keyset.page(rows, |file| file.path.clone()))
 }
 
 pub async fn get(state: &AppState, project_id: &str, path: &str) -> Result<FileRow> {

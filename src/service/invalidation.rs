@@ -40,7 +40,8 @@ pub enum Write {
 /// A kind of cached read a write can make stale.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Stale {
-    /// The projects' metadata, file listings and newest message pages.
+    /// The projects' metadata, file listings, newest message pages, and the access facts
+    /// their reads are checked on.
     Projects,
     /// The project lists of the members (and of anyone who joined or left).
     MemberLists,
@@ -102,7 +103,8 @@ impl Write {
             Write::ForkProject | Write::LikeProject | Write::UnlikeProject | Write::FlushViews => {
                 &[Projects, MemberLists, Discovery]
             }
-            Write::AcceptInvite | Write::ChangeRole | Write::RemoveMember => &[MemberLists],
+            // Who may read the project changed: its access facts.
+            Write::AcceptInvite | Write::ChangeRole | Write::RemoveMember => &[Projects, MemberLists],
             Write::RecordUsage => &[Profile, Usage],
         }
     }

@@ -1,7 +1,9 @@
 //! Projects: create, the member's list, read, update, delete, fork, like and view.
 
 use crate::cache::{Kind, Scope};
-use crate::db::files;
+use serde::{Deserialize, Serialize};
+
+use crate::db::files::{self, FileEntryRow};
 use crate::db::likes::{self, LikeOutcome};
 use crate::db::projects::{self, NewProject, ProjectPatch, ProjectRow, ProjectSummaryRow};
 use crate::db::users;
@@ -9,7 +11,7 @@ use crate::domain::page::{Keyset, Page};
 use crate::domain::time::Position;
 use crate::domain::Visibility;
 use crate::error::{Error, Result};
-use crate::service::files::check_quota;
+use crate::service::files::{check_quota, load_page};
 use crate::service::invalidation::{self, Subjects, Write};
 use crate::service::rate_limit;
 use crate::state::AppState;
@@ -39,6 +41,27 @@ pub async fn list_for_member(
         return state.cache.get_or_load(Kind::ProjectList, &scope, &format!("first:{}", keyset.limit), load).await;
     }
     load().await
+}
+
+/// What a project read shows: the project and the first page of its file listing.
+#[derive(Serialize, Deserialize)]
+pub struct ProjectWithFiles {
+    pub project: ProjectRow,
+    pub files: Page<FileEntryRow>,
+}
+
+/// A project with the first `file_limit` entries of its listing, from one cache entry (two
+/// statements on a miss). The caller's access was checked before.
+pub async fn with_first_files(state: &AppState, id: &str, file_limit: i64) -> Result<ProjectWithFiles> {
+    let scope = Scope::Project(id.to_owned());
+    state
+        .cache
+        .get_or_load(Kind::Project, &scope, &format!("with-files:{file_limit}"), || async {
+            let project = projects::get(&state.pool, id).await?.ok_or(Error::NotFound("project"))?;
+            let files = load_page(state, id, &Keyset::first(file_limit)).await?;
+            Ok(ProjectWithFiles { project, files })
+        })
+        .await
 }
 
 /// A project's metadata, through the cache. The caller's access was checked before.

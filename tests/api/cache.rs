@@ -38,9 +38,11 @@ async fn project_name(router: &Router, user: &TestUser, project: &str) -> String
 async fn two_hundred_concurrent_misses_on_a_cold_key_cost_one_database_load() {
     let app = TestApp::new().await;
     let settings = cache_settings(&app, &shared_redis_url(), &namespace());
+    // A generous Redis timeout: a generation read timing out on a busy machine would send its
+    // request to a key of its own (and a load of its own), which is not what this test is about.
     let cache = Cache::new(
         settings.cache.clone(),
-        Some((redis::Client::open(shared_redis_url()).unwrap(), Duration::from_millis(50))),
+        Some((redis::Client::open(shared_redis_url()).unwrap(), Duration::from_secs(5))),
     );
     let loads = Arc::new(AtomicUsize::new(0));
     let mut requests = tokio::task::JoinSet::new();
@@ -420,4 +422,113 @@ async fn a_logout_redis_refuses_ends_the_session_everywhere_within_the_local_ttl
     for _ in 0..5 {
         assert_eq!(session_status(&other, &owner.token).await, StatusCode::UNAUTHORIZED);
     }
+}
+
+/// What `GET /api/projects/{project}` answers `token` (or an anonymous caller) through `router`.
+async fn project_status(router: &Router, project: &str, token: Option<&str>) -> StatusCode {
+    crate::support::call(router, Method::GET, &format!("/api/projects/{project}"), token, None).await.status
+}
+
+/// Reads are checked on cached access facts; every change of who may read moves the project's
+/// generation, so another instance that cached the facts refuses within a second.
+#[tokio::test]
+async fn a_removed_member_and_a_project_made_private_are_refused_on_every_instance_within_a_second() {
+    let (app, settings) = two_tier_app(&shared_redis_url()).await;
+    let other = instance(&app, &settings);
+    let owner = app.user("Owner").await;
+    let member = app.user("Member").await;
+    let project = app.project(&owner, "PUBLIC").await;
+    app.add_collaborator(&project, &member, "EDITOR").await;
+    let private = app.project(&owner, "PRIVATE").await;
+    app.add_collaborator(&private, &member, "VIEWER").await;
+    assert_eq!(project_status(&other, &private, Some(&member.token)).await, StatusCode::OK, "B caches the facts");
+    assert_eq!(project_status(&other, &project, None).await, StatusCode::OK, "B caches the anonymous facts");
+
+    let uri = format!("/api/projects/{private}/members/{}", member.id);
+    app.call(Method::DELETE, &uri, Some(&owner.token), None).await.expect(StatusCode::NO_CONTENT);
+    within(Duration::from_secs(1), || async {
+        project_status(&other, &private, Some(&member.token)).await == StatusCode::NOT_FOUND
+    })
+    .await;
+
+    let uri = format!("/api/projects/{project}");
+    app.call(Method::PATCH, &uri, Some(&owner.token), Some(json!({"visibility": "PRIVATE"})))
+        .await
+        .expect(StatusCode::OK);
+    within(Duration::from_secs(1), || async { project_status(&other, &project, None).await == StatusCode::NOT_FOUND })
+        .await;
+    assert_eq!(project_status(&other, &project, Some(&member.token)).await, StatusCode::OK, "members still read it");
+}
+
+/// A project read the cache holds costs no database call: its access facts, the project and
+/// its first file page all come from this process's tier.
+#[tokio::test]
+async fn a_cached_project_read_loads_nothing_from_the_database() {
+    let (app, _) = two_tier_app(&shared_redis_url()).await;
+    let owner = app.user("Owner").await;
+    let project = app.project(&owner, "PRIVATE").await;
+    let loads = |kinds: &[vibing2::cache::KindStats], kind: &str| {
+        kinds.iter().find(|stats| stats.kind == kind).map(|stats| (stats.requests, stats.loads)).unwrap()
+    };
+    assert_eq!(project_status(&app.router, &project, Some(&owner.token)).await, StatusCode::OK);
+    let before = app.state.cache.status().await.kinds;
+    assert_eq!(project_status(&app.router, &project, Some(&owner.token)).await, StatusCode::OK);
+    let after = app.state.cache.status().await.kinds;
+    for kind in ["access", "project"] {
+        let ((requests_before, loads_before), (requests_after, loads_after)) =
+            (loads(&before, kind), loads(&after, kind));
+        assert_eq!(requests_after, requests_before + 1, "{kind}: asked once more");
+        assert_eq!(loads_after, loads_before, "{kind}: loaded nothing");
+    }
+    assert_eq!(
+        loads(&after, "file_listing"),
+        loads(&before, "file_listing"),
+        "the first file page is in the project's entry"
+    );
+}
+
+/// A loaded value is stored in Redis after the response, stamped with its generation; another
+/// instance then finds it there with the generation, in one round trip, without a load. A
+/// remembered generation that is checked again and has not moved keeps the local entries it
+/// names: the read after the check is a local hit.
+#[tokio::test]
+async fn a_loaded_value_reaches_redis_after_the_response_and_survives_a_generation_check() {
+    let namespace = namespace();
+    let app = TestApp::with_settings(&[
+        ("redis.url", &shared_redis_url()),
+        ("cache.namespace", &namespace),
+        ("cache.local_ttl_secs", "1"),
+    ])
+    .await;
+    let owner = app.user("Owner").await;
+    let project = app.project(&owner, "PUBLIC").await;
+    assert_eq!(project_status(&app.router, &project, None).await, StatusCode::OK);
+    let mut redis = redis_connection(&shared_redis_url()).await;
+    let key = format!("{namespace}:v1:project:project:{project}:with-files:100");
+    within(Duration::from_secs(5), || {
+        let (mut redis, key) = (redis.clone(), key.clone());
+        async move { redis.exists::<_, bool>(&key).await.unwrap() }
+    })
+    .await;
+    let stored: Vec<u8> = redis.get(&key).await.unwrap();
+    assert!(stored.len() > 9, "a generation stamp, then the value");
+    let project_stats =
+        |kinds: Vec<vibing2::cache::KindStats>| kinds.into_iter().find(|k| k.kind == "project").unwrap();
+    assert_eq!(project_stats(app.state.cache.status().await.kinds).shared_stores, 1);
+
+    // Past `local_ttl_secs` the generation is checked with Redis again; it has not moved.
+    let before = project_stats(app.state.cache.status().await.kinds);
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    assert_eq!(project_status(&app.router, &project, None).await, StatusCode::OK);
+    let after = project_stats(app.state.cache.status().await.kinds);
+    assert_eq!(after.local_hits, before.local_hits + 1, "kept past the check");
+    assert_eq!(after.loads, before.loads);
+
+    // A second instance finds the value in Redis.
+    let settings = cache_settings(&app, &shared_redis_url(), &namespace);
+    let other = vibing2::state::AppState::new(app.pool.clone(), settings).unwrap();
+    let router = vibing2::app::router(other.clone());
+    assert_eq!(project_status(&router, &project, None).await, StatusCode::OK);
+    let read = project_stats(other.cache.status().await.kinds);
+    assert_eq!((read.shared_hits, read.loads), (1, 0), "from Redis, not loaded");
 }
