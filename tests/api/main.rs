@@ -22,6 +22,7 @@ mod health;
 mod import;
 mod index_switches;
 mod indexes;
+mod instances;
 mod invalidation;
 mod jobs;
 mod likes_forks;
