@@ -159,6 +159,18 @@ impl Trio {
         created.json["id"].as_str().unwrap().to_owned()
     }
 
+    /// How many times each instance's invalidation subscription came up (0: deaf to the
+    /// others' writes), for failure messages.
+    async fn subscriptions(&self) -> Vec<Value> {
+        let mut made = Vec::new();
+        for at in 0..self.servers.len() {
+            made.push(
+                self.call(at, Method::GET, "/api/health/database", None, None).await.json["cache"]["reconnects"].take(),
+            );
+        }
+        made
+    }
+
     async fn session_status(&self, at: usize, token: &str) -> StatusCode {
         self.call(at, Method::GET, "/api/auth/session", Some(token), None).await.status
     }
@@ -259,11 +271,26 @@ async fn three_instances_under_load_share_jobs_cache_sessions_and_limits() {
         .await;
     assert_eq!(renamed.status, StatusCode::OK, "{}", renamed.json);
     assert_eq!(trio.project_name(0, &owner, &project).await, "After", "the writer reads its write");
-    within(PROPAGATION, || async {
-        trio.project_name(1, &owner, &project).await == "After"
-            && trio.project_name(2, &owner, &project).await == "After"
+    let last_seen = std::sync::Mutex::new(None);
+    let propagated = tokio::time::timeout(PROPAGATION, async {
+        loop {
+            let names = (trio.project_name(1, &owner, &project).await, trio.project_name(2, &owner, &project).await);
+            let done = names.0 == "After" && names.1 == "After";
+            *last_seen.lock().unwrap() = Some(names);
+            if done {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
     })
     .await;
+    if propagated.is_err() {
+        let last = last_seen.lock().unwrap().clone();
+        panic!(
+            "B and C still served {last:?} after {PROPAGATION:?}; subscriptions made: {:?}",
+            trio.subscriptions().await
+        );
+    }
 
     // Sessions: a login on A works on B and C; a logout on C ends it on A and B too.
     let (user, token) = trio.user(0, "Roaming").await;
