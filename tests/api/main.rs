@@ -14,6 +14,7 @@ mod collab;
 mod competitions;
 mod dashboard;
 mod discovery;
+mod distribution;
 mod embedded;
 mod errors;
 mod faults;
