@@ -399,3 +399,16 @@ async fn every_query_the_monitor_shows_under_load_is_in_the_distribution_table()
         }
     }
 }
+
+#[test]
+fn the_plan_readers_see_pins_and_inserted_keys() {
+    assert_eq!(pins(r#"(("projectId" = $1) AND (path = $2))"#, "projectId"), [1]);
+    assert_eq!(pins("(p.id = $2)", "id"), [2]);
+    assert_eq!(pins(r#"(id = p."userId")"#, "id"), Vec::<u32>::new(), "a join, not a parameter");
+    assert_eq!(pins(r#"("fromUserId" = $1)"#, "id"), Vec::<u32>::new(), "another column");
+    let insert = r#"INSERT INTO "Message" ("id", "projectId", "role") VALUES ($1, $2, lower($3))"#;
+    assert_eq!(inserts(insert), [("Message".to_owned(), Some(2))]);
+    let copy = r#"WITH p AS (INSERT INTO "Project" ("id", "name") SELECT $2, "name" FROM "Project" WHERE "id" = $1)
+                  INSERT INTO "ProjectFile" ("id", "projectId") SELECT gen_random_uuid()::text, p."id" FROM p"#;
+    assert_eq!(inserts(copy), [("Project".to_owned(), Some(2)), ("ProjectFile".to_owned(), None)]);
+}
