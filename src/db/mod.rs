@@ -9,6 +9,7 @@ pub mod catalog;
 pub mod collab;
 pub mod competitions;
 pub mod discovery;
+pub mod distribution;
 pub mod embedded;
 pub mod files;
 pub mod import;
