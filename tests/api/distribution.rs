@@ -120,13 +120,16 @@ fn parameters(text: &str) -> Vec<(usize, u32)> {
 }
 
 /// The parameters `column` is compared to with `=` in a plan's condition, as
-/// `("column" = $1)`, `(column = $1)` or `(alias.column = $1)`.
+/// `("column" = $1)`, `(column = $1)`, `(alias.column = $1)` or `("column" = ($1)::text)`.
 fn pins(condition: &str, column: &str) -> Vec<u32> {
     let quoted = format!("\"{column}\"");
     parameters(condition)
         .into_iter()
         .filter(|(at, _)| {
-            let Some(left) = condition[..*at].trim_end().strip_suffix('=') else { return false };
+            // A parameter compared with a column of another collation shows as `($1)::text`.
+            let before = condition[..*at].trim_end();
+            let before = before.strip_suffix('(').map_or(before, str::trim_end);
+            let Some(left) = before.strip_suffix('=') else { return false };
             let left = left.trim_end();
             let bare = left.strip_suffix(column).is_some_and(|before| {
                 before.ends_with(|c: char| !(c.is_alphanumeric() || c == '_' || c == '"')) || before.is_empty()
@@ -404,6 +407,7 @@ async fn every_query_the_monitor_shows_under_load_is_in_the_distribution_table()
 fn the_plan_readers_see_pins_and_inserted_keys() {
     assert_eq!(pins(r#"(("projectId" = $1) AND (path = $2))"#, "projectId"), [1]);
     assert_eq!(pins("(p.id = $2)", "id"), [2]);
+    assert_eq!(pins(r#"((c."projectId" = ($1)::text) AND (c."userId" = $2))"#, "projectId"), [1], "relabelled");
     assert_eq!(pins(r#"(id = p."userId")"#, "id"), Vec::<u32>::new(), "a join, not a parameter");
     assert_eq!(pins(r#"("fromUserId" = $1)"#, "id"), Vec::<u32>::new(), "another column");
     let insert = r#"INSERT INTO "Message" ("id", "projectId", "role") VALUES ($1, $2, lower($3))"#;
