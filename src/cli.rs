@@ -211,6 +211,11 @@ pub enum BenchPart {
         /// The server's pid, to report its peak RSS.
         #[arg(long)]
         server_pid: Option<u32>,
+        /// Seconds of each scenario alone after the mix (project list, one project, message
+        /// page, discovery, search, usage summary, the mix), with the cache on and, given
+        /// ADMIN_TOKEN, off; 0 runs none.
+        #[arg(long, default_value_t = 0.0)]
+        scenario_seconds: f64,
         /// Where to write report.md and report.json.
         #[arg(long, default_value = "bench-http")]
         out: PathBuf,

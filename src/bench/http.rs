@@ -42,6 +42,75 @@ pub struct HttpReport {
     /// What the HTTP stack alone serves on this machine at the same concurrency.
     pub floor: FloorReference,
     pub pgbench: Option<PgbenchReference>,
+    /// Each scenario alone, with the cache on and (given the admin token) off.
+    pub scenarios: Vec<ScenarioFigures>,
+}
+
+/// One scenario run alone, under the same clients, next to the references.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ScenarioFigures {
+    pub scenario: &'static str,
+    /// The cache switch during the run: `on` or `off`.
+    pub cache: &'static str,
+    pub requests: u64,
+    pub requests_per_second: f64,
+    pub latency: Latency,
+    pub errors: BTreeMap<u16, u64>,
+    /// Its req/s over the HTTP floor's.
+    pub floor_ratio: f64,
+    /// Its req/s over `pgbench -S`'s tps, when pgbench ran.
+    pub pgbench_ratio: Option<f64>,
+}
+
+/// The scenarios, each a route the web app calls on every visit.
+#[derive(Debug, Clone, Copy)]
+enum Scenario {
+    ProjectList,
+    OneProject,
+    MessagePage,
+    Discovery,
+    Search,
+    UsageSummary,
+    Mixed,
+}
+
+impl Scenario {
+    const ALL: [Scenario; 7] = [
+        Scenario::ProjectList,
+        Scenario::OneProject,
+        Scenario::MessagePage,
+        Scenario::Discovery,
+        Scenario::Search,
+        Scenario::UsageSummary,
+        Scenario::Mixed,
+    ];
+
+    fn name(self) -> &'static str {
+        match self {
+            Scenario::ProjectList => "project list",
+            Scenario::OneProject => "one project (metadata and first file page)",
+            Scenario::MessagePage => "newest message page",
+            Scenario::Discovery => "discovery, popular",
+            Scenario::Search => "discovery, search",
+            Scenario::UsageSummary => "usage summary",
+            Scenario::Mixed => "mixed rotation",
+        }
+    }
+
+    /// The one route the scenario reads (`read`: a Zipf-chosen public project); None for the
+    /// mixed rotation, which is the mix.
+    fn path(self, read: &str) -> Option<String> {
+        Some(match self {
+            Scenario::ProjectList => "/api/projects".to_owned(),
+            Scenario::OneProject => format!("/api/projects/{read}"),
+            Scenario::MessagePage => format!("/api/projects/{read}/messages"),
+            Scenario::Discovery => "/api/discover?sort=popular".to_owned(),
+            Scenario::Search => "/api/discover?search=project&sort=relevance".to_owned(),
+            Scenario::UsageSummary => "/api/usage/summary?days=30".to_owned(),
+            Scenario::Mixed => return None,
+        })
+    }
 }
 
 /// `GET /api/health` (no database, no cache) under the same clients, before the mix: the
@@ -197,11 +266,12 @@ fn class(operation: &str) -> &'static str {
     }
 }
 
-/// What the clients send: the mix, or the floor's liveness check.
+/// What the clients send: the mix, the floor's liveness check, or one scenario.
 #[derive(Clone, Copy)]
 enum Load {
     Mix,
     Floor,
+    Scenario(Scenario),
 }
 
 /// One request of `load`. The mix: mostly reads of Zipf-chosen public projects, some writes
@@ -212,11 +282,17 @@ async fn one_request(
     load: Load,
 ) -> (&'static str, Result<reqwest::StatusCode, reqwest::Error>) {
     use reqwest::Method;
-    if let Load::Floor = load {
-        return ("health", client.send(Method::GET, "/api/health", None).await);
+    let read = client.readable.pick();
+    match load {
+        Load::Floor => return ("health", client.send(Method::GET, "/api/health", None).await),
+        Load::Scenario(scenario) => {
+            if let Some(path) = scenario.path(read) {
+                return (scenario.name(), client.send(Method::GET, &path, None).await);
+            }
+        }
+        Load::Mix => {}
     }
     let project = &client.project;
-    let read = client.readable.pick();
     let pick = rand::thread_rng().gen_range(0..100);
     match pick {
         0..=24 => ("get project", client.send(Method::GET, &format!("/api/projects/{read}"), None).await),
@@ -256,13 +332,27 @@ pub struct HttpOptions<'a> {
     pub seconds: f64,
     pub server_pid: Option<u32>,
     pub pgbench_database: Option<&'a str>,
+    /// Seconds of each scenario alone, after the mix; none when zero.
+    pub scenario_seconds: f64,
+    /// The service's admin token, to switch its cache off for the scenarios' second runs.
+    pub admin_token: Option<&'a str>,
 }
 
 /// The most clients `pgbench` runs with: the server's default `max_connections` is 100.
 const PGBENCH_MAX_CLIENTS: usize = 64;
 
 pub async fn run(options: HttpOptions<'_>) -> anyhow::Result<HttpReport> {
-    let HttpOptions { url, concurrency, users, projects_per_user, seconds, server_pid, pgbench_database } = options;
+    let HttpOptions {
+        url,
+        concurrency,
+        users,
+        projects_per_user,
+        seconds,
+        server_pid,
+        pgbench_database,
+        scenario_seconds,
+        admin_token,
+    } = options;
     let base = url.trim_end_matches('/').to_owned();
     let http = reqwest::Client::builder().pool_max_idle_per_host(concurrency).build()?;
     let run_id: u32 = rand::random();
@@ -303,6 +393,38 @@ pub async fn run(options: HttpOptions<'_>) -> anyhow::Result<HttpReport> {
         Some(database_url) => pgbench_reference(database_url, concurrency.min(PGBENCH_MAX_CLIENTS), seconds).await?,
         None => None,
     };
+    let mut scenarios = Vec::new();
+    if scenario_seconds > 0.0 {
+        let switches = admin_token.map(|token| (format!("{base}/api/admin/switches"), token));
+        let modes: &[&'static str] = if switches.is_some() { &["on", "off"] } else { &["on"] };
+        for scenario in Scenario::ALL {
+            for &cache in modes {
+                if let Some((url, token)) = &switches {
+                    let switched = http.patch(url).bearer_auth(token).json(&json!({"cache": cache})).send().await?;
+                    ensure!(
+                        switched.status().is_success(),
+                        "switching the cache {cache} failed: {}",
+                        switched.status()
+                    );
+                }
+                let run = drive(&clients, concurrency, scenario_seconds, Load::Scenario(scenario)).await?;
+                let per_second = run.histogram.len() as f64 / run.elapsed;
+                scenarios.push(ScenarioFigures {
+                    scenario: scenario.name(),
+                    cache,
+                    requests: run.histogram.len(),
+                    requests_per_second: per_second,
+                    latency: measure::summarize(&run.histogram),
+                    errors: run.errors,
+                    floor_ratio: per_second / floor_per_second,
+                    pgbench_ratio: pgbench.as_ref().map(|pgbench| per_second / pgbench.tps),
+                });
+            }
+        }
+        if let Some((url, token)) = &switches {
+            http.patch(url).bearer_auth(token).json(&json!({"cache": "on"})).send().await?;
+        }
+    }
     Ok(HttpReport {
         url: base,
         concurrency,
@@ -325,6 +447,7 @@ pub async fn run(options: HttpOptions<'_>) -> anyhow::Result<HttpReport> {
             mix_ratio: requests_per_second / floor_per_second,
         },
         pgbench,
+        scenarios,
     })
 }
 
@@ -466,6 +589,22 @@ impl HttpReport {
                 "\nReference, the database's own limit for single-row reads: `{}`: {:.0} tps\n",
                 pgbench.command, pgbench.tps
             ));
+        }
+        if !self.scenarios.is_empty() {
+            md.push_str("\nEach scenario alone, from the same clients:\n\n| scenario | cache | req/s | p50 | p99 | errors | x floor | x pgbench -S |\n|---|---|---:|---:|---:|---|---:|---:|\n");
+            for s in &self.scenarios {
+                let pgbench = s.pgbench_ratio.map_or("-".to_owned(), |ratio| format!("{ratio:.2}"));
+                md.push_str(&format!(
+                    "| {} | {} | {:.0} | {:.2}ms | {:.2}ms | {:?} | {:.2} | {pgbench} |\n",
+                    s.scenario,
+                    s.cache,
+                    s.requests_per_second,
+                    s.latency.p50_ms,
+                    s.latency.p99_ms,
+                    s.errors,
+                    s.floor_ratio
+                ));
+            }
         }
         md.push_str("\nMix: ");
         md.push_str(&self.mix.iter().map(|(op, n)| format!("{op} {n}")).collect::<Vec<_>>().join(", "));

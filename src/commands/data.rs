@@ -62,8 +62,16 @@ pub async fn import(settings: Settings, command: ImportCommand) -> anyhow::Resul
 /// `vibing2 bench [seed|http]`.
 pub async fn bench(settings: Settings, command: BenchCommand) -> anyhow::Result<()> {
     use crate::bench::{self, seed::Flavor, BenchOptions};
-    if let Some(BenchPart::Http { url, concurrency, users, projects_per_user, duration, server_pid, out }) =
-        command.part
+    if let Some(BenchPart::Http {
+        url,
+        concurrency,
+        users,
+        projects_per_user,
+        duration,
+        server_pid,
+        scenario_seconds,
+        out,
+    }) = command.part
     {
         let database = settings.database.url.as_ref().map(|url| url.expose_secret().to_owned());
         let report = bench::http::run(bench::http::HttpOptions {
@@ -74,6 +82,8 @@ pub async fn bench(settings: Settings, command: BenchCommand) -> anyhow::Result<
             seconds: duration,
             server_pid,
             pgbench_database: database.as_deref(),
+            scenario_seconds,
+            admin_token: settings.admin_token.as_ref().map(|token| token.expose_secret()),
         })
         .await?;
         std::fs::create_dir_all(&out)?;

@@ -365,6 +365,8 @@ async fn every_query_the_monitor_shows_under_load_is_in_the_distribution_table()
         seconds: 1.0,
         server_pid: None,
         pgbench_database: None,
+        scenario_seconds: 0.0,
+        admin_token: None,
     })
     .await
     .expect("the load runs");
