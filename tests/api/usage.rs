@@ -4,6 +4,7 @@
 use axum::http::{Method, StatusCode};
 use serde_json::{json, Value};
 use sqlx::Executor;
+use vibing2::db::partitions;
 
 use crate::support::{TestApp, TestUser};
 
@@ -98,6 +99,10 @@ async fn concurrent_calls_never_overdraw_the_balance() {
 
 /// Usage rows spread over 40 days, some before the view's last refresh and some after.
 async fn seed_usage(app: &TestApp, user: &TestUser) {
+    let mut conn = app.pool.acquire().await.unwrap();
+    let today = chrono::Utc::now().date_naive();
+    let months = partitions::months_between(today - chrono::Duration::days(41), today);
+    partitions::ensure_months(&mut conn, &months).await.unwrap();
     app.pool
         .execute(
             sqlx::query(
