@@ -31,6 +31,7 @@ mod migrations;
 mod monitor;
 mod openapi;
 mod outage;
+mod partitions;
 mod plans;
 mod pool;
 mod projects;

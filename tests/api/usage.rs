@@ -119,7 +119,12 @@ async fn seed_usage(app: &TestApp, user: &TestUser) {
         .unwrap();
 }
 
-async fn direct_summary(app: &TestApp, user: &TestUser, days: i32, key: &str) -> Vec<(String, i64, i64, f64)> {
+pub(crate) async fn direct_summary(
+    app: &TestApp,
+    user: &TestUser,
+    days: i32,
+    key: &str,
+) -> Vec<(String, i64, i64, f64)> {
     sqlx::query_as(&format!(
         r#"SELECT {key}, count(*), sum("tokensUsed")::int8, sum("cost")::float8 FROM "TokenUsage"
            WHERE "userId" = $1
@@ -133,7 +138,12 @@ async fn direct_summary(app: &TestApp, user: &TestUser, days: i32, key: &str) ->
     .unwrap()
 }
 
-async fn api_summary(app: &TestApp, user: &TestUser, days: i32, group_by: &str) -> Vec<(String, i64, i64, f64)> {
+pub(crate) async fn api_summary(
+    app: &TestApp,
+    user: &TestUser,
+    days: i32,
+    group_by: &str,
+) -> Vec<(String, i64, i64, f64)> {
     let uri = format!("/api/usage/summary?days={days}&groupBy={group_by}");
     let response = app.call(Method::GET, &uri, Some(&user.token), None).await;
     assert_eq!(response.status, StatusCode::OK, "{}", response.json);
