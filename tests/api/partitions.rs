@@ -15,7 +15,7 @@ use vibing2::domain::GroupBy;
 use vibing2::jobs::{Attempt, Job, Scheduler};
 
 use crate::support::{TestApp, TestDb};
-use crate::usage::{api_summary, direct_summary};
+use crate::usage::{api_summary, direct_summary, seed_usage_over};
 
 const PARTITIONING: i64 = 14;
 const MOVE: &str = "token usage into monthly partitions";
@@ -105,13 +105,19 @@ async fn run_partition_job(app: &TestApp, settings: JobSettings) -> (Attempt, St
     (attempt, detail.unwrap_or_default())
 }
 
-#[tokio::test]
-async fn a_scale_tenth_database_moves_into_monthly_partitions_without_loss() {
+/// A database at the schema before partitioning, seeded by the bench seeder.
+async fn seeded_before_partitioning(scale: f64, seed: u64) -> (TestDb, PgConnection) {
     let db = TestDb::empty().await;
     let mut conn = db.connect().await;
     migrate::run_up_to(&mut conn, migrate::Options::default(), before_partitioning()).await.unwrap();
-    let options = SeedOptions { scale: 0.1, seed: 11, flavor: Flavor::Current, progress: false };
+    let options = SeedOptions { scale, seed, flavor: Flavor::Current, progress: false };
     seed::seed(&mut conn, &options).await.unwrap();
+    (db, conn)
+}
+
+#[tokio::test]
+async fn a_scale_tenth_database_moves_into_monthly_partitions_without_loss() {
+    let (_db, mut conn) = seeded_before_partitioning(0.1, 11).await;
     assert!(!partitions::usage_is_partitioned(&mut conn).await.unwrap());
     let before = usage_figures(&mut conn).await;
     let months = rows_per_month(&mut conn).await;
@@ -161,11 +167,7 @@ async fn a_scale_tenth_database_moves_into_monthly_partitions_without_loss() {
 /// partitioned table by the trigger) arrive once.
 #[tokio::test]
 async fn an_interrupted_move_resumes_and_keeps_the_rows_written_meanwhile() {
-    let db = TestDb::empty().await;
-    let mut conn = db.connect().await;
-    migrate::run_up_to(&mut conn, migrate::Options::default(), before_partitioning()).await.unwrap();
-    let options = SeedOptions { scale: 0.001, seed: 5, flavor: Flavor::Current, progress: false };
-    seed::seed(&mut conn, &options).await.unwrap();
+    let (_db, mut conn) = seeded_before_partitioning(0.001, 5).await;
 
     // What a run interrupted in its batches leaves: the first part committed, some rows moved.
     let migration = MIGRATIONS.iter().find(|m| m.version == PARTITIONING).unwrap();
@@ -285,7 +287,7 @@ fn scans(plan: &Value, found: &mut Vec<(String, bool)>) {
     match plan {
         Value::Object(fields) => {
             if let Some(Value::String(relation)) = fields.get("Relation Name") {
-                let ran = fields.get("Actual Loops").and_then(Value::as_u64).is_none_or(|loops| loops > 0);
+                let ran = fields.get("Actual Loops").and_then(Value::as_u64).map_or(true, |loops| loops > 0);
                 found.push((relation.clone(), ran));
             }
             fields.values().for_each(|value| scans(value, found));
@@ -374,19 +376,7 @@ async fn the_view_the_summary_and_the_analytics_stay_exact_after_partitioning() 
     let app = TestApp::on(db, &[]).await;
     let heavy = app.user("Heavy").await;
     // The user's own usage over the 400 days before now: over a year of months.
-    conn.execute(
-        sqlx::query(
-            r#"INSERT INTO "TokenUsage" ("id", "userId", "endpoint", "model", "tokensUsed", "contextUsed",
-                                        "savedTokens", "cost", "timestamp")
-               SELECT $1 || '-' || n, $1, (ARRAY['/chat', '/edit', '/fix'])[1 + n % 3],
-                      (ARRAY['gpt-4o', 'claude-3-haiku'])[1 + n % 2], 10 + n % 17, (n % 5) * 0.5, n % 3,
-                      (n % 7) * 0.001, (now() AT TIME ZONE 'UTC') - (n % 400) * interval '1 day' - (n % 24) * interval '1 hour'
-               FROM generate_series(1, 1200) n"#,
-        )
-        .bind(&heavy.id),
-    )
-    .await
-    .unwrap();
+    seed_usage_over(&app, &heavy, 400, 1200).await;
     vibing2::jobs::refresh_views_now(&app.pool).await.unwrap();
     let keys =
         [("day", r#"to_char("timestamp", 'YYYY-MM-DD')"#), ("endpoint", r#""endpoint""#), ("model", r#""model""#)];

@@ -99,9 +99,15 @@ async fn concurrent_calls_never_overdraw_the_balance() {
 
 /// Usage rows spread over 40 days, some before the view's last refresh and some after.
 async fn seed_usage(app: &TestApp, user: &TestUser) {
+    seed_usage_over(app, user, 40, 400).await;
+}
+
+/// `rows` usage rows of `user` spread over the `days` before now, with the months'
+/// partitions they need.
+pub(crate) async fn seed_usage_over(app: &TestApp, user: &TestUser, days: i32, rows: i32) {
     let mut conn = app.pool.acquire().await.unwrap();
     let today = chrono::Utc::now().date_naive();
-    let months = partitions::months_between(today - chrono::Duration::days(41), today);
+    let months = partitions::months_between(today - chrono::Duration::days(i64::from(days) + 1), today);
     partitions::ensure_months(&mut conn, &months).await.unwrap();
     app.pool
         .execute(
@@ -110,10 +116,12 @@ async fn seed_usage(app: &TestApp, user: &TestUser) {
                                             "savedTokens", "cost", "timestamp")
                    SELECT $1 || '-seed' || n, $1, (ARRAY['/chat', '/edit', '/fix'])[1 + n % 3],
                           (ARRAY['gpt-4o', 'claude-3-haiku'])[1 + n % 2], 10 + n % 17, (n % 5) * 0.5, n % 3,
-                          (n % 7) * 0.001, (now() AT TIME ZONE 'UTC') - (n % 40) * interval '1 day' - (n % 24) * interval '1 hour'
-                   FROM generate_series(1, 400) n"#,
+                          (n % 7) * 0.001, (now() AT TIME ZONE 'UTC') - (n % $2) * interval '1 day' - (n % 24) * interval '1 hour'
+                   FROM generate_series(1, $3) n"#,
             )
-            .bind(&user.id),
+            .bind(&user.id)
+            .bind(days)
+            .bind(rows),
         )
         .await
         .unwrap();
