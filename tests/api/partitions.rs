@@ -9,8 +9,8 @@ use sqlx::{Connection, Executor, PgConnection};
 use vibing2::bench::seed::{self, Flavor, SeedOptions};
 use vibing2::config::JobSettings;
 use vibing2::db::migrate::{self, MIGRATIONS};
-use vibing2::db::partitions;
 use vibing2::db::usage::summary_sql;
+use vibing2::db::{index_switch, partitions};
 use vibing2::domain::GroupBy;
 use vibing2::jobs::{Attempt, Job, Scheduler};
 
@@ -448,4 +448,38 @@ async fn the_view_the_summary_and_the_analytics_stay_exact_after_partitioning() 
     assert!(!direct.is_empty());
     let served: Vec<(String, i64, i64)> = summary.into_iter().map(|g| (g.key, g.requests, g.tokens_used)).collect();
     assert_eq!(served, direct);
+}
+
+/// The partitioned table's index goes off and on like any other ledger index: dropped (not
+/// concurrently, which PostgreSQL refuses there) with its partitions' copies, and built back
+/// on every partition concurrently and attached, valid.
+#[tokio::test]
+async fn an_index_of_the_partitioned_table_is_switched_off_and_on() {
+    let db = TestDb::migrated().await;
+    let mut conn = db.connect().await;
+    let index = "TokenUsage_projectId_idx";
+    let copies = r#"SELECT count(*) FROM pg_indexes WHERE indexname LIKE 'TokenUsage\_y%\_projectId\_idx'"#;
+    let partitions_total = partition_names(&mut conn).await.len() as i64;
+    assert_eq!(count(&mut conn, copies).await, partitions_total);
+
+    index_switch::disable(&mut conn, index, "ops").await.unwrap();
+    assert_eq!(count(&mut conn, copies).await, 0);
+    let listed = index_switch::list(&mut conn).await.unwrap();
+    assert_eq!(listed.iter().find(|s| s.index.name == index).unwrap().state, "disabled");
+
+    index_switch::enable(&mut conn, index, "ops").await.unwrap();
+    assert_eq!(count(&mut conn, copies).await, partitions_total);
+    let attached_and_valid = count(
+        &mut conn,
+        r#"SELECT count(*) FROM pg_inherits i JOIN pg_index x ON x.indexrelid = i.inhrelid
+           WHERE i.inhparent = '"TokenUsage_projectId_idx"'::regclass AND x.indisvalid"#,
+    )
+    .await;
+    assert_eq!(attached_and_valid, partitions_total);
+    let listed = index_switch::list(&mut conn).await.unwrap();
+    assert_eq!(listed.iter().find(|s| s.index.name == index).unwrap().state, "present");
+    // Migration 3, run again, finds the index in place on the partitioned table.
+    conn.execute(r#"DELETE FROM "_vibing2_migrations" WHERE "version" = 3"#).await.unwrap();
+    migrate::run(&mut conn).await.unwrap();
+    assert_eq!(count(&mut conn, copies).await, partitions_total);
 }
