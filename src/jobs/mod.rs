@@ -187,6 +187,23 @@ impl Scheduler {
     }
 }
 
+/// Creates TokenUsage's partitions for this month and the months ahead once, now, whatever
+/// the schedule: `serve` calls it at startup, so that an instance whose scheduler is off
+/// (`jobs.enabled = false`) never meets a month without a partition either. Skipped, creating
+/// nothing, while another session runs the partition job (which creates the same months).
+pub async fn prepare_partitions(pool: &Pool, settings: &JobSettings) -> anyhow::Result<Vec<String>> {
+    let mut tx = pool.begin().await?;
+    if !maintenance::try_job_lock(&mut tx, Job::MaintainPartitions.lock_key()).await?
+        || !partitions::usage_is_partitioned(&mut tx).await?
+    {
+        return Ok(Vec::new());
+    }
+    partitions::limit_lock_wait(&mut tx, PARTITION_LOCK_TIMEOUT).await?;
+    let created = partitions::ensure_ahead(&mut tx, settings.partition_months_ahead).await?;
+    tx.commit().await?;
+    Ok(created)
+}
+
 /// `vibing2 refresh-views`: refreshes every materialized view once, each in its own
 /// transaction, whatever the schedule says.
 pub async fn refresh_views_now(pool: &Pool) -> anyhow::Result<Vec<(&'static str, f64)>> {

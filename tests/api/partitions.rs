@@ -483,3 +483,16 @@ async fn an_index_of_the_partitioned_table_is_switched_off_and_on() {
     migrate::run(&mut conn).await.unwrap();
     assert_eq!(count(&mut conn, copies).await, partitions_total);
 }
+
+/// `serve` prepares the months ahead at startup even when this instance runs no jobs.
+#[tokio::test]
+async fn startup_prepares_the_months_ahead_without_the_scheduler() {
+    let app = TestApp::with_settings(&[("jobs.enabled", "false")]).await;
+    let mut conn = app.pool.acquire().await.unwrap();
+    let expected = months_from_now(&mut conn, 5).await;
+    let created = vibing2::jobs::prepare_partitions(&app.pool, &jobs(5, None)).await.unwrap();
+    assert_eq!(created, expected[4..], "the migration made this month and three ahead");
+    assert!(vibing2::jobs::prepare_partitions(&app.pool, &jobs(5, None)).await.unwrap().is_empty());
+    let names = partition_names(&mut conn).await;
+    assert!(expected.iter().all(|name| names.contains(name)), "{names:?}");
+}
