@@ -496,3 +496,19 @@ async fn startup_prepares_the_months_ahead_without_the_scheduler() {
     let names = partition_names(&mut conn).await;
     assert!(expected.iter().all(|name| names.contains(name)), "{names:?}");
 }
+
+/// An index disabled before the move stays disabled after it: the migration builds the
+/// partitioned table's copy, and `migrate` drops it again at the end of the run.
+#[tokio::test]
+async fn an_index_disabled_before_the_move_stays_disabled() {
+    let (_db, mut conn) = seeded_before_partitioning(0.001, 2).await;
+    let index = "TokenUsage_projectId_idx";
+    index_switch::disable(&mut conn, index, "ops").await.unwrap();
+    migrate::run(&mut conn).await.unwrap();
+    assert!(partitions::usage_is_partitioned(&mut conn).await.unwrap());
+    let present =
+        count(&mut conn, r#"SELECT count(*) FROM pg_indexes WHERE indexname LIKE 'TokenUsage%projectId%'"#).await;
+    assert_eq!(present, 0);
+    let listed = index_switch::list(&mut conn).await.unwrap();
+    assert_eq!(listed.iter().find(|s| s.index.name == index).unwrap().state, "disabled");
+}
