@@ -359,6 +359,15 @@ pub struct JobSettings {
     pub refresh_user_token_summary_secs: u64,
     pub cleanup_secs: u64,
     pub analyze_secs: u64,
+    /// How often `maintain_partitions` runs (it also runs once at startup).
+    pub partitions_secs: u64,
+    /// TokenUsage partitions kept ready after this month's (1 to 36): writes of a month
+    /// without a partition are refused, so the job must stay this far ahead.
+    pub partition_months_ahead: u32,
+    /// Usage retention: TokenUsage partitions older than this many full months before the
+    /// current one are dropped. Unset (the default): usage is kept for ever. At least 13, so
+    /// that the usage summary's longest window (366 days) stays complete.
+    pub usage_retention_months: Option<u32>,
     /// A scheduled job's statements may run this long (far past a request's
     /// `statement_timeout`, but never for ever).
     pub statement_timeout_ms: u64,
@@ -370,8 +379,14 @@ pub struct JobSettings {
 
 impl JobSettings {
     /// Every job's name, in the order the scheduler runs them.
-    pub const JOBS: [&'static str; 4] =
-        ["refresh_project_stats", "refresh_user_token_summary", "cleanup_expired", "analyze"];
+    pub const JOBS: [&'static str; 5] =
+        ["refresh_project_stats", "refresh_user_token_summary", "cleanup_expired", "analyze", "maintain_partitions"];
+
+    /// The fewest months `usage_retention_months` may keep: the usage summary reads up to 366
+    /// days back.
+    pub const MIN_RETENTION_MONTHS: u32 = 13;
+    /// The most months `partition_months_ahead` may prepare.
+    pub const MAX_MONTHS_AHEAD: u32 = 36;
 
     /// The interval of the job `name`, in seconds.
     pub fn interval_secs(&self, name: &str) -> Option<u64> {
@@ -380,6 +395,7 @@ impl JobSettings {
             "refresh_user_token_summary" => Some(self.refresh_user_token_summary_secs),
             "cleanup_expired" => Some(self.cleanup_secs),
             "analyze" => Some(self.analyze_secs),
+            "maintain_partitions" => Some(self.partitions_secs),
             _ => None,
         }
     }
@@ -394,6 +410,9 @@ impl Default for JobSettings {
             refresh_user_token_summary_secs: 60 * 60,
             cleanup_secs: 24 * 60 * 60,
             analyze_secs: 7 * 24 * 60 * 60,
+            partitions_secs: 24 * 60 * 60,
+            partition_months_ahead: 3,
+            usage_retention_months: None,
             statement_timeout_ms: 10 * 60 * 1000,
             pause_all: false,
             paused: Vec::new(),
@@ -564,6 +583,19 @@ impl Settings {
                 JobSettings::JOBS.join(", ")
             )));
         }
+        let ahead = self.jobs.partition_months_ahead;
+        if !(1..=JobSettings::MAX_MONTHS_AHEAD).contains(&ahead) {
+            return Err(ConfigError(format!(
+                "jobs.partition_months_ahead must be 1 to {}, not {ahead}",
+                JobSettings::MAX_MONTHS_AHEAD
+            )));
+        }
+        if let Some(kept) = self.jobs.usage_retention_months.filter(|kept| *kept < JobSettings::MIN_RETENTION_MONTHS) {
+            return Err(ConfigError(format!(
+                "jobs.usage_retention_months must be at least {} (the usage summary reads up to 366 days back), not {kept}",
+                JobSettings::MIN_RETENTION_MONTHS
+            )));
+        }
         if db.statement_timeout_ms > self.server.request_timeout_secs.saturating_mul(1000) {
             return Err(ConfigError(format!(
                 "DB_STATEMENT_TIMEOUT ({} ms) is longer than server.request_timeout_secs ({} s): a statement would outlive its request",
@@ -676,6 +708,8 @@ mod tests {
             assert_eq!(db.idle_timeout_ms, 60_000);
             assert_eq!(settings.server.port, 3000);
             assert!(settings.redis.url.is_none() && settings.admin_token.is_none());
+            assert_eq!(settings.jobs.partition_months_ahead, 3);
+            assert_eq!(settings.jobs.usage_retention_months, None, "retention is off unless configured");
             Ok(())
         });
     }
@@ -709,6 +743,8 @@ mod tests {
             ("VIBING2_DATABASE__POOL_SIZE", "0", "database.pool_size"),
             ("VIBING2_DATABASE__POOL_SIZE", "26", "database.pool_size"),
             ("VIBING2_JOBS__PAUSED", r#"["nightly"]"#, "jobs.paused"),
+            ("VIBING2_JOBS__PARTITION_MONTHS_AHEAD", "0", "jobs.partition_months_ahead"),
+            ("VIBING2_JOBS__USAGE_RETENTION_MONTHS", "6", "jobs.usage_retention_months"),
             ("VIBING2_CACHE__MODE", "sometimes", "cache.mode"),
         ];
         for (variable, value, named) in cases {

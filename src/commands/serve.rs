@@ -34,6 +34,11 @@ async fn run_server(
     if settings.database.migrate_on_start {
         apply_migrations(&settings, url, migrate::Options::default()).await?;
     }
+    // The job does it too; this start does not wait for the scheduler, nor need it to run.
+    match crate::jobs::prepare_partitions(&pool, &settings.jobs).await {
+        Ok(created) => tracing::info!(?created, "TokenUsage partitions ready for the months ahead"),
+        Err(error) => tracing::warn!(%error, "could not prepare the TokenUsage partitions; the job retries"),
+    }
     if settings.redis.url.is_none() {
         tracing::info!("REDIS_URL is unset: no shared cache tier");
     }

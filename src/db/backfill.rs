@@ -47,6 +47,7 @@ pub struct Filled {
 pub fn of_migration(version: i64) -> Vec<Backfill> {
     match version {
         2 => optimized_schema(),
+        14 => vec![token_usage_partitions()],
         _ => Vec::new(),
     }
 }
@@ -83,6 +84,22 @@ fn optimized_schema() -> Vec<Backfill> {
             cleanup: Some(r#"DROP TABLE "_vibing2_message_order""#.into()),
         },
     ]
+}
+
+/// The backfill of migration 14: every TokenUsage row copied into the partitioned table
+/// beside it. Rows already there (an earlier run's, or mirrored from a live insert) are
+/// skipped by their key.
+fn token_usage_partitions() -> Backfill {
+    Backfill {
+        name: "token usage into monthly partitions".into(),
+        prepare: None,
+        source: r#""TokenUsage""#.into(),
+        update: r#"INSERT INTO "_vibing2_token_usage_partitioned"
+                   SELECT * FROM "TokenUsage" WHERE "id" = ANY($1)
+                   ON CONFLICT DO NOTHING"#
+            .into(),
+        cleanup: None,
+    }
 }
 
 /// Runs one backfill to the end, `batch_rows` ids at a time, each batch committed on its own.

@@ -149,9 +149,9 @@ pub const QUERIES: &[(&str, Route)] = &[
 ];
 
 /// Names that are not the request path's: the jobs' statements (refreshes, cleanups,
-/// ANALYZE, their bookkeeping) and the health probe's catalog reads, which run on the
-/// coordinator, whatever the cluster.
-pub const PLATFORM_PREFIXES: &[&str] = &["maintenance.", "catalog."];
+/// ANALYZE, TokenUsage's monthly partitions, their bookkeeping) and the health probe's catalog
+/// reads, which run on the coordinator, whatever the cluster.
+pub const PLATFORM_PREFIXES: &[&str] = &["maintenance.", "catalog.", "partitions."];
 
 /// The placement of `table`, if it is listed.
 pub fn placement(table: &str) -> Option<Placement> {

@@ -369,7 +369,9 @@ pub async fn defer_constraints(conn: &mut PgConnection) -> sqlx::Result<()> {
            WHERE c.contype IN ('f', 'u') AND c.connamespace = 'public'::regnamespace
              AND c.conrelid::regclass::text = ANY (SELECT format('%I', t) FROM UNNEST($1::text[]) t)
            UNION ALL
-           SELECT i.indexrelid::regclass::text, i.indrelid::regclass::text, 'index', pg_get_indexdef(i.indexrelid)
+           -- A partitioned table's index reads `ON ONLY`, which would rebuild it on the parent alone.
+           SELECT i.indexrelid::regclass::text, i.indrelid::regclass::text, 'index',
+                  replace(pg_get_indexdef(i.indexrelid), ' ON ONLY ', ' ON ')
            FROM pg_index i JOIN pg_class r ON r.oid = i.indrelid
            WHERE NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conindid = i.indexrelid AND c.contype IN ('p', 'u'))
              AND r.relnamespace = 'public'::regnamespace

@@ -13,6 +13,7 @@ use anyhow::{bail, Context};
 use sqlx::{Executor, PgConnection};
 
 use super::migrate::{self, Migration, MIGRATIONS};
+use super::partitions;
 
 /// An index of the ledger.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -84,7 +85,14 @@ fn unquoted(name: &str) -> String {
 }
 
 fn quoted(name: &str) -> String {
-    format!("\"{}\"", name.replace('"', "\"\""))
+    super::quote_identifier(name)
+}
+
+/// The statement that drops the index `name`. An index of a partitioned table cannot be
+/// dropped concurrently: its drop is a catalog change that waits for the queries on the table.
+pub(super) fn drop_statement(name: &str, partitioned: bool) -> String {
+    let concurrently = if partitioned { "" } else { "CONCURRENTLY " };
+    format!("DROP INDEX {concurrently}IF EXISTS {}", quoted(name))
 }
 
 /// The ledger index an operator may switch, or a refusal that says why not.
@@ -140,18 +148,25 @@ pub async fn switches(conn: &mut PgConnection) -> sqlx::Result<Vec<Switch>> {
 /// Drops whichever of the `disabled` indexes exist (a migration built one again).
 pub async fn drop_present(conn: &mut PgConnection, disabled: &[String]) -> anyhow::Result<()> {
     for name in disabled {
-        if state_of(conn, name).await?.is_some() {
+        if let Some(state) = state_of(conn, name).await? {
             tracing::warn!(index = %name, "dropping a disabled index that a migration built");
-            conn.execute(sqlx::raw_sql(&format!("DROP INDEX CONCURRENTLY IF EXISTS {}", quoted(name)))).await?;
+            conn.execute(sqlx::raw_sql(&drop_statement(name, state.partitioned))).await?;
         }
     }
     Ok(())
 }
 
-/// Whether the index exists, and if so whether it is valid.
-async fn state_of(conn: &mut PgConnection, name: &str) -> sqlx::Result<Option<bool>> {
-    sqlx::query_scalar(
-        r#"SELECT i.indisvalid FROM pg_index i
+/// An index that exists: whether it is valid, and whether it is a partitioned table's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, sqlx::FromRow)]
+struct Present {
+    valid: bool,
+    partitioned: bool,
+}
+
+/// Whether the index exists, and if so what it is.
+async fn state_of(conn: &mut PgConnection, name: &str) -> sqlx::Result<Option<Present>> {
+    sqlx::query_as(
+        r#"SELECT i.indisvalid AS valid, c.relkind = 'I' AS partitioned FROM pg_index i
            JOIN pg_class c ON c.oid = i.indexrelid
            JOIN pg_namespace n ON n.oid = c.relnamespace
            WHERE c.relname = $1 AND n.nspname = current_schema()"#,
@@ -180,13 +195,14 @@ pub async fn disable(conn: &mut PgConnection, name: &str, by: &str) -> anyhow::R
 
 async fn disable_locked(conn: &mut PgConnection, index: LedgerIndex, by: &str) -> anyhow::Result<Outcome> {
     require_switch_table(conn).await?;
-    let already = disabled(conn).await?.contains(&index.name) && state_of(conn, &index.name).await?.is_none();
-    if already {
+    let state = state_of(conn, &index.name).await?;
+    if disabled(conn).await?.contains(&index.name) && state.is_none() {
         return Ok(Outcome::Already);
     }
     // Recorded first: if the drop is interrupted, the next `disable` or `migrate` finishes it.
     record(conn, &index.name, "disabled", by).await?;
-    conn.execute(sqlx::raw_sql(&format!("DROP INDEX CONCURRENTLY IF EXISTS {}", quoted(&index.name)))).await?;
+    let partitioned = state.is_some_and(|state| state.partitioned);
+    conn.execute(sqlx::raw_sql(&drop_statement(&index.name, partitioned))).await?;
     tracing::info!(index = %index.name, by, "index disabled");
     Ok(Outcome::Changed)
 }
@@ -205,20 +221,70 @@ async fn enable_locked(conn: &mut PgConnection, index: LedgerIndex, by: &str) ->
     require_switch_table(conn).await?;
     let was_disabled = disabled(conn).await?.contains(&index.name);
     let state = state_of(conn, &index.name).await?;
-    if !was_disabled && state == Some(true) {
+    if !was_disabled && state.is_some_and(|state| state.valid) {
         return Ok(Outcome::Already);
     }
-    if state == Some(false) {
+    if let Some(invalid) = state.filter(|state| !state.valid) {
         tracing::warn!(index = %index.name, "dropping an invalid index left by an interrupted build");
-        conn.execute(sqlx::raw_sql(&format!("DROP INDEX CONCURRENTLY IF EXISTS {}", quoted(&index.name)))).await?;
+        conn.execute(sqlx::raw_sql(&drop_statement(&index.name, invalid.partitioned))).await?;
     }
-    conn.execute(sqlx::raw_sql(&index.create_concurrently()))
+    build(conn, &index)
         .await
         .with_context(|| format!("building {} failed; run `vibing2 index enable {}` again", index.name, index.name))?;
-    anyhow::ensure!(state_of(conn, &index.name).await? == Some(true), "{} was built but is not valid", index.name);
+    let valid = state_of(conn, &index.name).await?.is_some_and(|state| state.valid);
+    anyhow::ensure!(valid, "{} was built but is not valid", index.name);
     record(conn, &index.name, "enabled", by).await?;
     tracing::info!(index = %index.name, by, "index enabled");
     Ok(Outcome::Changed)
+}
+
+/// Runs a migration's `CREATE INDEX CONCURRENTLY` on a partitioned table (which PostgreSQL
+/// refuses, even when the index exists) the way [`enable`] builds one; false, doing nothing,
+/// for any other statement.
+pub async fn build_if_partitioned(conn: &mut PgConnection, statement: &str) -> anyhow::Result<bool> {
+    let words = statement.split_whitespace().collect::<Vec<_>>();
+    let Some(index) = parse_create(&words).filter(|_| words.contains(&"CONCURRENTLY")) else { return Ok(false) };
+    let Some((table, _)) = index.target.strip_prefix("ON ").and_then(|target| target.split_once(' ')) else {
+        return Ok(false);
+    };
+    if !partitions::is_partitioned(conn, table).await? {
+        return Ok(false);
+    }
+    if !state_of(conn, &index.name).await?.is_some_and(|state| state.valid) {
+        build(conn, &index).await?;
+    }
+    Ok(true)
+}
+
+/// Builds a ledger index without blocking writers. On a partitioned table, where `CREATE
+/// INDEX CONCURRENTLY` is refused, the parent's index is created on the parent alone (`ON
+/// ONLY`, invalid while a partition lacks its index), each partition's concurrently, and each
+/// is attached, which makes the parent's valid once all are.
+async fn build(conn: &mut PgConnection, index: &LedgerIndex) -> anyhow::Result<()> {
+    let Some((table, rest)) = index.target.strip_prefix("ON ").and_then(|target| target.split_once(' ')) else {
+        bail!("cannot read the table of {}: {}", index.name, index.target);
+    };
+    if !partitions::is_partitioned(conn, table).await? {
+        conn.execute(sqlx::raw_sql(&index.create_concurrently())).await?;
+        return Ok(());
+    }
+    let unique = if index.unique { "UNIQUE " } else { "" };
+    let parent = quoted(&index.name);
+    conn.execute(sqlx::raw_sql(&format!("CREATE {unique}INDEX IF NOT EXISTS {parent} ON ONLY {table} {rest}"))).await?;
+    let table_name = unquoted(table);
+    for partition in partitions::partitions_of(conn, table).await? {
+        // The name PostgreSQL gives a partition's copy of the index: the partition's name in
+        // place of the table's.
+        let child = match index.name.strip_prefix(&table_name) {
+            Some(suffix) => quoted(&format!("{partition}{suffix}")),
+            None => quoted(&format!("{partition}_{}", index.name)),
+        };
+        let on = quoted(&partition);
+        conn.execute(sqlx::raw_sql(&format!("CREATE {unique}INDEX CONCURRENTLY IF NOT EXISTS {child} ON {on} {rest}")))
+            .await?;
+        conn.execute(sqlx::raw_sql(&format!("ALTER INDEX {parent} ATTACH PARTITION {child}"))).await?;
+    }
+    Ok(())
 }
 
 /// Switches take the migrate lock: a migration run reads the switches once, at its start.
@@ -261,7 +327,7 @@ pub async fn list(conn: &mut PgConnection) -> anyhow::Result<Vec<IndexState>> {
     for index in ledger() {
         let switch = switches.iter().find(|s| s.name == index.name).cloned();
         let disabled = switch.as_ref().is_some_and(|s| s.state == "disabled");
-        let state = match (state_of(conn, &index.name).await?, disabled) {
+        let state = match (state_of(conn, &index.name).await?.map(|state| state.valid), disabled) {
             (Some(true), _) => "present",
             (Some(false), _) => "invalid",
             (None, true) => "disabled",

@@ -103,6 +103,7 @@ pub static MIGRATIONS: &[Migration] = &[
     migration!("0011", "import_batches", down, checked),
     migration!("0012", "index_switches", down, checked),
     migration!("0013", "ids_collate_c", down),
+    migration!("0014", "token_usage_partitions", down, checked),
 ];
 
 impl Migration {
@@ -279,22 +280,22 @@ async fn run_locked(conn: &mut PgConnection, options: Options, up_to: i64) -> an
                     tracing::info!(statement = statement.trim(), "skipped: the index is disabled");
                     continue;
                 }
-                conn.execute(sqlx::raw_sql(&statement)).await.with_context(|| {
-                    format!("migration {} ({}) failed at: {}", migration.version, migration.name, statement.trim())
-                })?;
+                let failed =
+                    || format!("migration {} ({}) failed at: {}", migration.version, migration.name, statement.trim());
+                if !index_switch::build_if_partitioned(conn, &statement).await.with_context(failed)? {
+                    conn.execute(sqlx::raw_sql(&statement)).await.with_context(failed)?;
+                }
             }
             record(conn, migration, "applied", started.elapsed().as_secs_f64() * 1000.0).await?;
         }
         let elapsed = started.elapsed().as_secs_f64() * 1000.0;
         tracing::info!(version = migration.version, name = migration.name, elapsed_ms = elapsed, "migration applied");
         report.applied.push((migration.version, migration.name, elapsed));
-    }
-    index_switch::drop_present(conn, &disabled).await?;
-    if !report.applied.is_empty() {
         // A migration may change a result type (a column's collation is part of it), which a
         // statement this connection prepared before would fail on.
         conn.clear_cached_statements().await?;
     }
+    index_switch::drop_present(conn, &disabled).await?;
 
     report.issues = sqlx::query_as!(
         MigrationIssue,
@@ -370,7 +371,9 @@ async fn apply_transactional(
         .await?;
     record(&mut tx, migration, "applied", started.elapsed().as_secs_f64() * 1000.0).await?;
     tx.commit().await?;
-    report.adoption = adoption;
+    if adoption.is_some() {
+        report.adoption = adoption;
+    }
     Ok(())
 }
 
@@ -491,17 +494,17 @@ async fn phase2_schema_present(conn: &mut PgConnection) -> anyhow::Result<bool> 
 /// An interrupted `CREATE INDEX CONCURRENTLY` leaves an invalid index behind, which
 /// `IF NOT EXISTS` would then keep forever. Drop those before a no-transaction migration runs.
 pub(super) async fn drop_invalid_indexes(conn: &mut PgConnection) -> anyhow::Result<()> {
-    let invalid = sqlx::query_scalar!(
-        r#"SELECT format('%I', c.relname) AS "name!" FROM pg_index i
+    let invalid: Vec<(String, bool)> = sqlx::query_as(
+        r#"SELECT c.relname::text, c.relkind = 'I' FROM pg_index i
            JOIN pg_class c ON c.oid = i.indexrelid
            JOIN pg_namespace n ON n.oid = c.relnamespace
-           WHERE NOT i.indisvalid AND n.nspname = current_schema()"#
+           WHERE NOT i.indisvalid AND n.nspname = current_schema()"#,
     )
     .fetch_all(&mut *conn)
     .await?;
-    for index in invalid {
+    for (index, partitioned) in invalid {
         tracing::warn!(%index, "dropping an invalid index left by an interrupted build");
-        conn.execute(sqlx::raw_sql(&format!("DROP INDEX CONCURRENTLY IF EXISTS {index}"))).await?;
+        conn.execute(sqlx::raw_sql(&index_switch::drop_statement(&index, partitioned))).await?;
     }
     Ok(())
 }

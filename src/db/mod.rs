@@ -20,6 +20,7 @@ pub mod maintenance;
 pub mod messages;
 pub mod migrate;
 pub mod monitor;
+pub mod partitions;
 pub mod pool;
 pub mod projects;
 pub mod reachability;

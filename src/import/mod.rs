@@ -23,7 +23,7 @@ use tokio::sync::{mpsc, Mutex};
 
 use crate::db::import::{self as ledger, Batch, Issue, Reject};
 use crate::db::maintenance::{self, MaterializedView};
-use crate::db::migrate;
+use crate::db::{migrate, partitions};
 use cells::{encode_row, row_digest, Cell, COPY_HEADER, COPY_TRAILER};
 use report::{ImportReport, Outcome as RunOutcome};
 use source::Source;
@@ -118,6 +118,9 @@ pub async fn run(target: &PgConnectOptions, options: &ImportOptions) -> anyhow::
     ledger::start_ledger(conn, &fingerprint, &source_name).await?;
 
     ledger::defer_constraints(conn).await?;
+    // No DEFAULT partition catches a month without one (docs/operations.md, "Partitioning").
+    let created = partitions::ensure_months(conn, &source.usage_months()?).await?;
+    tracing::info!(created = created.len(), "TokenUsage partitions for the source's months");
 
     let progress = ledger::progress(conn).await?;
     let context = load_context(conn, &conflicts).await?;

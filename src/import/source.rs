@@ -1,10 +1,11 @@
 //! The Phase-1 SQLite database, opened read-only: never written, and readable while another
 //! process has it open.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context as _};
+use chrono::{Datelike, NaiveDate};
 use rusqlite::types::Value;
 use rusqlite::{Connection, OpenFlags};
 use sha2::{Digest, Sha256};
@@ -79,6 +80,23 @@ impl Source {
             bail!("{}", problems.join("; "));
         }
         Ok(())
+    }
+
+    /// The first day of every month the usage rows fall in, their timestamps read by the
+    /// import's own rule (a row it refuses counts for none): TokenUsage's partitions must
+    /// exist before the COPY.
+    pub fn usage_months(&self) -> anyhow::Result<Vec<NaiveDate>> {
+        let mut statement = self.connection.prepare(r#"SELECT "timestamp" FROM "TokenUsage""#)?;
+        let mut rows = statement.query([])?;
+        let mut months = BTreeSet::new();
+        while let Some(row) = rows.next()? {
+            let month = normalize::datetime(&row.get::<_, Value>(0)?)
+                .ok()
+                .and_then(chrono::DateTime::from_timestamp_millis)
+                .and_then(|at| at.date_naive().with_day(1));
+            months.extend(month);
+        }
+        Ok(months.into_iter().collect())
     }
 
     /// Rows per Phase-1 table.

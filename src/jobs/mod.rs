@@ -1,4 +1,5 @@
-//! The background jobs that run inside `serve`: view refreshes, cleanups and ANALYZE.
+//! The background jobs that run inside `serve`: view refreshes, cleanups, ANALYZE and
+//! TokenUsage's partitions.
 //!
 //! Safe with several instances: a job runs inside a transaction that first takes a
 //! PostgreSQL advisory lock (`pg_try_advisory_xact_lock`) and then checks `JobRun` for a
@@ -11,7 +12,7 @@ use tokio::sync::watch;
 
 use crate::config::JobSettings;
 use crate::db::maintenance::{self, MaterializedView};
-use crate::db::Pool;
+use crate::db::{partitions, Pool};
 use crate::service::rate_limit;
 use crate::switches::JobSchedule;
 
@@ -21,11 +22,23 @@ pub enum Job {
     RefreshUserTokenSummary,
     CleanupExpired,
     Analyze,
+    /// Creates TokenUsage's partitions ahead of time, and drops those past retention.
+    MaintainPartitions,
 }
 
+/// How long the partition job waits for TokenUsage's lock (creating or dropping a partition
+/// locks the parent briefly): a long query holding it makes the job fail and retry at the next
+/// tick, instead of queueing every usage write behind it.
+const PARTITION_LOCK_TIMEOUT: &str = "5s";
+
 impl Job {
-    pub const ALL: [Job; 4] =
-        [Job::RefreshProjectStats, Job::RefreshUserTokenSummary, Job::CleanupExpired, Job::Analyze];
+    pub const ALL: [Job; 5] = [
+        Job::RefreshProjectStats,
+        Job::RefreshUserTokenSummary,
+        Job::CleanupExpired,
+        Job::Analyze,
+        Job::MaintainPartitions,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -33,6 +46,7 @@ impl Job {
             Job::RefreshUserTokenSummary => "refresh_user_token_summary",
             Job::CleanupExpired => "cleanup_expired",
             Job::Analyze => "analyze",
+            Job::MaintainPartitions => "maintain_partitions",
         }
     }
 
@@ -42,7 +56,7 @@ impl Job {
     }
 
     /// Does the work inside the job's transaction; returns a one-line summary.
-    async fn execute(self, tx: &mut sqlx::PgConnection) -> sqlx::Result<String> {
+    async fn execute(self, tx: &mut sqlx::PgConnection, settings: &JobSettings) -> sqlx::Result<String> {
         match self {
             Job::RefreshProjectStats | Job::RefreshUserTokenSummary => {
                 let view = if self == Job::RefreshProjectStats {
@@ -61,6 +75,18 @@ impl Job {
                 ))
             }
             Job::Analyze => maintenance::analyze(tx).await.map(|()| "analyzed".to_owned()),
+            Job::MaintainPartitions => {
+                if !partitions::usage_is_partitioned(tx).await? {
+                    return Ok("TokenUsage is not partitioned: nothing to do".to_owned());
+                }
+                partitions::limit_lock_wait(tx, PARTITION_LOCK_TIMEOUT).await?;
+                let created = partitions::ensure_ahead(tx, settings.partition_months_ahead).await?;
+                let dropped = match settings.usage_retention_months {
+                    Some(months_kept) => partitions::drop_older_than(tx, months_kept).await?,
+                    None => Vec::new(),
+                };
+                Ok(format!("created {} partition(s) {created:?}, dropped {} {dropped:?}", created.len(), dropped.len()))
+            }
         }
     }
 }
@@ -140,7 +166,7 @@ impl Scheduler {
             return Ok(Attempt::Skipped);
         }
         let started = Instant::now();
-        match job.execute(&mut tx).await {
+        match job.execute(&mut tx, &self.settings).await {
             Ok(summary) => {
                 let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
                 maintenance::record_run(&mut *tx, job.name(), elapsed_ms, Ok(summary.clone())).await?;
@@ -159,6 +185,23 @@ impl Scheduler {
             }
         }
     }
+}
+
+/// Creates TokenUsage's partitions for this month and the months ahead once, now, whatever
+/// the schedule: `serve` calls it at startup, so that an instance whose scheduler is off
+/// (`jobs.enabled = false`) never meets a month without a partition either. Skipped, creating
+/// nothing, while another session runs the partition job (which creates the same months).
+pub async fn prepare_partitions(pool: &Pool, settings: &JobSettings) -> anyhow::Result<Vec<String>> {
+    let mut tx = pool.begin().await?;
+    if !maintenance::try_job_lock(&mut tx, Job::MaintainPartitions.lock_key()).await?
+        || !partitions::usage_is_partitioned(&mut tx).await?
+    {
+        return Ok(Vec::new());
+    }
+    partitions::limit_lock_wait(&mut tx, PARTITION_LOCK_TIMEOUT).await?;
+    let created = partitions::ensure_ahead(&mut tx, settings.partition_months_ahead).await?;
+    tx.commit().await?;
+    Ok(created)
 }
 
 /// `vibing2 refresh-views`: refreshes every materialized view once, each in its own

@@ -167,12 +167,16 @@ async fn upgrading_the_phase2_seed_derives_what_the_current_seed_holds() {
 }
 
 /// Indexes, constraints and triggers, as their definitions.
+/// The indexes, constraints and triggers, partitions (TokenUsage's months, which the seed
+/// creates for its data) aside.
 async fn schema_objects(conn: &mut PgConnection) -> Vec<String> {
     sqlx::query_scalar(
         "SELECT indexdef FROM pg_indexes WHERE schemaname = 'public'
+           AND tablename::text NOT IN (SELECT relname::text FROM pg_class WHERE relispartition)
          UNION ALL
          SELECT conrelid::regclass::text || ' ' || conname || ' ' || pg_get_constraintdef(oid) || ' ' || convalidated
          FROM pg_constraint WHERE connamespace = 'public'::regnamespace
+           AND conrelid NOT IN (SELECT oid FROM pg_class WHERE relispartition)
          UNION ALL
          SELECT tgrelid::regclass::text || ' ' || tgname || ' ' || tgenabled::text FROM pg_trigger
          WHERE NOT tgisinternal

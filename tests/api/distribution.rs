@@ -194,8 +194,15 @@ fn key_column(table: &str) -> Option<&'static str> {
 
 /// Walks a JSON plan: every scanned relation, with the external parameters (1..=count)
 /// its distribution column is compared to in the node's conditions.
-fn collect_scans(node: &Value, count: u32, scans: &mut Vec<(String, BTreeSet<u32>)>) {
+/// A partition (TokenUsage's months) counts as its parent table.
+fn collect_scans(
+    node: &Value,
+    count: u32,
+    parents: &BTreeMap<String, String>,
+    scans: &mut Vec<(String, BTreeSet<u32>)>,
+) {
     if let (Some(table), false) = (node["Relation Name"].as_str(), node["Node Type"] == "ModifyTable") {
+        let table = parents.get(table).map_or(table, String::as_str);
         let mut pins = BTreeSet::new();
         if let Some(column) = key_column(table) {
             for condition in ["Index Cond", "Recheck Cond", "Filter", "TID Cond"] {
@@ -208,7 +215,7 @@ fn collect_scans(node: &Value, count: u32, scans: &mut Vec<(String, BTreeSet<u32
         scans.push((table.to_owned(), pins));
     }
     for child in node["Plans"].as_array().into_iter().flatten() {
-        collect_scans(child, count, scans);
+        collect_scans(child, count, parents, scans);
     }
 }
 
@@ -291,8 +298,17 @@ async fn facts(conn: &mut PgConnection, statement: &Statement) -> Facts {
         .unwrap_or_else(|error| panic!("{error}: {}", statement.sql))
         .get(0);
     conn.execute("DEALLOCATE distribution_check").await.unwrap();
+    let parents: BTreeMap<String, String> = sqlx::query_as(
+        "SELECT child.relname::text, parent.relname::text FROM pg_inherits
+         JOIN pg_class child ON child.oid = inhrelid JOIN pg_class parent ON parent.oid = inhparent",
+    )
+    .fetch_all(&mut *conn)
+    .await
+    .unwrap()
+    .into_iter()
+    .collect();
     let mut facts = Facts { inserts: inserts(&statement.sql), ..Facts::default() };
-    collect_scans(&plan[0]["Plan"], count, &mut facts.scans);
+    collect_scans(&plan[0]["Plan"], count, &parents, &mut facts.scans);
     facts
 }
 

@@ -42,7 +42,7 @@ async fn two_schedulers_on_one_database_run_each_job_once() {
             .fetch_all(&app.pool)
             .await
             .unwrap();
-    assert_eq!(runs.len(), 4);
+    assert_eq!(runs.len(), Job::ALL.len());
     assert!(runs.iter().all(|(_, count, outcome)| *count == 1 && outcome == "ok"), "{runs:?}");
 }
 
@@ -59,7 +59,10 @@ async fn job_runs_and_refreshes_show_in_detailed_health() {
     assert_eq!(response.status, StatusCode::OK);
     let jobs = response.json["details"]["jobs"].as_array().unwrap();
     let names: Vec<&str> = jobs.iter().map(|job| job["job"].as_str().unwrap()).collect();
-    assert_eq!(names, ["analyze", "cleanup_expired", "refresh_project_stats", "refresh_user_token_summary"]);
+    assert_eq!(
+        names,
+        ["analyze", "cleanup_expired", "maintain_partitions", "refresh_project_stats", "refresh_user_token_summary"]
+    );
     for job in jobs {
         assert_eq!(job["outcome"], "ok");
         let duration_ms = job["durationMs"].as_f64().expect("durationMs is a number");

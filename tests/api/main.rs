@@ -33,6 +33,7 @@ mod migrations;
 mod monitor;
 mod openapi;
 mod outage;
+mod partitions;
 mod plans;
 mod pool;
 mod projects;

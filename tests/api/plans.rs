@@ -48,6 +48,8 @@ async fn seeded() -> (TestDb, PgConnection) {
         FROM generate_series(0, 4999) n
         WHERE 'u' || ((n * 13 + 1) % 2000) <> 'u' || ((n * 7 % 40000) % 2000);
 
+        SELECT "_vibing2_token_usage_partition"('"TokenUsage"', m::date)
+        FROM generate_series(DATE '2026-06-01', DATE '2026-11-01', interval '1 month') m;
         INSERT INTO "TokenUsage" ("id", "userId", "endpoint", "model", "tokensUsed", "contextUsed", "timestamp")
         SELECT 't' || n, 'u' || (n % 2000), (ARRAY['/chat', '/edit'])[1 + n % 2], 'gpt-4o', 100, 1,
                TIMESTAMP '2026-06-01' + (n % 180) * interval '1 day' + (n % 997) * interval '1 second'
@@ -86,7 +88,19 @@ async fn plan_indexes(conn: &mut PgConnection, sql: &str, binds: &[&str]) -> [Ve
             query = query.bind(*bind);
         }
         let plan = query.fetch_one(&mut *conn).await.unwrap_or_else(|e| panic!("EXPLAIN failed: {e}\n{sql}"));
-        index_names(&plan, &mut result[slot]);
+        let mut names = Vec::new();
+        index_names(&plan, &mut names);
+        // A partition's index (TokenUsage's months) stands for its parent's, the ledger's.
+        result[slot] = sqlx::query_scalar(
+            "SELECT coalesce(p.relname, c.relname)::text FROM UNNEST($1::text[]) WITH ORDINALITY n(name, at)
+             JOIN pg_class c ON c.relname = n.name
+             LEFT JOIN pg_inherits i ON i.inhrelid = c.oid LEFT JOIN pg_class p ON p.oid = i.inhparent
+             ORDER BY n.at",
+        )
+        .bind(&names)
+        .fetch_all(&mut *conn)
+        .await
+        .unwrap();
     }
     result
 }

@@ -12,6 +12,12 @@ use vibing2::db::revert::{self, Reversible};
 use crate::migrations::catalog_snapshot;
 use crate::support::TestDb;
 
+/// The versions of this binary's migrations above `version`, oldest first (the numbers may
+/// have gaps).
+fn versions_above(version: i64) -> Vec<i64> {
+    MIGRATIONS.iter().map(|m| m.version).filter(|v| *v > version).collect()
+}
+
 /// The lowest version this binary's migrations can be reverted to: the newest one-way one.
 fn lowest_reversible() -> i64 {
     MIGRATIONS.iter().filter(|m| matches!(m.reverse, Reverse::OneWay(_))).map(|m| m.version).max().unwrap()
@@ -84,7 +90,7 @@ async fn a_populated_database_goes_down_and_up_again_with_its_data_and_schema_un
     let lowest = lowest_reversible();
     assert_eq!(lowest, 2, "the jsonb conversion and the counters' fold are the newest one-way step");
     let reverted = revert::revert_to(&mut conn, lowest).await.unwrap();
-    let expected: Vec<i64> = (lowest + 1..=migrate::latest_version()).rev().collect();
+    let expected: Vec<i64> = versions_above(lowest).into_iter().rev().collect();
     assert_eq!(reverted.steps.iter().map(|(v, _, _)| *v).collect::<Vec<_>>(), expected);
     assert_eq!(migrate::current_version(&mut conn).await.unwrap(), Some(lowest));
 
@@ -110,7 +116,7 @@ async fn a_populated_database_goes_down_and_up_again_with_its_data_and_schema_un
 
     let report = migrate::run(&mut conn).await.unwrap();
     let applied: Vec<i64> = report.applied.iter().map(|(v, _, _)| *v).collect();
-    assert_eq!(applied, (lowest + 1..=migrate::latest_version()).collect::<Vec<_>>());
+    assert_eq!(applied, versions_above(lowest));
     assert_eq!(table_checksums(&mut conn).await, sums_before, "the data changed over down and up");
     assert_eq!(index_names(&mut conn).await, indexes_before);
     assert_eq!(catalog_snapshot(&mut conn).await, catalog_before);
@@ -212,12 +218,13 @@ async fn each_down_step_gives_back_the_schema_its_migration_found() {
     let mut conn = db.connect().await;
     let lowest = lowest_reversible();
     let mut schemas = BTreeMap::new();
-    for version in lowest..=migrate::latest_version() {
+    let versions: Vec<i64> = [lowest].into_iter().chain(versions_above(lowest)).collect();
+    for &version in &versions {
         migrate::run_up_to(&mut conn, migrate::Options::default(), version).await.unwrap();
         assert_eq!(migrate::current_version(&mut conn).await.unwrap(), Some(version));
         schemas.insert(version, catalog_snapshot(&mut conn).await);
     }
-    for version in (lowest..migrate::latest_version()).rev() {
+    for &version in versions[..versions.len() - 1].iter().rev() {
         revert::revert_to(&mut conn, version).await.unwrap();
         let schema = catalog_snapshot(&mut conn).await;
         let expected = &schemas[&version];

@@ -131,6 +131,9 @@ async fn template() -> String {
     for migration in migrate::MIGRATIONS {
         digest.update(migration.sql.as_bytes());
     }
+    // Migration 14 makes TokenUsage's partitions from the month it runs in on: a template
+    // kept from an earlier month would lack this month's.
+    digest.update(chrono::Utc::now().format("%Y-%m").to_string().as_bytes());
     let name = format!("v2tpl_{}", &hex::encode(digest.finalize())[..16]);
 
     let mut admin = admin_connection().await;

@@ -282,7 +282,7 @@ async fn paused_jobs_do_not_run_and_intervals_change_on_the_running_scheduler() 
     assert_eq!(attempt(&attempts, Job::Analyze), Attempt::Paused);
     assert_eq!(attempt(&attempts, Job::CleanupExpired), Attempt::Ran);
     let runs = job_runs(&app).await;
-    assert_eq!(runs.len(), 3, "every job but the paused one ran: {runs:?}");
+    assert_eq!(runs.len(), Job::ALL.len() - 1, "every job but the paused one ran: {runs:?}");
     assert!(!runs.iter().any(|(job, _)| job == "analyze"));
 
     switch(&app, json!({"jobs": {"analyze": {"paused": false}, "cleanup_expired": {"intervalSecs": 1}}})).await;

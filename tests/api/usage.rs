@@ -4,6 +4,7 @@
 use axum::http::{Method, StatusCode};
 use serde_json::{json, Value};
 use sqlx::Executor;
+use vibing2::db::partitions;
 
 use crate::support::{TestApp, TestUser};
 
@@ -98,6 +99,16 @@ async fn concurrent_calls_never_overdraw_the_balance() {
 
 /// Usage rows spread over 40 days, some before the view's last refresh and some after.
 async fn seed_usage(app: &TestApp, user: &TestUser) {
+    seed_usage_over(app, user, 40, 400).await;
+}
+
+/// `rows` usage rows of `user` spread over the `days` before now, with the months'
+/// partitions they need.
+pub(crate) async fn seed_usage_over(app: &TestApp, user: &TestUser, days: i32, rows: i32) {
+    let mut conn = app.pool.acquire().await.unwrap();
+    let today = chrono::Utc::now().date_naive();
+    let months = partitions::months_between(today - chrono::Duration::days(i64::from(days) + 1), today);
+    partitions::ensure_months(&mut conn, &months).await.unwrap();
     app.pool
         .execute(
             sqlx::query(
@@ -105,16 +116,23 @@ async fn seed_usage(app: &TestApp, user: &TestUser) {
                                             "savedTokens", "cost", "timestamp")
                    SELECT $1 || '-seed' || n, $1, (ARRAY['/chat', '/edit', '/fix'])[1 + n % 3],
                           (ARRAY['gpt-4o', 'claude-3-haiku'])[1 + n % 2], 10 + n % 17, (n % 5) * 0.5, n % 3,
-                          (n % 7) * 0.001, (now() AT TIME ZONE 'UTC') - (n % 40) * interval '1 day' - (n % 24) * interval '1 hour'
-                   FROM generate_series(1, 400) n"#,
+                          (n % 7) * 0.001, (now() AT TIME ZONE 'UTC') - (n % $2) * interval '1 day' - (n % 24) * interval '1 hour'
+                   FROM generate_series(1, $3) n"#,
             )
-            .bind(&user.id),
+            .bind(&user.id)
+            .bind(days)
+            .bind(rows),
         )
         .await
         .unwrap();
 }
 
-async fn direct_summary(app: &TestApp, user: &TestUser, days: i32, key: &str) -> Vec<(String, i64, i64, f64)> {
+pub(crate) async fn direct_summary(
+    app: &TestApp,
+    user: &TestUser,
+    days: i32,
+    key: &str,
+) -> Vec<(String, i64, i64, f64)> {
     sqlx::query_as(&format!(
         r#"SELECT {key}, count(*), sum("tokensUsed")::int8, sum("cost")::float8 FROM "TokenUsage"
            WHERE "userId" = $1
@@ -128,7 +146,12 @@ async fn direct_summary(app: &TestApp, user: &TestUser, days: i32, key: &str) ->
     .unwrap()
 }
 
-async fn api_summary(app: &TestApp, user: &TestUser, days: i32, group_by: &str) -> Vec<(String, i64, i64, f64)> {
+pub(crate) async fn api_summary(
+    app: &TestApp,
+    user: &TestUser,
+    days: i32,
+    group_by: &str,
+) -> Vec<(String, i64, i64, f64)> {
     let uri = format!("/api/usage/summary?days={days}&groupBy={group_by}");
     let response = app.call(Method::GET, &uri, Some(&user.token), None).await;
     assert_eq!(response.status, StatusCode::OK, "{}", response.json);

@@ -10,7 +10,10 @@
 //!   connection streams the previous ~1 MB chunk, so generation and loading overlap;
 //! - the load is one transaction that truncates the (empty) tables first, which lets
 //!   `COPY ... FREEZE` write rows already frozen and all-visible (index-only scans work at
-//!   once, and the first reads do not rewrite every page to set hint bits);
+//!   once, and the first reads do not rewrite every page to set hint bits). PostgreSQL
+//!   refuses FREEZE on a partitioned table (TokenUsage, by month): that one is loaded plainly,
+//!   its months' partitions created first, and frozen by a `VACUUM (FREEZE, ANALYZE)` after
+//!   the commit, to the same end state;
 //! - foreign keys, user triggers and secondary indexes are set aside for the load and put back
 //!   after it: one validating join per foreign key, one sorted build per index, instead of
 //!   millions of per-row checks and random index insertions. The schema ends up exactly as it
@@ -37,6 +40,7 @@ use chrono::{NaiveDate, NaiveDateTime};
 use indicatif::{ProgressBar, ProgressStyle};
 use sqlx::{Connection, Executor, PgConnection, Row};
 
+use crate::db::partitions;
 use binary::CopyWriter;
 pub use rows::MODELS;
 
@@ -150,6 +154,9 @@ pub async fn seed_at(
     tx.execute("SET LOCAL maintenance_work_mem = '256MB'").await?;
     tx.execute("SET LOCAL statement_timeout = 0").await?;
     let saved = prepare(&mut tx, &names).await?;
+    if options.flavor == Flavor::Current {
+        partitions::ensure_months(&mut tx, &usage_months(anchor)).await?;
+    }
     let mut figures = Vec::with_capacity(tables.len());
     for table in tables {
         let started = Instant::now();
@@ -172,8 +179,15 @@ pub async fn seed_at(
     tx.commit().await?;
 
     let analyze_started = Instant::now();
-    let quoted: Vec<String> = names.iter().map(|name| crate::db::quote_identifier(name)).collect();
-    conn.execute(format!("ANALYZE {}", quoted.join(", ")).as_str()).await?;
+    let mut plain = Vec::new();
+    for name in names.iter().map(|name| crate::db::quote_identifier(name)) {
+        if partitions::is_partitioned(conn, &name).await? {
+            conn.execute(format!("VACUUM (FREEZE, ANALYZE) {name}").as_str()).await?;
+        } else {
+            plain.push(name);
+        }
+    }
+    conn.execute(format!("ANALYZE {}", plain.join(", ")).as_str()).await?;
     Ok(SeedReport {
         tables: figures,
         total_seconds: started.elapsed().as_secs_f64(),
@@ -181,6 +195,14 @@ pub async fn seed_at(
         analyze_seconds: analyze_started.elapsed().as_secs_f64(),
         anchor,
     })
+}
+
+/// The first day of every month the usage rows fall in: the [`rows::USAGE_DAYS`] before the
+/// anchor.
+fn usage_months(anchor: NaiveDateTime) -> Vec<NaiveDate> {
+    let first = anchor - chrono::Duration::days(rows::USAGE_DAYS);
+    let last = anchor - chrono::Duration::milliseconds(1);
+    partitions::months_between(first.date(), last.date())
 }
 
 /// One table to load: its name, column list, a row estimate for the progress bar and rows.
@@ -283,7 +305,7 @@ async fn prepare(conn: &mut PgConnection, tables: &[&str]) -> anyhow::Result<Sav
     let foreign_keys: Vec<(String, String, String)> = sqlx::query_as(
         "SELECT c.conrelid::regclass::text, c.conname::text, pg_get_constraintdef(c.oid)
          FROM pg_constraint c
-         WHERE c.contype = 'f'
+         WHERE c.contype = 'f' AND c.conparentid = 0 -- a partition's copy goes with its parent's
            AND (c.conrelid = ANY($1::text[]::regclass[]) OR c.confrelid = ANY($1::text[]::regclass[]))
          ORDER BY 1, 2",
     )
@@ -323,7 +345,8 @@ async fn prepare(conn: &mut PgConnection, tables: &[&str]) -> anyhow::Result<Sav
     }
 
     let indexes: Vec<(String, String, String)> = sqlx::query_as(
-        "SELECT t.relname::text, i.indexrelid::regclass::text, pg_get_indexdef(i.indexrelid)
+        // A partitioned table's index reads `ON ONLY`, which would build it on the parent alone.
+        "SELECT t.relname::text, i.indexrelid::regclass::text, replace(pg_get_indexdef(i.indexrelid), ' ON ONLY ', ' ON ')
          FROM pg_index i JOIN pg_class t ON t.oid = i.indrelid
          WHERE i.indrelid = ANY($1::text[]::regclass[])
            AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conindid = i.indexrelid)
@@ -373,11 +396,9 @@ impl SavedSchema {
 /// this task sends them.
 async fn copy_table(conn: &mut PgConnection, table: Table, bar: &ProgressBar) -> anyhow::Result<u64> {
     let columns: Vec<String> = table.columns.iter().map(|c| crate::db::quote_identifier(c)).collect();
-    let statement = format!(
-        "COPY {} ({}) FROM STDIN (FORMAT binary, FREEZE)",
-        crate::db::quote_identifier(table.name),
-        columns.join(", ")
-    );
+    let target = crate::db::quote_identifier(table.name);
+    let freeze = if partitions::is_partitioned(conn, &target).await? { "" } else { ", FREEZE" };
+    let statement = format!("COPY {target} ({}) FROM STDIN (FORMAT binary{freeze})", columns.join(", "));
 
     let (sender, mut chunks) = tokio::sync::mpsc::channel::<(Vec<u8>, u64)>(CHUNKS_IN_FLIGHT);
     let mut source = table.source;
