@@ -250,7 +250,8 @@ async fn get_project(
 ) -> Result<Json<ProjectDetail>> {
     let (access, _) = access::project(&state, &id, caller.id(), Action::Read).await?;
     let project = projects::get(&state, &id).await?;
-    let files = files::list(&state, &id, Keyset::first(i64::from(FILE_PAGE.default))).await?.map(FileEntry::from);
+    let files =
+        files::list(&state, caller.id(), &id, Keyset::first(i64::from(FILE_PAGE.default))).await?.map(FileEntry::from);
     Ok(Json(ProjectDetail {
         project: project.into(),
         access,

@@ -8,27 +8,32 @@ use crate::db::projects;
 use crate::domain::page::{Keyset, Page, PageSize};
 use crate::error::{Error, Result};
 use crate::service::invalidation::{self, Subjects, Write};
+use crate::service::reads;
 use crate::state::AppState;
 
 /// File listings are metadata only, and a web app wants the whole tree: larger pages.
 pub const FILE_PAGE: PageSize = PageSize { default: 100, max: 1000 };
 
-/// A page of the listing in path order; the first page comes through the cache.
-pub async fn list(state: &AppState, project_id: &str, keyset: Keyset<String>) -> Result<Page<FileEntryRow>> {
-    let load = || async {
-        let after = keyset.after.as_deref().unwrap_or("");
-        let rows = files::list(&state.pool, project_id, after, keyset.fetch()).await?;
-        Ok(keyset.page(rows, |file| file.path.clone()))
-    };
+/// A page of the listing in path order, read for `caller`; the first page comes through the
+/// cache.
+pub async fn list(
+    state: &AppState,
+    caller: Option<&str>,
+    project_id: &str,
+    keyset: Keyset<String>,
+) -> Result<Page<FileEntryRow>> {
+    let after = keyset.after.as_deref().unwrap_or("");
+    let page = |rows| keyset.page(rows, |file: &FileEntryRow| file.path.clone());
     if keyset.is_first() {
+        let load = || async { Ok(page(files::list(&state.pool, project_id, after, keyset.fetch()).await?)) };
         let scope = Scope::Project(project_id.to_owned());
         return state.cache.get_or_load(Kind::FileListing, &scope, &format!("first:{}", keyset.limit), load).await;
     }
-    load().await
+    Ok(page(reads::run(state, caller, |db| files::list(db, project_id, after, keyset.fetch())).await?))
 }
 
-pub async fn get(state: &AppState, project_id: &str, path: &str) -> Result<FileRow> {
-    files::get(&state.pool, project_id, path).await?.ok_or(Error::NotFound("file"))
+pub async fn get(state: &AppState, caller: Option<&str>, project_id: &str, path: &str) -> Result<FileRow> {
+    reads::run(state, caller, |db| files::get(db, project_id, path)).await?.ok_or(Error::NotFound("file"))
 }
 
 /// Applies a prepared batch in one transaction of two set-based statements; touches the

@@ -35,6 +35,7 @@ mod plans;
 mod pool;
 mod projects;
 mod read_only;
+mod replicas;
 mod revert;
 mod secrets;
 mod serve_binary;
