@@ -15,9 +15,10 @@ pub async fn project(
     action: Action,
 ) -> Result<(Access, ProjectFacts)> {
     // A write is authorized on the primary; a read may be, within the replicas' lag limit.
-    let facts = match action.writes() {
-        true => projects::facts(&state.pool, project_id, caller).await?,
-        false => reads::run(state, caller, |db| projects::facts(db, project_id, caller)).await?,
+    let facts = if action.writes() {
+        projects::facts(&state.pool, project_id, caller).await?
+    } else {
+        reads::run(state, caller, |db| projects::facts(db, project_id, caller)).await?
     };
     let access = authorize(facts.as_ref(), caller, action)?;
     Ok((access, facts.ok_or(Error::NotFound("project"))?))

@@ -14,10 +14,11 @@
 //!
 //! Read-your-writes across instances: after a request by a signed-in user that may write
 //! (any method but GET, HEAD, OPTIONS), the service marks that user in Redis for the window
-//! before the response leaves ([`wrote`], called by `app`), so a read that follows the
-//! response on any instance finds the mark. Each instance also remembers its own writers; while
-//! Redis is unreachable only that memory counts, so a read on another instance may then miss
-//! the user's write until the replica replays it (within the lag limit).
+//! before the response leaves ([`wrote`], called by `api::extract::read_your_writes`), so a
+//! read that follows the response on any instance finds the mark. Each instance also
+//! remembers its own writers; while Redis is unreachable only that memory counts, so a read on
+//! another instance may then miss the user's write until the replica replays it (within the
+//! lag limit).
 
 use std::future::Future;
 use std::sync::{Arc, OnceLock};
@@ -101,7 +102,7 @@ fn is_gone(error: &sqlx::Error) -> bool {
 }
 
 /// Who a request that may write was made by, filled in by the authentication extractor and
-/// read by `app` once the response is ready.
+/// read by `api::extract::read_your_writes` once the response is ready.
 #[derive(Debug, Clone, Default)]
 pub struct Writer(Arc<OnceLock<String>>);
 
