@@ -33,6 +33,8 @@ pub fn with_layers(routes: Router<AppState>, state: AppState) -> Router {
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(middleware::from_fn_with_state(state.clone(), database_gate))
         .layer(middleware::from_fn_with_state(state.clone(), request_deadline))
+        // Outside the deadline: a write cut short by it may still have committed.
+        .layer(middleware::from_fn_with_state(state.clone(), crate::api::extract::read_your_writes))
         // Responses carry sessions, private projects and per-caller views: no browser or proxy
         // may keep them.
         .layer(SetResponseHeaderLayer::if_not_present(header::CACHE_CONTROL, HeaderValue::from_static("no-store")))

@@ -14,9 +14,11 @@ use serde::Deserialize;
 
 pub use crate::cache::CacheSettings;
 
-/// The seed's variable names and the setting each one fills.
+/// The seed's variable names (and `DATABASE_REPLICA_URLS`, named as they are) and the setting
+/// each one fills.
 const SEED_VARIABLES: &[(&str, &str)] = &[
     ("DATABASE_URL", "database.url"),
+    ("DATABASE_REPLICA_URLS", "database.replica_urls"),
     ("DB_CONNECTION_LIMIT", "database.connection_limit"),
     ("DB_POOL_TIMEOUT", "database.pool_timeout_secs"),
     ("DB_CONNECT_TIMEOUT", "database.connect_timeout_secs"),
@@ -59,6 +61,21 @@ pub struct Settings {
 pub struct DatabaseSettings {
     /// Unset: run the embedded cluster (see `db::embedded`).
     pub url: Option<SecretString>,
+    /// Streaming replicas of that database, one read pool each (`db::replicas`): a list, or
+    /// one string of URLs separated by commas (`DATABASE_REPLICA_URLS`).
+    #[serde(deserialize_with = "url_list")]
+    pub replica_urls: Vec<SecretString>,
+    /// A replica whose replay is further behind the primary than this is taken out of
+    /// rotation until it catches up.
+    pub replica_max_lag_ms: u64,
+    /// How often each replica's lag and reachability are measured.
+    pub replica_probe_ms: u64,
+    /// A read waits this long at most for a replica's connection before it runs on the
+    /// primary instead.
+    pub replica_acquire_timeout_ms: u64,
+    /// After a user's write, that user's reads go to the primary for this long (on every
+    /// instance, through Redis).
+    pub read_your_writes_ms: u64,
     pub connection_limit: u32,
     /// Connections checked out at once, at most `connection_limit` (unset: that many);
     /// switchable without a restart, where `connection_limit` is fixed at startup.
@@ -88,6 +105,11 @@ impl Default for DatabaseSettings {
     fn default() -> Self {
         Self {
             url: None,
+            replica_urls: Vec::new(),
+            replica_max_lag_ms: 1000,
+            replica_probe_ms: 250,
+            replica_acquire_timeout_ms: 1000,
+            read_your_writes_ms: 5000,
             connection_limit: 25,
             pool_size: None,
             pool_timeout_secs: 30,
@@ -549,6 +571,10 @@ impl Settings {
             ("DB_IDLE_TIMEOUT", db.idle_timeout_ms),
             ("database.health_check_timeout_ms", db.health_check_timeout_ms),
             ("database.cancel_check_ms", db.cancel_check_ms),
+            ("database.replica_max_lag_ms", db.replica_max_lag_ms),
+            ("database.replica_probe_ms", db.replica_probe_ms),
+            ("database.replica_acquire_timeout_ms", db.replica_acquire_timeout_ms),
+            ("database.read_your_writes_ms", db.read_your_writes_ms),
             ("server.request_timeout_secs", self.server.request_timeout_secs),
             ("server.upload_timeout_secs", self.server.upload_timeout_secs),
             ("server.max_uri_bytes", self.server.max_uri_bytes as u64),
@@ -609,10 +635,21 @@ impl Settings {
             ));
         }
         if let Some(url) = &db.url {
-            let url = url.expose_secret();
-            if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+            if !is_postgres_url(url.expose_secret()) {
                 return Err(ConfigError("DATABASE_URL must start with postgres:// or postgresql://".into()));
             }
+        }
+        if let Some(at) = db.replica_urls.iter().position(|url| !is_postgres_url(url.expose_secret())) {
+            return Err(ConfigError(format!(
+                "DATABASE_REPLICA_URLS: URL {} of {} must start with postgres:// or postgresql://",
+                at + 1,
+                db.replica_urls.len()
+            )));
+        }
+        if !db.replica_urls.is_empty() && db.url.is_none() {
+            return Err(ConfigError(
+                "DATABASE_REPLICA_URLS is set without DATABASE_URL: replicas need the primary they follow".into(),
+            ));
         }
         if let Some(url) = &self.redis.url {
             let url = url.expose_secret();
@@ -661,6 +698,43 @@ impl DatabaseSettings {
     pub fn health_check_timeout(&self) -> Duration {
         Duration::from_millis(self.health_check_timeout_ms)
     }
+    pub fn replica_max_lag(&self) -> Duration {
+        Duration::from_millis(self.replica_max_lag_ms)
+    }
+    pub fn replica_probe_interval(&self) -> Duration {
+        Duration::from_millis(self.replica_probe_ms)
+    }
+    pub fn replica_acquire_timeout(&self) -> Duration {
+        Duration::from_millis(self.replica_acquire_timeout_ms)
+    }
+    pub fn read_your_writes(&self) -> Duration {
+        Duration::from_millis(self.read_your_writes_ms)
+    }
+}
+
+fn is_postgres_url(url: &str) -> bool {
+    url.starts_with("postgres://") || url.starts_with("postgresql://")
+}
+
+/// A list of URLs: a sequence, or one string of them separated by commas (as an environment
+/// variable carries them). Blanks between commas are skipped.
+fn url_list<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Vec<SecretString>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Urls {
+        Joined(String),
+        Listed(Vec<String>),
+    }
+    let urls = match Urls::deserialize(deserializer)? {
+        Urls::Joined(joined) => joined.split(',').map(str::to_owned).collect(),
+        Urls::Listed(urls) => urls,
+    };
+    Ok(urls
+        .into_iter()
+        .map(|url| url.trim().to_owned())
+        .filter(|url| !url.is_empty())
+        .map(SecretString::from)
+        .collect())
 }
 
 /// The seed's flat environment variables, each mapped onto its setting path. An empty value
@@ -795,6 +869,27 @@ mod tests {
     }
 
     #[test]
+    fn replica_urls_come_as_one_comma_separated_variable_or_as_a_list() {
+        Jail::expect_with(|jail| {
+            jail.set_env("DATABASE_URL", "postgres://db.internal/vibing2");
+            jail.set_env(
+                "DATABASE_REPLICA_URLS",
+                "postgres://r1.internal/vibing2, postgres://app:pw@r2.internal/vibing2,",
+            );
+            let urls: Vec<String> =
+                Settings::load().unwrap().database.replica_urls.iter().map(|u| u.expose_secret().to_owned()).collect();
+            assert_eq!(urls, ["postgres://r1.internal/vibing2", "postgres://app:pw@r2.internal/vibing2"]);
+            jail.set_env("DATABASE_REPLICA_URLS", "");
+            jail.set_env("VIBING2_DATABASE__REPLICA_URLS", r#"["postgres://r3.internal/vibing2"]"#);
+            assert_eq!(Settings::load().unwrap().database.replica_urls.len(), 1);
+            jail.set_env("VIBING2_DATABASE__REPLICA_URLS", "postgres://r1.internal/v,mysql://r2.internal/v");
+            let message = Settings::load().unwrap_err().to_string();
+            assert!(message.contains("DATABASE_REPLICA_URLS: URL 2 of 2"), "{message}");
+            Ok(())
+        });
+    }
+
+    #[test]
     fn an_empty_seed_variable_counts_as_unset() {
         Jail::expect_with(|jail| {
             jail.set_env("DATABASE_URL", "");
@@ -807,10 +902,11 @@ mod tests {
     fn secrets_never_appear_in_debug_output() {
         Jail::expect_with(|jail| {
             jail.set_env("DATABASE_URL", "postgres://app:db-password-123@db.internal/vibing2");
+            jail.set_env("DATABASE_REPLICA_URLS", "postgres://app:replica-password-789@r1.internal/vibing2");
             jail.set_env("REDIS_URL", "redis://:redis-password-456@cache.internal");
             jail.set_env("ADMIN_TOKEN", "admin-token-0123456789");
             let debug = format!("{:?}", Settings::load().unwrap());
-            for secret in ["db-password-123", "redis-password-456", "admin-token-0123456789"] {
+            for secret in ["db-password-123", "replica-password-789", "redis-password-456", "admin-token-0123456789"] {
                 assert!(!debug.contains(secret), "{secret} leaked into {debug}");
             }
             Ok(())

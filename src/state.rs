@@ -12,12 +12,20 @@ use crate::auth::password::HashQueue;
 use crate::cache::Cache;
 use crate::config::Settings;
 use crate::db::reachability::Reachability;
+use crate::db::replicas::Replicas;
 use crate::db::Pool;
 use crate::switches::Switches;
 
 #[derive(Clone)]
 pub struct AppState {
+    /// The primary: every write and transaction, and the reads that must be current.
     pub pool: Pool,
+    /// The read replicas (`DATABASE_REPLICA_URLS`); `service::reads` decides which reads
+    /// go to them.
+    pub replicas: Arc<Replicas>,
+    /// The users who wrote through this instance within `database.read_your_writes_ms`:
+    /// read-your-writes when Redis cannot say.
+    pub recent_writers: moka::sync::Cache<String, ()>,
     pub settings: Arc<Settings>,
     pub cache: Cache,
     /// Views counted since the last flush (`service::views` writes them in batches).
@@ -50,12 +58,33 @@ impl AppState {
         let large_bodies = Arc::new(Semaphore::new(settings.server.large_bodies_in_flight.max(1)));
         let probe_interval = Duration::from_millis(settings.database.probe_interval_ms.max(10));
         let database = Reachability::watch((*pool.connect_options()).clone(), probe_interval);
+        let replicas = Replicas::start(&settings.database, (*pool.connect_options()).clone())?;
+        let recent_writers = moka::sync::Cache::builder()
+            .max_capacity(RECENT_WRITERS_REMEMBERED)
+            .time_to_live(settings.database.read_your_writes())
+            .build();
         crate::telemetry::exposition::install();
         let switches = Switches::new(cache.clone(), pool.clone(), &settings);
         let settings = Arc::new(settings);
-        Ok(Self { pool, settings, cache, views, hashes, large_bodies, database, switches, started_at: Instant::now() })
+        Ok(Self {
+            pool,
+            replicas,
+            recent_writers,
+            settings,
+            cache,
+            views,
+            hashes,
+            large_bodies,
+            database,
+            switches,
+            started_at: Instant::now(),
+        })
     }
 }
+
+/// Users remembered as recent writers at most; past it the oldest go first (their reads may
+/// then go to a replica before their window ends, unless Redis remembers them).
+const RECENT_WRITERS_REMEMBERED: u64 = 100_000;
 
 /// Views per project, counted in memory until a flush writes them, and the viewers already
 /// counted.

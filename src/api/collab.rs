@@ -212,7 +212,7 @@ async fn list_members(
 ) -> Result<Json<Page<Member>>> {
     let keyset = query.keyset(PageSize::STANDARD)?;
     access::project_read(&state, &id, caller.id()).await?;
-    Ok(Json(collab::members(&state, &id, keyset).await?.map(Member::from)))
+    Ok(Json(collab::members(&state, caller.id(), &id, keyset).await?.map(Member::from)))
 }
 
 /// Changes a collaborator's role. The owner or an ADMIN, granting at most their own role; the

@@ -7,9 +7,10 @@ use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::rejection::QueryRejection;
-use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
+use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request, State};
 use axum::http::request::Parts;
 use axum::http::{header, StatusCode};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -20,7 +21,7 @@ use crate::auth::token;
 use crate::config::ServerSettings;
 use crate::domain::page::{Keyset, PageSize};
 use crate::error::Error;
-use crate::service::accounts;
+use crate::service::{accounts, reads};
 use crate::state::AppState;
 
 /// A JSON response body. Request bodies come in through [`JsonBody`].
@@ -275,6 +276,9 @@ impl FromRequestParts<AppState> for MaybeUser {
         }
         let token_hash = token::hash_token(&token);
         let session = accounts::session(state, &token_hash).await?;
+        if let Some(writer) = parts.extensions.get::<reads::Writer>() {
+            writer.record(&session.user_id);
+        }
         Ok(MaybeUser(Some(AuthUser { id: session.user_id, token_hash })))
     }
 }
@@ -285,6 +289,22 @@ impl FromRequestParts<AppState> for AuthUser {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
         MaybeUser::from_request_parts(parts, state).await?.0.ok_or(Error::Unauthorized)
     }
+}
+
+/// After a request that may write, made by a signed-in user, marks that user so their reads go
+/// to the primary for a while (`service::reads`); the mark is set before the response leaves.
+/// Without replicas there is nothing to mark.
+pub async fn read_your_writes(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
+    if request.method().is_safe() || state.replicas.is_empty() {
+        return next.run(request).await;
+    }
+    let writer = reads::Writer::default();
+    request.extensions_mut().insert(writer.clone());
+    let response = next.run(request).await;
+    if let Some(user) = writer.user() {
+        reads::wrote(&state, user).await;
+    }
+    response
 }
 
 /// The token of an `Authorization: Bearer <token>` header.

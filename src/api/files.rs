@@ -107,7 +107,7 @@ async fn list_files(
 ) -> Result<Json<Page<FileEntry>>> {
     access::project_read(&state, &id, caller.id()).await?;
     let keyset = query.keyset(FILE_PAGE)?;
-    Ok(Json(files::list(&state, &id, keyset).await?.map(FileEntry::from)))
+    Ok(Json(files::list(&state, caller.id(), &id, keyset).await?.map(FileEntry::from)))
 }
 
 /// One file with its content.
@@ -122,7 +122,7 @@ pub async fn read_file(
 ) -> Result<Json<FileContent>> {
     validate::file_path(&path).map_err(Error::Unprocessable)?;
     access::project_read(&state, &id, caller.id()).await?;
-    let file = files::get(&state, &id, &path).await?;
+    let file = files::get(&state, caller.id(), &id, &path).await?;
     Ok(Json(FileContent { entry: file.entry.into(), content: file.content }))
 }
 

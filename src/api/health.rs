@@ -16,6 +16,7 @@ use crate::api::extract::{MaybeAdmin, Query};
 use crate::db::catalog::{TableStatsRow, ViewRefreshRow};
 use crate::db::maintenance::JobRunRow;
 use crate::db::migrate;
+use crate::db::replicas::{ReplicaState, ReplicaStatus};
 use crate::domain::UtcTime;
 use crate::error::{ErrorResponse, Result};
 use crate::service::health;
@@ -68,8 +69,57 @@ struct DatabaseHealth {
     /// what it changed); also while the database is down.
     #[serde(skip_serializing_if = "Option::is_none")]
     switches: Option<crate::switches::Report>,
+    /// With `detailed`: each read replica (`DATABASE_REPLICA_URLS`), in the order configured;
+    /// also while the primary is down.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    replicas: Option<Vec<ReplicaHealth>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     details: Option<Details>,
+}
+
+/// A read replica as the last probe found it.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+struct ReplicaHealth {
+    /// The replica's URL, its password replaced by `***`.
+    url: String,
+    /// `in_rotation` (reads go to it), `lagging` (reachable, but its replay is behind the
+    /// primary by more than `database.replica_max_lag_ms`) or `down` (unreachable, not a
+    /// standby, or not probed yet).
+    state: &'static str,
+    /// How long ago the primary first reached a WAL position this replica has not replayed
+    /// (0 when it has replayed all); null while it cannot be measured.
+    lag_ms: Option<f64>,
+    /// The primary's WAL position less the replica's replay position.
+    lag_bytes: Option<i64>,
+    /// Why it is down.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
+    /// Milliseconds since the last probe.
+    checked_ms_ago: Option<f64>,
+    /// Reads routed to it since the instance started.
+    reads: u64,
+    /// Of those, the ones it failed that ran again on the primary.
+    fallbacks: u64,
+}
+
+impl From<ReplicaStatus> for ReplicaHealth {
+    fn from(status: ReplicaStatus) -> Self {
+        ReplicaHealth {
+            url: status.url,
+            state: match status.state {
+                ReplicaState::InRotation => "in_rotation",
+                ReplicaState::Lagging => "lagging",
+                ReplicaState::Down => "down",
+            },
+            lag_ms: status.lag.map(millis),
+            lag_bytes: status.lag_bytes,
+            error: status.error,
+            checked_ms_ago: status.checked.map(|checked| millis(checked.elapsed())),
+            reads: status.reads,
+            fallbacks: status.fallbacks,
+        }
+    }
 }
 
 #[derive(Serialize, ToSchema)]
@@ -229,6 +279,7 @@ async fn database(
         pool: pool_stats(&state),
         cache: health::cache_status(&state).await,
         switches: query.detailed.then(|| state.switches.report()),
+        replicas: query.detailed.then(|| health::replicas(&state).into_iter().map(ReplicaHealth::from).collect()),
         details,
     };
     let status = if body.reason.is_none() { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };

@@ -108,7 +108,7 @@ async fn read_message(
     Path((id, message_id)): Path<(String, String)>,
 ) -> Result<Json<Message>> {
     access::project_read(&state, &id, caller.id()).await?;
-    Ok(Json(messages::one(&state, &id, &message_id).await?.into()))
+    Ok(Json(messages::one(&state, caller.id(), &id, &message_id).await?.into()))
 }
 
 /// One page of messages, within `limits.message_page_bytes` (1 MiB) of content: a message
@@ -125,5 +125,5 @@ async fn list_messages(
     let keyset = Keyset::parse(MESSAGE_PAGE, query.cursor.as_deref(), query.limit)?;
     access::project_read(&state, &id, caller.id()).await?;
     let direction = query.direction.unwrap_or_default();
-    Ok(Json(messages::page(&state, &id, query.role, direction, keyset).await?.map(Message::from)))
+    Ok(Json(messages::page(&state, caller.id(), &id, query.role, direction, keyset).await?.map(Message::from)))
 }

@@ -18,6 +18,7 @@ mod breaker;
 mod bus;
 mod codec;
 mod kinds;
+mod marks;
 mod settings;
 mod shared;
 mod stats;

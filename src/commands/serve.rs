@@ -64,6 +64,7 @@ async fn run_server(
         history_stopped,
     ));
     let server_settings = state.settings.server.clone();
+    let replicas = state.replicas.clone();
     crate::server::run(listener, app::router(state), &server_settings, shutdown_signal()).await?;
     let _ = stop_jobs.send(true);
     if let Some(jobs) = jobs {
@@ -71,6 +72,7 @@ async fn run_server(
     }
     let _ = views.await;
     pool.close().await;
+    replicas.close().await;
     Ok(())
 }
 

@@ -115,6 +115,57 @@ impl EmbeddedCluster {
         self.port
     }
 
+    /// A streaming standby of this cluster in `dir` (a fresh directory): a base backup taken
+    /// with `pg_basebackup -R` (which writes the connection to this cluster and
+    /// `standby.signal`), started on a free loopback port with `server_settings`. For trying
+    /// and testing read replicas on one machine.
+    pub async fn standby(&self, dir: &Path, server_settings: &[(&str, &str)]) -> anyhow::Result<EmbeddedCluster> {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        if let Some(user) = &self.run_as {
+            chown_recursive(dir, user).await?;
+        }
+        let data_dir = dir.canonicalize()?.join("data");
+        // PATH may link initdb and pg_ctl alone: pg_basebackup is found beside the real pg_ctl.
+        let output = self
+            .pg_command(&self.real_bin_dir().join("pg_basebackup").to_string_lossy())
+            .args(["-h", "127.0.0.1", "-p", &self.port.to_string(), "-U", "postgres", "-D"])
+            .arg(&data_dir)
+            .args(["-R", "-X", "stream", "--checkpoint=fast"])
+            .output()
+            .await?;
+        ensure_success("pg_basebackup", &output, None)?;
+        let port = free_loopback_port()?;
+        let mut server_options =
+            format!("-c port={port} -c listen_addresses=127.0.0.1 -c unix_socket_directories='' -c hot_standby=on");
+        for (name, value) in server_settings {
+            server_options.push_str(&format!(" -c {name}={value}"));
+        }
+        let standby = EmbeddedCluster {
+            bin_dir: self.bin_dir.clone(),
+            data_dir,
+            port,
+            run_as: self.run_as.clone(),
+            started_here: true,
+            server_options,
+        };
+        standby.launch().await?;
+        Ok(standby)
+    }
+
+    /// Stops the server this process started at once (`pg_ctl -m immediate`, a crash: no
+    /// checkpoint, sessions cut), for the fault tests.
+    pub async fn crash(&self) -> anyhow::Result<()> {
+        anyhow::ensure!(self.started_here, "only the process that started the cluster may stop it");
+        let output = self
+            .pg_command("pg_ctl")
+            .arg("-D")
+            .arg(&self.data_dir)
+            .args(["-m", "immediate", "-w", "stop"])
+            .output()
+            .await?;
+        ensure_success("pg_ctl stop", &output, None)
+    }
+
     /// Stops the cluster with a fast shutdown, if this process started it.
     pub async fn stop(self) -> anyhow::Result<()> {
         if !self.started_here {
@@ -128,10 +179,15 @@ impl EmbeddedCluster {
     /// Whether the server's library directory (`lib` beside its real `bin`, wherever a
     /// symlink on PATH points from) holds the loadable module `name`.
     fn has_module(&self, name: &str) -> bool {
+        let root = self.real_bin_dir().parent().map(Path::to_owned);
+        root.is_some_and(|root| root.join("lib").join(format!("{name}.so")).exists())
+    }
+
+    /// The directory of the real `pg_ctl`, wherever a symlink on PATH points from.
+    fn real_bin_dir(&self) -> PathBuf {
         let real_bin =
             self.bin_dir.join("pg_ctl").canonicalize().ok().and_then(|pg_ctl| pg_ctl.parent().map(Path::to_owned));
-        let root = real_bin.as_deref().unwrap_or(&self.bin_dir).parent().map(Path::to_owned);
-        root.is_some_and(|root| root.join("lib").join(format!("{name}.so")).exists())
+        real_bin.unwrap_or_else(|| self.bin_dir.clone())
     }
 
     fn url_for(&self, database: &str) -> String {

@@ -24,12 +24,14 @@ pub mod partitions;
 pub mod pool;
 pub mod projects;
 pub mod reachability;
+pub mod replicas;
 pub mod revert;
 pub mod sessions;
 pub mod usage;
 pub mod users;
 
 use std::str::FromStr;
+use std::time::Duration;
 
 use anyhow::Context;
 use secrecy::{ExposeSecret, SecretString};
@@ -58,11 +60,26 @@ pub const CREATOR_COLUMNS: &str = r#"u."id" AS "ownerId", u."name" AS "ownerName
 /// there, then cancels the query and rolls back its transaction. So nobody's query outlives
 /// its request, and it frees its pool slot at once.
 pub async fn connect(settings: &DatabaseSettings, url: &SecretString) -> anyhow::Result<Pool> {
+    let pool = lazy_pool(settings, url, settings.pool_timeout())?;
+    let redacted = redact_url(url.expose_secret());
+    tokio::time::timeout(settings.connect_timeout(), pool.acquire())
+        .await
+        .with_context(|| {
+            format!("no connection to {redacted} within DB_CONNECT_TIMEOUT ({} s)", settings.connect_timeout_secs)
+        })?
+        .with_context(|| format!("cannot connect to {redacted}"))?;
+    tracing::info!(database = %redacted, max_connections = settings.connection_limit, "database pool ready");
+    Ok(pool)
+}
+
+/// A pool built as [`connect`] builds it, that opens its first connection when it is first
+/// used, so a server that is down now does not stop the caller (a replica's pool).
+pub fn lazy_pool(settings: &DatabaseSettings, url: &SecretString, acquire_timeout: Duration) -> anyhow::Result<Pool> {
     let options = connect_options(settings, url)?;
     let cancel_check = settings.cancel_check();
     let pool = PgPoolOptions::new()
         .max_connections(settings.connection_limit)
-        .acquire_timeout(settings.pool_timeout())
+        .acquire_timeout(acquire_timeout)
         .idle_timeout(Some(settings.idle_timeout()))
         .after_release(move |connection, _| {
             Box::pin(async move {
@@ -78,23 +95,13 @@ pub async fn connect(settings: &DatabaseSettings, url: &SecretString) -> anyhow:
             })
         })
         .connect_lazy_with(options);
-
-    let pool = Pool::new(pool);
-    let redacted = redact_url(url.expose_secret());
-    tokio::time::timeout(settings.connect_timeout(), pool.acquire())
-        .await
-        .with_context(|| {
-            format!("no connection to {redacted} within DB_CONNECT_TIMEOUT ({} s)", settings.connect_timeout_secs)
-        })?
-        .with_context(|| format!("cannot connect to {redacted}"))?;
-    tracing::info!(database = %redacted, max_connections = settings.connection_limit, "database pool ready");
-    Ok(pool)
+    Ok(Pool::new(pool))
 }
 
 /// The options each pooled connection is opened with.
 pub fn connect_options(settings: &DatabaseSettings, url: &SecretString) -> anyhow::Result<PgConnectOptions> {
     let options = PgConnectOptions::from_str(url.expose_secret())
-        .with_context(|| format!("DATABASE_URL is not a valid URL: {}", redact_url(url.expose_secret())))?
+        .with_context(|| format!("not a valid PostgreSQL URL: {}", redact_url(url.expose_secret())))?
         .application_name("vibing2")
         .options([
             ("statement_timeout", settings.statement_timeout_ms.to_string()),

@@ -57,6 +57,11 @@ pub enum Action {
 }
 
 impl Action {
+    /// Whether the action changes the project (everything but reading it).
+    pub fn writes(self) -> bool {
+        !matches!(self, Action::Read)
+    }
+
     fn needs(self) -> Access {
         match self {
             Action::Read => Access::Public,

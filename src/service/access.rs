@@ -4,6 +4,7 @@ use crate::cache::{Kind, Scope};
 use crate::db::projects;
 use crate::domain::access::{authorize, Access, Action, ProjectFacts};
 use crate::error::{Error, Result};
+use crate::service::reads;
 use crate::state::AppState;
 
 /// Reads a project's access facts fresh and checks `action` for the caller: 404 for a project
@@ -14,7 +15,12 @@ pub async fn project(
     caller: Option<&str>,
     action: Action,
 ) -> Result<(Access, ProjectFacts)> {
-    let facts = projects::facts(&state.pool, project_id, caller).await?;
+    // A write is authorized on the primary; a read may be, within the replicas' lag limit.
+    let facts = if action.writes() {
+        projects::facts(&state.pool, project_id, caller).await?
+    } else {
+        reads::run(state, caller, |db| projects::facts(db, project_id, caller)).await?
+    };
     let access = authorize(facts.as_ref(), caller, action)?;
     Ok((access, facts.ok_or(Error::NotFound("project"))?))
 }

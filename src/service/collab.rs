@@ -11,6 +11,7 @@ use crate::domain::time::Position;
 use crate::error::{Error, Result, ResultExt};
 use crate::service::invalidation::{self, Subjects, Write};
 use crate::service::rate_limit;
+use crate::service::reads;
 use crate::state::AppState;
 
 /// Who an invite is for, as the request names them.
@@ -63,7 +64,8 @@ pub async fn invite(
 }
 
 pub async fn pending_for(state: &AppState, user_id: &str, keyset: Keyset<Position>) -> Result<Page<InviteRow>> {
-    let rows = collab::pending_for(&state.pool, user_id, keyset.after.as_ref(), keyset.fetch()).await?;
+    let read = |db| collab::pending_for(db, user_id, keyset.after.as_ref(), keyset.fetch());
+    let rows = reads::run(state, Some(user_id), read).await?;
     Ok(keyset.page(rows, |invite| (invite.created_at.0, invite.id.clone())))
 }
 
@@ -132,9 +134,16 @@ pub async fn revoke(state: &AppState, project_id: &str, id: &str) -> Result<()> 
     }
 }
 
-/// The project's members: the owner first, then the collaborators in the order they joined.
-pub async fn members(state: &AppState, project_id: &str, keyset: Keyset<Position>) -> Result<Page<MemberRow>> {
-    let rows = collab::members(&state.pool, project_id, keyset.after.as_ref(), keyset.fetch()).await?;
+/// The project's members, read for `caller`: the owner first, then the collaborators in the
+/// order they joined.
+pub async fn members(
+    state: &AppState,
+    caller: Option<&str>,
+    project_id: &str,
+    keyset: Keyset<Position>,
+) -> Result<Page<MemberRow>> {
+    let read = |db| collab::members(db, project_id, keyset.after.as_ref(), keyset.fetch());
+    let rows = reads::run(state, caller, read).await?;
     Ok(keyset.page(rows, MemberRow::position))
 }
 

@@ -8,30 +8,40 @@ use crate::db::projects;
 use crate::domain::page::{Keyset, Page, PageSize};
 use crate::error::{Error, Result};
 use crate::service::invalidation::{self, Subjects, Write};
+use crate::service::reads;
 use crate::state::AppState;
 
 /// File listings are metadata only, and a web app wants the whole tree: larger pages.
 pub const FILE_PAGE: PageSize = PageSize { default: 100, max: 1000 };
 
-/// A page of the listing in path order; the first page comes through the cache.
-pub async fn list(state: &AppState, project_id: &str, keyset: Keyset<String>) -> Result<Page<FileEntryRow>> {
-    let load = || load_page(state, project_id, &keyset);
+/// A page of the listing in path order, read for `caller`; the first page comes through the
+/// cache.
+pub async fn list(
+    state: &AppState,
+    caller: Option<&str>,
+    project_id: &str,
+    keyset: Keyset<String>,
+) -> Result<Page<FileEntryRow>> {
     if keyset.is_first() {
+        let load = || load_page(state, project_id, &keyset);
         let scope = Scope::Project(project_id.to_owned());
         return state.cache.get_or_load(Kind::FileListing, &scope, &format!("first:{}", keyset.limit), load).await;
     }
-    load().await
+    let after = keyset.after.as_deref().unwrap_or("");
+    let rows = reads::run(state, caller, |db| files::list(db, project_id, after, keyset.fetch())).await?;
+    Ok(keyset.page(rows, |file| file.path.clone()))
 }
 
-/// A page of the listing from the database.
+/// A page of the listing from the primary: what the cache holds must not come from a replica
+/// that has not replayed the write that invalidated it.
 pub async fn load_page(state: &AppState, project_id: &str, keyset: &Keyset<String>) -> Result<Page<FileEntryRow>> {
     let after = keyset.after.as_deref().unwrap_or("");
     let rows = files::list(&state.pool, project_id, after, keyset.fetch()).await?;
     Ok(keyset.page(rows, |file| file.path.clone()))
 }
 
-pub async fn get(state: &AppState, project_id: &str, path: &str) -> Result<FileRow> {
-    files::get(&state.pool, project_id, path).await?.ok_or(Error::NotFound("file"))
+pub async fn get(state: &AppState, caller: Option<&str>, project_id: &str, path: &str) -> Result<FileRow> {
+    reads::run(state, caller, |db| files::get(db, project_id, path)).await?.ok_or(Error::NotFound("file"))
 }
 
 /// Applies a prepared batch in one transaction of two set-based statements; touches the

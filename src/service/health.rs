@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 use crate::cache::CacheStatus;
 use crate::db::catalog::{self, TableStatsRow, ViewRefreshRow};
 use crate::db::maintenance::{self, JobRunRow};
+use crate::db::replicas::ReplicaStatus;
 use crate::db::{index_switch, migrate};
 use crate::error::{Error, Result};
 use crate::state::AppState;
@@ -48,6 +49,11 @@ pub fn pool_usage(state: &AppState) -> PoolUsage {
         limit: state.pool.checkout_limit(),
         waits: crate::telemetry::pool::figures(),
     }
+}
+
+/// Each replica's state, lag and reads, in the order configured.
+pub fn replicas(state: &AppState) -> Vec<ReplicaStatus> {
+    state.replicas.statuses()
 }
 
 pub async fn cache_status(state: &AppState) -> CacheStatus {

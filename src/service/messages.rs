@@ -7,6 +7,7 @@ use crate::domain::page::{Keyset, Page};
 use crate::domain::{Direction, MessageRole};
 use crate::error::{Error, Result};
 use crate::service::invalidation::{self, Subjects, Write};
+use crate::service::reads;
 use crate::state::AppState;
 
 pub async fn append(
@@ -55,31 +56,34 @@ pub fn bound(rows: Vec<MessageRow>, budget: usize) -> Vec<PagedMessage> {
         .collect()
 }
 
-/// One message, whole. 404 when the project has no such message.
-pub async fn one(state: &AppState, project_id: &str, message_id: &str) -> Result<MessageRow> {
-    messages::by_id(&state.pool, project_id, message_id).await?.ok_or(Error::NotFound("message"))
+/// One message, whole, read for `caller`. 404 when the project has no such message.
+pub async fn one(state: &AppState, caller: Option<&str>, project_id: &str, message_id: &str) -> Result<MessageRow> {
+    let read = |db| messages::by_id(db, project_id, message_id);
+    reads::run(state, caller, read).await?.ok_or(Error::NotFound("message"))
 }
 
-/// One page, within `limits.message_page_bytes` of content. The newest page, unfiltered, is
-/// what opening a chat shows: it is cached, bounded.
+/// One page, within `limits.message_page_bytes` of content, read for `caller`. The newest
+/// page, unfiltered, is what opening a chat shows: it is cached, bounded.
 pub async fn page(
     state: &AppState,
+    caller: Option<&str>,
     project_id: &str,
     role: Option<MessageRole>,
     direction: Direction,
     keyset: Keyset<i64>,
 ) -> Result<Page<PagedMessage>> {
-    let load = || async {
-        let rows = messages::page(&state.pool, project_id, role, direction, keyset.after, keyset.fetch()).await?;
-        let Page { items, next_cursor } = keyset.page(rows, |message| message.cursor);
-        Ok(Page { items: bound(items, state.settings.limits.message_page_bytes), next_cursor })
+    let read = |db| messages::page(db, project_id, role, direction, keyset.after, keyset.fetch());
+    let page = |rows| {
+        let Page { items, next_cursor } = keyset.page(rows, |message: &MessageRow| message.cursor);
+        Page { items: bound(items, state.settings.limits.message_page_bytes), next_cursor }
     };
     if keyset.is_first() && direction == Direction::Older && role.is_none() {
         let scope = Scope::Project(project_id.to_owned());
         let suffix = format!("newest:{}", keyset.limit);
+        let load = || async { Ok(page(read(&state.pool).await?)) };
         return state.cache.get_or_load(Kind::FirstMessagePage, &scope, &suffix, load).await;
     }
-    load().await
+    Ok(page(reads::run(state, caller, read).await?))
 }
 
 #[cfg(test)]

@@ -16,5 +16,6 @@ pub mod messages;
 pub mod monitor;
 pub mod projects;
 pub mod rate_limit;
+pub mod reads;
 pub mod usage;
 pub mod views;

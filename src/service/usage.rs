@@ -8,6 +8,7 @@ use crate::domain::time::Position;
 use crate::domain::GroupBy;
 use crate::error::{Error, Result};
 use crate::service::invalidation::{self, Subjects, Write};
+use crate::service::reads;
 use crate::state::AppState;
 
 /// Records one call and charges it; returns the record and the balance after. A call the
@@ -28,7 +29,9 @@ pub async fn summary(state: &AppState, user_id: &str, days: i32, group_by: Group
     state.cache.get_or_load(Kind::UsageSummary, &scope, &suffix, load).await
 }
 
+/// The caller's recent calls, newest first.
 pub async fn recent(state: &AppState, user_id: &str, keyset: Keyset<Position>) -> Result<Page<UsageRow>> {
-    let rows = usage::recent(&state.pool, user_id, keyset.after.as_ref(), keyset.fetch()).await?;
+    let read = |db| usage::recent(db, user_id, keyset.after.as_ref(), keyset.fetch());
+    let rows = reads::run(state, Some(user_id), read).await?;
     Ok(keyset.page(rows, |record| (record.timestamp.0, record.id.clone())))
 }

@@ -38,6 +38,7 @@ mod plans;
 mod pool;
 mod projects;
 mod read_only;
+mod replicas;
 mod revert;
 mod secrets;
 mod serve_binary;
