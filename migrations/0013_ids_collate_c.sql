@@ -4,9 +4,10 @@
 -- collation every key comparison in their indexes went through strcoll. Measured on 1M
 -- messages: loading under the primary key 3.7 s -> 2.9 s (docs/benchmarks.md).
 --
--- All of them change together: comparing two columns of different implicit collations is an
--- error. The materialized views read these columns, so they are dropped and built again from
--- their own definitions (and indexes), whatever those are by now.
+-- All of them change together: a join or lookup between an id and a reference compares under
+-- "C" once either side is "C", and an index serves only comparisons in its own collation. The
+-- materialized views read these columns, so they are dropped and built again from their own
+-- definitions (and indexes), whatever those are by now.
 CREATE TEMP TABLE saved_views ON COMMIT DROP AS
 SELECT v.matviewname AS name, v.definition,
        ARRAY(SELECT i.indexdef FROM pg_indexes i

@@ -597,6 +597,7 @@ impl Settings {
         if let Some((name, _)) = positive.iter().find(|(_, value)| *value == 0) {
             return Err(ConfigError(format!("{name} must be greater than zero")));
         }
+
         if db.pool_size.is_some_and(|size| size == 0 || size > db.connection_limit) {
             return Err(ConfigError(format!(
                 "database.pool_size must be 1 to DB_CONNECTION_LIMIT ({})",
@@ -709,6 +710,14 @@ impl DatabaseSettings {
     }
     pub fn read_your_writes(&self) -> Duration {
         Duration::from_millis(self.read_your_writes_ms)
+    }
+
+    /// The read-your-writes window, when replicas are set and it is not longer than the lag
+    /// limit plus a probe: a replica stays in rotation that long behind the primary, so a
+    /// writer's reads past the window could miss their own change. `serve` warns of it.
+    pub fn read_your_writes_gap(&self) -> Option<Duration> {
+        let covered = self.replica_max_lag_ms + self.replica_probe_ms;
+        (!self.replica_urls.is_empty() && self.read_your_writes_ms <= covered).then(|| self.read_your_writes())
     }
 }
 
@@ -887,6 +896,16 @@ mod tests {
             assert!(message.contains("DATABASE_REPLICA_URLS: URL 2 of 2"), "{message}");
             Ok(())
         });
+    }
+
+    #[test]
+    fn a_read_your_writes_window_within_the_lag_limit_and_a_probe_is_named() {
+        let mut database = DatabaseSettings::default();
+        assert!(database.read_your_writes_gap().is_none(), "no replica, no gap");
+        database.replica_urls = vec![SecretString::from("postgres://r1.internal/vibing2")];
+        assert!(database.read_your_writes_gap().is_none(), "5 s against 1 s of lag and a 250 ms probe");
+        database.read_your_writes_ms = 1250;
+        assert_eq!(database.read_your_writes_gap(), Some(Duration::from_millis(1250)));
     }
 
     #[test]

@@ -300,11 +300,21 @@ pub async fn read_your_writes(State(state): State<AppState>, mut request: Reques
     }
     let writer = reads::Writer::default();
     request.extensions_mut().insert(writer.clone());
-    let response = next.run(request).await;
-    if let Some(user) = writer.user() {
-        reads::wrote(&state, user).await;
+    // The write runs in a task of its own, so a client that goes away mid-write cannot drop
+    // the mark after the write has committed.
+    let write = tokio::spawn(async move {
+        let response = next.run(request).await;
+        if let Some(user) = writer.user() {
+            reads::wrote(&state, user).await;
+        }
+        response
+    });
+    match write.await {
+        Ok(response) => response,
+        Err(error) if error.is_panic() => std::panic::resume_unwind(error.into_panic()),
+        // Cancelled: only a runtime shutting down does that.
+        Err(_) => StatusCode::SERVICE_UNAVAILABLE.into_response(),
     }
-    response
 }
 
 /// The token of an `Authorization: Bearer <token>` header.

@@ -395,34 +395,33 @@ pub async fn run(options: HttpOptions<'_>) -> anyhow::Result<HttpReport> {
     };
     let mut scenarios = Vec::new();
     if scenario_seconds > 0.0 {
-        let switches = admin_token.map(|token| (format!("{base}/api/admin/switches"), token));
-        let modes: &[&'static str] = if switches.is_some() { &["on", "off"] } else { &["on"] };
-        for scenario in Scenario::ALL {
-            for &cache in modes {
-                if let Some((url, token)) = &switches {
-                    let switched = http.patch(url).bearer_auth(token).json(&json!({"cache": cache})).send().await?;
-                    ensure!(
-                        switched.status().is_success(),
-                        "switching the cache {cache} failed: {}",
-                        switched.status()
-                    );
+        let switch =
+            admin_token.map(|token| CacheSwitch { http: &http, url: format!("{base}/api/admin/switches"), token });
+        let before = match &switch {
+            Some(switch) => Some(switch.mode().await?),
+            None => None,
+        };
+        let modes: &[&'static str] = if switch.is_some() { &["on", "off"] } else { &["on"] };
+        let measured = async {
+            for scenario in Scenario::ALL {
+                for &cache in modes {
+                    if let Some(switch) = &switch {
+                        switch.set(cache).await?;
+                    }
+                    scenarios.push(run_scenario(&clients, concurrency, scenario_seconds, scenario, cache).await?);
                 }
-                let run = drive(&clients, concurrency, scenario_seconds, Load::Scenario(scenario)).await?;
-                let per_second = run.histogram.len() as f64 / run.elapsed;
-                scenarios.push(ScenarioFigures {
-                    scenario: scenario.name(),
-                    cache,
-                    requests: run.histogram.len(),
-                    requests_per_second: per_second,
-                    latency: measure::summarize(&run.histogram),
-                    errors: run.errors,
-                    floor_ratio: per_second / floor_per_second,
-                    pgbench_ratio: pgbench.as_ref().map(|pgbench| per_second / pgbench.tps),
-                });
             }
+            anyhow::Ok(())
         }
-        if let Some((url, token)) = &switches {
-            http.patch(url).bearer_auth(token).json(&json!({"cache": "on"})).send().await?;
+        .await;
+        // The switch lives in the server's memory: put it back whatever happened.
+        if let (Some(switch), Some(before)) = (&switch, &before) {
+            switch.set(before).await?;
+        }
+        measured?;
+        for figures in &mut scenarios {
+            figures.floor_ratio = figures.requests_per_second / floor_per_second;
+            figures.pgbench_ratio = pgbench.as_ref().map(|pgbench| figures.requests_per_second / pgbench.tps);
         }
     }
     Ok(HttpReport {
@@ -448,6 +447,48 @@ pub async fn run(options: HttpOptions<'_>) -> anyhow::Result<HttpReport> {
         },
         pgbench,
         scenarios,
+    })
+}
+
+/// The service's cache switch, through its admin API.
+struct CacheSwitch<'a> {
+    http: &'a reqwest::Client,
+    url: String,
+    token: &'a str,
+}
+
+impl CacheSwitch<'_> {
+    async fn mode(&self) -> anyhow::Result<String> {
+        let answer = self.http.get(&self.url).bearer_auth(self.token).send().await?.error_for_status()?;
+        let switches: Value = answer.json().await?;
+        Ok(switches["cache"].as_str().context("the switches name no cache mode")?.to_owned())
+    }
+
+    async fn set(&self, mode: &str) -> anyhow::Result<()> {
+        let switched = self.http.patch(&self.url).bearer_auth(self.token).json(&json!({"cache": mode})).send().await?;
+        ensure!(switched.status().is_success(), "switching the cache {mode} failed: {}", switched.status());
+        Ok(())
+    }
+}
+
+/// One scenario alone for `seconds`; its ratios to the references are filled in by the caller.
+async fn run_scenario(
+    clients: &[Client],
+    concurrency: usize,
+    seconds: f64,
+    scenario: Scenario,
+    cache: &'static str,
+) -> anyhow::Result<ScenarioFigures> {
+    let run = drive(clients, concurrency, seconds, Load::Scenario(scenario)).await?;
+    Ok(ScenarioFigures {
+        scenario: scenario.name(),
+        cache,
+        requests: run.histogram.len(),
+        requests_per_second: run.histogram.len() as f64 / run.elapsed,
+        latency: measure::summarize(&run.histogram),
+        errors: run.errors,
+        floor_ratio: 0.0,
+        pgbench_ratio: None,
     })
 }
 

@@ -454,7 +454,12 @@ impl Cache {
     ) -> (Option<u64>, Option<Option<Vec<u8>>>) {
         let remembered = self.0.generations.get(label);
         let Some(tier) = &self.0.shared else {
-            return (Some(remembered.map_or(0, |known| known.value)), None);
+            // Alone, this process's memory is the only record: a scope it forgot (evicted) may
+            // have been bumped, so it starts again past every generation made before.
+            return (
+                Some(remembered.map_or_else(|| self.raise_generation(label, generation_floor()), |known| known.value)),
+                None,
+            );
         };
         match remembered {
             Some(known) if known.checked.elapsed() < self.0.settings.recheck_after() => {

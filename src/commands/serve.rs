@@ -42,6 +42,15 @@ async fn run_server(
     if settings.redis.url.is_none() {
         tracing::info!("REDIS_URL is unset: no shared cache tier");
     }
+    if let Some(window) = settings.database.read_your_writes_gap() {
+        tracing::warn!(
+            window_ms = window.as_millis() as u64,
+            max_lag_ms = settings.database.replica_max_lag_ms,
+            probe_ms = settings.database.replica_probe_ms,
+            "database.read_your_writes_ms is not longer than the replicas' lag limit plus a probe: \
+             a writer may read a replica that has not replayed their own change"
+        );
+    }
     let address = (settings.server.host, settings.server.port);
     let listener =
         TcpListener::bind(address).await.with_context(|| format!("cannot listen on {}:{}", address.0, address.1))?;

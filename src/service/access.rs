@@ -4,23 +4,20 @@ use crate::cache::{Kind, Scope};
 use crate::db::projects;
 use crate::domain::access::{authorize, Access, Action, ProjectFacts};
 use crate::error::{Error, Result};
-use crate::service::reads;
 use crate::state::AppState;
 
-/// Reads a project's access facts fresh and checks `action` for the caller: 404 for a project
-/// the caller cannot see, 401/403 as the policy says. Every write is checked this way.
+/// Reads a project's access facts fresh, on the primary, and checks `action` for the caller:
+/// 404 for a project the caller cannot see, 401/403 as the policy says. Every write is checked
+/// this way; pure reads use [`project_read`].
 pub async fn project(
     state: &AppState,
     project_id: &str,
     caller: Option<&str>,
     action: Action,
 ) -> Result<(Access, ProjectFacts)> {
-    // A write is authorized on the primary; a read may be, within the replicas' lag limit.
-    let facts = if action.writes() {
-        projects::facts(&state.pool, project_id, caller).await?
-    } else {
-        reads::run(state, caller, |db| projects::facts(db, project_id, caller)).await?
-    };
+    // On the primary: a replica within its lag limit may not have replayed a removal yet, and
+    // the callers here write (a fork, a like, usage, leaving), Action::Read ones included.
+    let facts = projects::facts(&state.pool, project_id, caller).await?;
     let access = authorize(facts.as_ref(), caller, action)?;
     Ok((access, facts.ok_or(Error::NotFound("project"))?))
 }

@@ -64,17 +64,6 @@ pub async fn with_first_files(state: &AppState, id: &str, file_limit: i64) -> Re
         .await
 }
 
-/// A project's metadata, through the cache. The caller's access was checked before.
-pub async fn get(state: &AppState, id: &str) -> Result<ProjectRow> {
-    let scope = Scope::Project(id.to_owned());
-    state
-        .cache
-        .get_or_load(Kind::Project, &scope, "", || async {
-            projects::get(&state.pool, id).await?.ok_or(Error::NotFound("project"))
-        })
-        .await
-}
-
 pub async fn update(state: &AppState, id: &str, patch: &ProjectPatch) -> Result<ProjectRow> {
     let mut tx = state.pool.begin().await?;
     if !projects::update(&mut *tx, id, patch).await? {
