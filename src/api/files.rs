@@ -147,7 +147,7 @@ async fn write_files(
     if batch.operations.len() > max_operations {
         return Err(Error::Unprocessable(format!("a batch holds at most {max_operations} operations")));
     }
-    let quota = state.settings.limits.plan_quota(&facts.owner_plan);
+    let quota = files::owner_quota(&state, &facts.owner_id).await?;
     let max_file_bytes = quota.file_bytes;
 
     // Validating and hashing up to tens of megabytes is CPU work: off the async workers.

@@ -107,7 +107,7 @@ pub const QUERIES: &[(&str, Route)] = &[
     ("usage.recent", Route::Router(Key::User)),
     ("projects.create", Route::Router(Key::Project)),
     ("projects.get", Route::RouterWithReference(Key::Project, USER_FACE)),
-    ("projects.facts", Route::RouterWithReference(Key::Project, USER_FACE)),
+    ("projects.facts", Route::Router(Key::Project)),
     ("projects.update", Route::Router(Key::Project)),
     ("projects.delete", Route::Router(Key::Project)),
     ("projects.lock_for_copy", Route::Router(Key::Project)),

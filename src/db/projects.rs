@@ -113,10 +113,9 @@ pub async fn get(db: impl PgExecutor<'_>, id: &str) -> sqlx::Result<Option<Proje
 pub async fn facts(db: impl PgExecutor<'_>, id: &str, caller: Option<&str>) -> sqlx::Result<Option<ProjectFacts>> {
     timed("projects.facts", async move {
         let row = sqlx::query!(
-            r#"SELECT p."userId" AS "owner_id", u."plan" AS "owner_plan", p."visibility" = 'PUBLIC' AS "is_public!",
+            r#"SELECT p."userId" AS "owner_id", p."visibility" = 'PUBLIC' AS "is_public!",
                       c."role" AS "caller_role?: Role"
                FROM "Project" p
-               JOIN "User" u ON u."id" = p."userId"
                LEFT JOIN "ProjectCollaborator" c ON c."projectId" = p."id" AND c."userId" = $2
                WHERE p."id" = $1"#,
             id,
@@ -126,7 +125,6 @@ pub async fn facts(db: impl PgExecutor<'_>, id: &str, caller: Option<&str>) -> s
         .await?;
         Ok(row.map(|row| ProjectFacts {
             owner_id: row.owner_id,
-            owner_plan: row.owner_plan,
             is_public: row.is_public,
             caller_role: row.caller_role,
         }))

@@ -77,8 +77,6 @@ impl Action {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ProjectFacts {
     pub owner_id: String,
-    /// The owner's plan, which sets the project's per-file size cap.
-    pub owner_plan: String,
     pub is_public: bool,
     /// The caller's collaborator role, if they have one.
     pub caller_role: Option<Role>,
@@ -118,7 +116,7 @@ mod tests {
     use super::*;
 
     fn facts(is_public: bool, caller_role: Option<Role>) -> ProjectFacts {
-        ProjectFacts { owner_id: "owner".into(), owner_plan: "FREE".into(), is_public, caller_role }
+        ProjectFacts { owner_id: "owner".into(), is_public, caller_role }
     }
 
     #[test]

@@ -4,7 +4,7 @@
 use crate::cache::{Kind, Scope};
 use crate::config::PlanQuota;
 use crate::db::files::{self, BatchOutcome, FileEntryRow, FileRow, PreparedUpsert};
-use crate::db::projects;
+use crate::db::{projects, users};
 use crate::domain::page::{Keyset, Page, PageSize};
 use crate::error::{Error, Result};
 use crate::service::invalidation::{self, Subjects, Write};
@@ -38,6 +38,12 @@ pub async fn load_page(state: &AppState, project_id: &str, keyset: &Keyset<Strin
     let after = keyset.after.as_deref().unwrap_or("");
     let rows = files::list(&state.pool, project_id, after, keyset.fetch()).await?;
     Ok(keyset.page(rows, |file| file.path.clone()))
+}
+
+/// What the project's owner's plan lets the project hold (the per-file size cap among it).
+pub async fn owner_quota(state: &AppState, owner_id: &str) -> Result<PlanQuota> {
+    let owner = users::by_id(&state.pool, owner_id).await?.ok_or(Error::NotFound("project"))?;
+    Ok(state.settings.limits.plan_quota(&owner.plan))
 }
 
 pub async fn get(state: &AppState, caller: Option<&str>, project_id: &str, path: &str) -> Result<FileRow> {
