@@ -106,6 +106,29 @@ impl Drop for Pair {
 }
 
 /// The first replica in the instance's detailed health.
+/// The instance's `/metrics` samples of `family` for its replica: (value) by the replica label.
+async fn replica_metric(router: &Router, family: &str, replica: &str) -> Option<f64> {
+    let request = axum::http::Request::get("/metrics")
+        .header("authorization", format!("Bearer {ADMIN_TOKEN}"))
+        .body(axum::body::Body::empty())
+        .unwrap();
+    let response = tower::ServiceExt::oneshot(router.clone(), request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let body = http_body_util::BodyExt::collect(response.into_body()).await.unwrap().to_bytes();
+    let text = String::from_utf8(body.to_vec()).unwrap();
+    let exposition = openmetrics_parser::prometheus::parse_prometheus(&text).expect("valid exposition");
+    let samples = exposition.families.get(family)?;
+    let value = samples.iter_samples().find_map(|sample| {
+        let labels = sample.get_labelset().unwrap();
+        (labels.get_label_value("replica") == Some(replica)).then(|| match sample.value {
+            openmetrics_parser::PrometheusValue::Gauge(ref gauge) => gauge.as_f64(),
+            openmetrics_parser::PrometheusValue::Counter(ref counter) => counter.value.as_f64(),
+            _ => f64::NAN,
+        })
+    });
+    value
+}
+
 async fn replica_health(router: &Router) -> Value {
     let health = call(router, Method::GET, "/api/health/database?detailed=true", Some(ADMIN_TOKEN), None).await;
     assert_eq!(health.status, StatusCode::OK, "{}", health.json);
@@ -231,7 +254,10 @@ async fn a_lagging_replica_leaves_the_rotation_until_it_catches_up_and_a_dead_on
 
     pair.pause_replay().await;
     write_file(&router, &owner, &project, "v2").await;
+    assert_eq!(replica_metric(&router, "vibing2_replica_in_rotation", url).await, Some(1.0));
     let lagging = wait_for_state(&router, "lagging").await;
+    assert_eq!(replica_metric(&router, "vibing2_replica_in_rotation", url).await, Some(0.0), "lagging is out");
+    assert!(replica_metric(&router, "vibing2_replica_lag_seconds", url).await.is_some_and(|lag| lag > 0.3));
     assert!(lagging["lagMs"].as_f64().unwrap() > 300.0, "{lagging}");
     assert!(lagging["lagBytes"].as_i64().unwrap() > 0, "{lagging}");
     // With no replica in rotation, everyone reads the primary.

@@ -149,6 +149,7 @@ pub async fn view(state: &AppState, view: View, options: ViewOptions) -> Result<
 /// The Prometheus exposition: what the recorder holds (requests and queries, recorded as
 /// they happen) and the gauges read now: the pool, the cache per kind and tier, the jobs.
 pub async fn metrics_text(state: &AppState) -> Result<String> {
+    use crate::db::replicas::ReplicaState;
     let handle = exposition::install().ok_or_else(|| anyhow::anyhow!("another metrics recorder is installed"))?;
     let pool = &state.pool;
     let idle = pool.num_idle() as f64;
@@ -164,6 +165,20 @@ pub async fn metrics_text(state: &AppState) -> Result<String> {
         }
         metrics::counter!("vibing2_cache_shared_errors_total", "kind" => kind.kind).absolute(kind.shared_errors);
         metrics::counter!("vibing2_cache_loads_total", "kind" => kind.kind).absolute(kind.loads);
+    }
+    for replica in state.replicas.statuses() {
+        let label = replica.url;
+        let in_rotation = if replica.state == ReplicaState::InRotation { 1.0 } else { 0.0 };
+        metrics::gauge!("vibing2_replica_in_rotation", "replica" => label.clone()).set(in_rotation);
+        // As last measured: a replica that cannot be measured keeps its last figures.
+        if let Some(lag) = replica.lag {
+            metrics::gauge!("vibing2_replica_lag_seconds", "replica" => label.clone()).set(lag.as_secs_f64());
+        }
+        if let Some(bytes) = replica.lag_bytes {
+            metrics::gauge!("vibing2_replica_lag_bytes", "replica" => label.clone()).set(bytes as f64);
+        }
+        metrics::counter!("vibing2_replica_reads_total", "replica" => label.clone()).absolute(replica.reads);
+        metrics::counter!("vibing2_replica_fallbacks_total", "replica" => label).absolute(replica.fallbacks);
     }
     let now = crate::domain::UtcTime::now();
     for job in crate::db::maintenance::job_runs(pool).await? {
