@@ -39,13 +39,6 @@ impl Message {
 /// Listens until the cache is dropped, reconnecting with a short backoff.
 pub fn spawn_listener(client: redis::Client, channel: String, cache: Weak<Inner>) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
-        // Spawned while the cache is being built (`Arc::new_cyclic`): until that ends, `cache`
-        // cannot be upgraded, and taking that for "dropped" ended the listener for good when
-        // its first subscription was quicker than the build (an instance deaf to every
-        // invalidation, found by tests/api/instances.rs). A dropped cache aborts this task.
-        while cache.strong_count() == 0 {
-            tokio::time::sleep(Duration::from_millis(1)).await;
-        }
         let mut backoff = Duration::from_millis(100);
         loop {
             match subscribe(&client, &channel).await {

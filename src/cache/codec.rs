@@ -35,7 +35,10 @@ pub fn stamped(generation: u64, bytes: &[u8]) -> Vec<u8> {
 /// every write up to then) and has this format version; None for a stale or foreign value.
 pub fn current(mut stamped: Vec<u8>, generation: u64) -> Option<Vec<u8>> {
     let stamp = u64::from_be_bytes(stamped.get(..8)?.try_into().ok()?);
-    (stamp >= generation && stamped.get(8) == Some(&FORMAT_VERSION)).then(|| stamped.split_off(8))
+    (stamp >= generation && stamped.get(8) == Some(&FORMAT_VERSION)).then(|| {
+        stamped.drain(..8);
+        stamped
+    })
 }
 
 #[cfg(test)]

@@ -27,7 +27,7 @@ mod window;
 use std::future::Future;
 use std::sync::atomic::AtomicU8;
 use std::sync::atomic::Ordering::Relaxed;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use moka::future::Cache as MokaCache;
@@ -145,12 +145,12 @@ struct Inner {
     shared: Option<SharedTier>,
     counters: Counters,
     windows: window::Windows,
-    listener: Option<tokio::task::JoinHandle<()>>,
+    listener: OnceLock<tokio::task::JoinHandle<()>>,
 }
 
 impl Drop for Inner {
     fn drop(&mut self) {
-        if let Some(listener) = &self.listener {
+        if let Some(listener) = self.listener.get() {
             listener.abort();
         }
     }
@@ -171,23 +171,23 @@ impl Cache {
         let prefix = format!("{}:v{}:", settings.namespace, codec::FORMAT_VERSION);
         let windows = window::windows(settings.rate_limit_keys, Duration::from_secs(3600));
         let shared = redis.map(|(client, timeout)| SharedTier::new(client, timeout));
-        let cache = Cache(Arc::new_cyclic(|weak| {
-            let listener = shared
-                .as_ref()
-                .map(|tier| bus::spawn_listener(tier.client().clone(), bus::channel(&prefix), weak.clone()));
-            Inner {
-                mode: AtomicU8::new(mode_index(settings.mode)),
-                settings,
-                prefix,
-                local,
-                generations: moka::sync::Cache::new(100_000),
-                shared_stores: Arc::new(tokio::sync::Semaphore::new(SHARED_STORES_IN_FLIGHT)),
-                windows,
-                shared,
-                counters: Counters::default(),
-                listener,
-            }
+        let cache = Cache(Arc::new(Inner {
+            mode: AtomicU8::new(mode_index(settings.mode)),
+            settings,
+            prefix,
+            local,
+            generations: moka::sync::Cache::new(100_000),
+            shared_stores: Arc::new(tokio::sync::Semaphore::new(SHARED_STORES_IN_FLIGHT)),
+            windows,
+            shared,
+            counters: Counters::default(),
+            listener: OnceLock::new(),
         }));
+        // Started once the cache is whole, so the listener never finds it half-built.
+        if let Some(tier) = &cache.0.shared {
+            let channel = bus::channel(&cache.0.prefix);
+            let _ = cache.0.listener.set(bus::spawn_listener(tier.client().clone(), channel, Arc::downgrade(&cache.0)));
+        }
         match &cache.0.shared {
             Some(_) => tracing::info!(namespace = %cache.0.prefix, "cache: local tier over Redis"),
             None => tracing::info!("cache: REDIS_URL is unset, running on the local tier alone"),
@@ -238,7 +238,6 @@ impl Cache {
                 (format!("{}{}:{label}@local:{suffix}", inner.prefix, kind.name()), inner.settings.unchecked_ttl(kind))
             }
         };
-        let shared = shared.filter(|_| generation.is_some());
 
         let entry = inner
             .local

@@ -16,6 +16,13 @@ pub struct FileEntryRow {
     pub updated_at: UtcTime,
 }
 
+impl FileEntryRow {
+    /// Its place in the listing's path order, the keyset cursor.
+    pub fn position(&self) -> String {
+        self.path.clone()
+    }
+}
+
 /// One file with its content.
 #[derive(Debug, Clone)]
 pub struct FileRow {

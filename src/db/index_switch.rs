@@ -187,9 +187,10 @@ pub enum Outcome {
 /// Records the index as disabled, then drops it; `migrate` leaves it dropped from then on.
 pub async fn disable(conn: &mut PgConnection, name: &str, by: &str) -> anyhow::Result<Outcome> {
     let index = switchable(name)?;
-    lock(conn, true).await?;
+    // Switches take the migrate lock: a migration run reads the switches once, at its start.
+    migrate::lock(conn).await?;
     let outcome = disable_locked(conn, index, by).await;
-    lock(conn, false).await?;
+    migrate::unlock(conn).await?;
     outcome
 }
 
@@ -211,9 +212,10 @@ async fn disable_locked(conn: &mut PgConnection, index: LedgerIndex, by: &str) -
 /// checks that it is valid, then records it as enabled.
 pub async fn enable(conn: &mut PgConnection, name: &str, by: &str) -> anyhow::Result<Outcome> {
     let index = switchable(name)?;
-    lock(conn, true).await?;
+    // Switches take the migrate lock: a migration run reads the switches once, at its start.
+    migrate::lock(conn).await?;
     let outcome = enable_locked(conn, index, by).await;
-    lock(conn, false).await?;
+    migrate::unlock(conn).await?;
     outcome
 }
 
@@ -284,13 +286,6 @@ async fn build(conn: &mut PgConnection, index: &LedgerIndex) -> anyhow::Result<(
             .await?;
         conn.execute(sqlx::raw_sql(&format!("ALTER INDEX {parent} ATTACH PARTITION {child}"))).await?;
     }
-    Ok(())
-}
-
-/// Switches take the migrate lock: a migration run reads the switches once, at its start.
-async fn lock(conn: &mut PgConnection, take: bool) -> sqlx::Result<()> {
-    let statement = if take { "SELECT pg_advisory_lock($1)" } else { "SELECT pg_advisory_unlock($1)" };
-    sqlx::query(statement).bind(migrate::MIGRATION_LOCK_KEY).execute(conn).await?;
     Ok(())
 }
 

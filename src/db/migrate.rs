@@ -20,7 +20,7 @@ use super::backfill::{self, Filled};
 use super::index_switch;
 
 /// Serialises concurrent `migrate` runs (two instances starting at once).
-pub(super) const MIGRATION_LOCK_KEY: i64 = 0x7669_6269_6e67_0001;
+const MIGRATION_LOCK_KEY: i64 = 0x7669_6269_6e67_0001;
 const NO_TRANSACTION_MARKER: &str = "-- vibing2:no-transaction";
 const BACKFILL_MARKER: &str = "\n-- vibing2:backfill\n";
 
@@ -203,10 +203,21 @@ pub async fn run_with(conn: &mut PgConnection, options: Options) -> anyhow::Resu
 /// Applies the pending migrations up to `version` only (a revert's way back up, step by step).
 pub async fn run_up_to(conn: &mut PgConnection, options: Options, version: i64) -> anyhow::Result<Report> {
     anyhow::ensure!(options.batch_rows > 0, "the batch size must be at least one row");
-    sqlx::query!(r#"SELECT pg_advisory_lock($1)::text AS "locked""#, MIGRATION_LOCK_KEY).fetch_one(&mut *conn).await?;
+    lock(conn).await?;
     let result = run_locked(conn, options, version).await;
-    sqlx::query!(r#"SELECT pg_advisory_unlock($1) AS "unlocked""#, MIGRATION_LOCK_KEY).fetch_one(&mut *conn).await?;
+    unlock(conn).await?;
     result
+}
+
+/// Waits for the migration lock: one `migrate` or revert at a time.
+pub(super) async fn lock(conn: &mut PgConnection) -> sqlx::Result<()> {
+    sqlx::query!(r#"SELECT pg_advisory_lock($1)::text AS "locked""#, MIGRATION_LOCK_KEY).fetch_one(&mut *conn).await?;
+    Ok(())
+}
+
+pub(super) async fn unlock(conn: &mut PgConnection) -> sqlx::Result<()> {
+    sqlx::query!(r#"SELECT pg_advisory_unlock($1) AS "unlocked""#, MIGRATION_LOCK_KEY).fetch_one(&mut *conn).await?;
+    Ok(())
 }
 
 async fn run_locked(conn: &mut PgConnection, options: Options, up_to: i64) -> anyhow::Result<Report> {

@@ -95,9 +95,9 @@ pub async fn revert_to(conn: &mut PgConnection, target: i64) -> anyhow::Result<R
     if target != 0 && MIGRATIONS.iter().all(|m| m.version != target) {
         bail!("there is no migration {target}: the versions are 1 to {}", migrate::latest_version());
     }
-    sqlx::query("SELECT pg_advisory_lock($1)").bind(migrate::MIGRATION_LOCK_KEY).execute(&mut *conn).await?;
+    migrate::lock(conn).await?;
     let result = revert_locked(conn, target).await;
-    sqlx::query("SELECT pg_advisory_unlock($1)").bind(migrate::MIGRATION_LOCK_KEY).execute(&mut *conn).await?;
+    migrate::unlock(conn).await?;
     result
 }
 

@@ -23,21 +23,24 @@ pub async fn list(
     keyset: Keyset<String>,
 ) -> Result<Page<FileEntryRow>> {
     if keyset.is_first() {
-        let load = || load_page(state, project_id, &keyset);
+        let load = || first_page_on_primary(state, project_id, &keyset);
         let scope = Scope::Project(project_id.to_owned());
         return state.cache.get_or_load(Kind::FileListing, &scope, &format!("first:{}", keyset.limit), load).await;
     }
     let after = keyset.after.as_deref().unwrap_or("");
     let rows = reads::run(state, caller, |db| files::list(db, project_id, after, keyset.fetch())).await?;
-    Ok(keyset.page(rows, |file| file.path.clone()))
+    Ok(keyset.page(rows, FileEntryRow::position))
 }
 
-/// A page of the listing from the primary: what the cache holds must not come from a replica
-/// that has not replayed the write that invalidated it.
-pub async fn load_page(state: &AppState, project_id: &str, keyset: &Keyset<String>) -> Result<Page<FileEntryRow>> {
-    let after = keyset.after.as_deref().unwrap_or("");
-    let rows = files::list(&state.pool, project_id, after, keyset.fetch()).await?;
-    Ok(keyset.page(rows, |file| file.path.clone()))
+/// A first page of the listing from the primary, for the cache: what it holds must not come
+/// from a replica that has not replayed the write that invalidated it.
+pub async fn first_page_on_primary(
+    state: &AppState,
+    project_id: &str,
+    keyset: &Keyset<String>,
+) -> Result<Page<FileEntryRow>> {
+    let rows = files::list(&state.pool, project_id, "", keyset.fetch()).await?;
+    Ok(keyset.page(rows, FileEntryRow::position))
 }
 
 /// What the project's owner's plan lets the project hold (the per-file size cap among it).

@@ -11,7 +11,7 @@ use crate::domain::page::{Keyset, Page};
 use crate::domain::time::Position;
 use crate::domain::Visibility;
 use crate::error::{Error, Result};
-use crate::service::files::{check_quota, load_page};
+use crate::service::files::{check_quota, first_page_on_primary};
 use crate::service::invalidation::{self, Subjects, Write};
 use crate::service::rate_limit;
 use crate::state::AppState;
@@ -58,7 +58,7 @@ pub async fn with_first_files(state: &AppState, id: &str, file_limit: i64) -> Re
         .cache
         .get_or_load(Kind::Project, &scope, &format!("with-files:{file_limit}"), || async {
             let project = projects::get(&state.pool, id).await?.ok_or(Error::NotFound("project"))?;
-            let files = load_page(state, id, &Keyset::first(file_limit)).await?;
+            let files = first_page_on_primary(state, id, &Keyset::first(file_limit)).await?;
             Ok(ProjectWithFiles { project, files })
         })
         .await
