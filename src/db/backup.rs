@@ -97,23 +97,30 @@ pub async fn connect(target: &Target) -> anyhow::Result<PgConnection> {
         .with_context(|| format!("cannot connect to {}", redact_url(target.url.expose_secret())))
 }
 
-/// The tables of the `public` schema that are ours to count: ordinary and partitioned
-/// tables, not those an extension owns (pg_stat_statements may live there).
-async fn public_tables(conn: &mut PgConnection) -> sqlx::Result<Vec<String>> {
+/// Tables: ordinary and partitioned ones.
+const TABLES: &[&str] = &["r", "p"];
+/// Every relation that makes a restore target non-empty: tables, views, materialized views
+/// and foreign tables.
+const RELATIONS: &[&str] = &["r", "p", "v", "m", "f"];
+
+/// The relations of the `public` schema of these kinds (`pg_class.relkind`) that are ours,
+/// not an extension's (pg_stat_statements may live there), by name.
+async fn public_relations(conn: &mut PgConnection, kinds: &[&str]) -> sqlx::Result<Vec<String>> {
     sqlx::query_scalar(
         r#"SELECT c.relname::text FROM pg_class c
-           WHERE c.relnamespace = 'public'::regnamespace AND c.relkind IN ('r', 'p')
+           WHERE c.relnamespace = 'public'::regnamespace AND c.relkind::text = ANY($1)
              AND NOT EXISTS (SELECT 1 FROM pg_depend d
                              WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e')
            ORDER BY 1"#,
     )
+    .bind(kinds)
     .fetch_all(conn)
     .await
 }
 
 /// Whether any table that holds users' data has a row: what makes a backup worth taking.
 pub async fn holds_data(conn: &mut PgConnection) -> anyhow::Result<bool> {
-    let present = public_tables(conn).await?;
+    let present = public_relations(conn, TABLES).await?;
     for table in migrate::platform_tables().into_iter().filter(|table| present.iter().any(|name| name == table)) {
         let query = format!("SELECT EXISTS (SELECT 1 FROM {})", quote_identifier(table));
         if sqlx::query_scalar::<_, bool>(&query).fetch_one(&mut *conn).await? {
@@ -126,7 +133,7 @@ pub async fn holds_data(conn: &mut PgConnection) -> anyhow::Result<bool> {
 /// The exact row count of every table in the `public` schema.
 pub async fn row_counts(conn: &mut PgConnection) -> anyhow::Result<BTreeMap<String, i64>> {
     let mut counts = BTreeMap::new();
-    for table in public_tables(conn).await? {
+    for table in public_relations(conn, TABLES).await? {
         let query = format!("SELECT count(*) FROM {}", quote_identifier(&table));
         let rows: i64 = sqlx::query_scalar(&query).fetch_one(&mut *conn).await?;
         counts.insert(table, rows);
@@ -308,20 +315,6 @@ pub async fn take(target: &Target, dir: &Path, step: &mut dyn FnMut(&str)) -> an
     Ok(Backup { file, counts_file, bytes, elapsed: started.elapsed(), counts })
 }
 
-/// The relations in the `public` schema that are not an extension's: what makes a restore
-/// target non-empty.
-async fn public_relations(conn: &mut PgConnection) -> sqlx::Result<Vec<String>> {
-    sqlx::query_scalar(
-        r#"SELECT c.relname::text FROM pg_class c
-           WHERE c.relnamespace = 'public'::regnamespace AND c.relkind IN ('r', 'p', 'v', 'm', 'f')
-             AND NOT EXISTS (SELECT 1 FROM pg_depend d
-                             WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e')
-           ORDER BY 1"#,
-    )
-    .fetch_all(conn)
-    .await
-}
-
 /// Restores `file` into the target and checks every table's row count against the counts
 /// file. A target with any table or view in `public` is refused unless `replace`, which
 /// drops and recreates the `public` schema first.
@@ -343,7 +336,7 @@ pub async fn restore(
     let server = server_version(&mut conn).await?;
     let pg_restore = find_tool("pg_restore", target.bin_dir.as_deref(), &server).await?;
 
-    let present = public_relations(&mut conn).await?;
+    let present = public_relations(&mut conn, RELATIONS).await?;
     if !present.is_empty() && !replace {
         bail!(
             "the target database is not empty ({} tables or views in its public schema, e.g. {}): restore into an \

@@ -25,6 +25,11 @@ pub struct LedgerIndex {
 }
 
 impl LedgerIndex {
+    /// Its table and what follows it (`USING ...`, the columns), from `ON <table> <rest>`.
+    fn table_and_rest(&self) -> Option<(&str, &str)> {
+        self.target.strip_prefix("ON ")?.split_once(' ')
+    }
+
     /// The statement that builds it without blocking writers.
     pub fn create_concurrently(&self) -> String {
         let unique = if self.unique { "UNIQUE " } else { "" };
@@ -246,14 +251,12 @@ async fn enable_locked(conn: &mut PgConnection, index: LedgerIndex, by: &str) ->
 pub async fn build_if_partitioned(conn: &mut PgConnection, statement: &str) -> anyhow::Result<bool> {
     let words = statement.split_whitespace().collect::<Vec<_>>();
     let Some(index) = parse_create(&words).filter(|_| words.contains(&"CONCURRENTLY")) else { return Ok(false) };
-    let Some((table, _)) = index.target.strip_prefix("ON ").and_then(|target| target.split_once(' ')) else {
-        return Ok(false);
-    };
+    let Some((table, rest)) = index.table_and_rest() else { return Ok(false) };
     if !partitions::is_partitioned(conn, table).await? {
         return Ok(false);
     }
     if !state_of(conn, &index.name).await?.is_some_and(|state| state.valid) {
-        build(conn, &index).await?;
+        build_partitioned(conn, &index, table, rest).await?;
     }
     Ok(true)
 }
@@ -263,13 +266,22 @@ pub async fn build_if_partitioned(conn: &mut PgConnection, statement: &str) -> a
 /// ONLY`, invalid while a partition lacks its index), each partition's concurrently, and each
 /// is attached, which makes the parent's valid once all are.
 async fn build(conn: &mut PgConnection, index: &LedgerIndex) -> anyhow::Result<()> {
-    let Some((table, rest)) = index.target.strip_prefix("ON ").and_then(|target| target.split_once(' ')) else {
+    let Some((table, rest)) = index.table_and_rest() else {
         bail!("cannot read the table of {}: {}", index.name, index.target);
     };
-    if !partitions::is_partitioned(conn, table).await? {
-        conn.execute(sqlx::raw_sql(&index.create_concurrently())).await?;
-        return Ok(());
+    if partitions::is_partitioned(conn, table).await? {
+        return build_partitioned(conn, index, table, rest).await;
     }
+    conn.execute(sqlx::raw_sql(&index.create_concurrently())).await?;
+    Ok(())
+}
+
+async fn build_partitioned(
+    conn: &mut PgConnection,
+    index: &LedgerIndex,
+    table: &str,
+    rest: &str,
+) -> anyhow::Result<()> {
     let unique = if index.unique { "UNIQUE " } else { "" };
     let parent = quoted(&index.name);
     conn.execute(sqlx::raw_sql(&format!("CREATE {unique}INDEX IF NOT EXISTS {parent} ON ONLY {table} {rest}"))).await?;

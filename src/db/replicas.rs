@@ -74,6 +74,13 @@ struct Measured {
     checked: Option<Instant>,
 }
 
+impl Measured {
+    /// Out of rotation for `error`: nothing about its lag is known.
+    fn down(error: String, checked: Option<Instant>) -> Self {
+        Measured { state: ReplicaState::Down, lag: None, lag_bytes: None, error: Some(error), checked }
+    }
+}
+
 impl Replica {
     /// Counts a read routed here.
     pub fn routed(&self) {
@@ -85,13 +92,7 @@ impl Replica {
     pub fn fell_back(&self, down: Option<&sqlx::Error>) {
         self.fallbacks.fetch_add(1, Relaxed);
         if let Some(error) = down {
-            self.set(Measured {
-                state: ReplicaState::Down,
-                lag: None,
-                lag_bytes: None,
-                error: Some(format!("a read failed: {error}")),
-                checked: Some(Instant::now()),
-            });
+            self.set(Measured::down(format!("a read failed: {error}"), Some(Instant::now())));
         }
     }
 
@@ -146,13 +147,7 @@ impl Replicas {
                     pool: lazy_pool(settings, url, settings.replica_acquire_timeout())?,
                     url: redact_url(url.expose_secret()),
                     in_rotation: AtomicBool::new(false),
-                    measured: Mutex::new(Measured {
-                        state: ReplicaState::Down,
-                        lag: None,
-                        lag_bytes: None,
-                        error: Some("not probed yet".into()),
-                        checked: None,
-                    }),
+                    measured: Mutex::new(Measured::down("not probed yet".into(), None)),
                     reads: AtomicU64::new(0),
                     fallbacks: AtomicU64::new(0),
                 })
@@ -228,13 +223,7 @@ impl Watch {
                 .await;
             let now = Instant::now();
             for (replica, replay) in replicas.members.iter().zip(replays) {
-                let down = |error: String| Measured {
-                    state: ReplicaState::Down,
-                    lag: None,
-                    lag_bytes: None,
-                    error: Some(error),
-                    checked: Some(now),
-                };
+                let down = |error: String| Measured::down(error, Some(now));
                 let measured = match (replay, &position) {
                     (Err(error), _) => down(error),
                     (Ok((false, _)), _) | (Ok((true, None)), _) => {

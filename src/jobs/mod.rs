@@ -79,8 +79,7 @@ impl Job {
                 if !partitions::usage_is_partitioned(tx).await? {
                     return Ok("TokenUsage is not partitioned: nothing to do".to_owned());
                 }
-                partitions::limit_lock_wait(tx, PARTITION_LOCK_TIMEOUT).await?;
-                let created = partitions::ensure_ahead(tx, settings.partition_months_ahead).await?;
+                let created = make_months_ahead(tx, settings).await?;
                 let dropped = match settings.usage_retention_months {
                     Some(months_kept) => partitions::drop_older_than(tx, months_kept).await?,
                     None => Vec::new(),
@@ -193,15 +192,19 @@ impl Scheduler {
 /// nothing, while another session runs the partition job (which creates the same months).
 pub async fn prepare_partitions(pool: &Pool, settings: &JobSettings) -> anyhow::Result<Vec<String>> {
     let mut tx = pool.begin().await?;
-    if !maintenance::try_job_lock(&mut tx, Job::MaintainPartitions.lock_key()).await?
-        || !partitions::usage_is_partitioned(&mut tx).await?
-    {
+    if !maintenance::try_job_lock(&mut tx, Job::MaintainPartitions.lock_key()).await? {
         return Ok(Vec::new());
     }
-    partitions::limit_lock_wait(&mut tx, PARTITION_LOCK_TIMEOUT).await?;
-    let created = partitions::ensure_ahead(&mut tx, settings.partition_months_ahead).await?;
+    // On an unpartitioned TokenUsage this creates nothing.
+    let created = make_months_ahead(&mut tx, settings).await?;
     tx.commit().await?;
     Ok(created)
+}
+
+/// This month's and the months ahead's partitions, waiting for the table's lock only so long.
+async fn make_months_ahead(tx: &mut sqlx::PgConnection, settings: &JobSettings) -> sqlx::Result<Vec<String>> {
+    partitions::limit_lock_wait(tx, PARTITION_LOCK_TIMEOUT).await?;
+    partitions::ensure_ahead(tx, settings.partition_months_ahead).await
 }
 
 /// `vibing2 refresh-views`: refreshes every materialized view once, each in its own

@@ -65,11 +65,9 @@ async fn replica_for<'a>(state: &'a AppState, caller: Option<&str>) -> Option<&'
 }
 
 /// Marks `user` as having just written, here and (when Redis takes it) on every instance, for
-/// `database.read_your_writes_ms`. Without replicas nothing needs marking.
+/// `database.read_your_writes_ms`. Called only with replicas configured
+/// (`api::extract::read_your_writes`): without them nothing needs marking.
 pub async fn wrote(state: &AppState, user: &str) {
-    if state.replicas.is_empty() {
-        return;
-    }
     state.recent_writers.insert(user.to_owned(), ());
     if !state.cache.set_mark(&mark(user), state.settings.database.read_your_writes()).await {
         tracing::debug!("read-your-writes mark not shared (Redis absent or unreachable): this instance only");
