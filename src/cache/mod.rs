@@ -219,9 +219,11 @@ impl Cache {
             return load(counters, loader).await;
         }
         let label = scope.label();
-        let shared_key = format!("{}{}:{label}:{suffix}", inner.prefix, kind.name());
+        // Redis's key for the value: made only when Redis is asked, never on a local hit.
+        let shared_key = || format!("{}{}:{label}:{suffix}", inner.prefix, kind.name());
         let shared = inner.shared.as_ref().filter(|_| kind.shared() && mode == CacheMode::On);
-        let (generation, fetched) = self.generation(&label, mode, shared.map(|_| shared_key.as_str())).await;
+        let (generation, fetched) =
+            self.generation(&label, mode, shared.map(|_| &shared_key as &(dyn Fn() -> String + Sync))).await;
         let (local_key, local_ttl) = match generation {
             Some(generation) => (
                 format!("{}{}:{label}@{generation}:{suffix}", inner.prefix, kind.name()),
@@ -246,7 +248,7 @@ impl Cache {
                 if let (Some(tier), Some(generation)) = (shared, generation) {
                     let stored = match fetched {
                         Some(fetched) => Ok(fetched),
-                        None => tier.run::<Option<Vec<u8>>>(redis::cmd("GET").arg(&shared_key)).await,
+                        None => tier.run::<Option<Vec<u8>>>(redis::cmd("GET").arg(shared_key())).await,
                     };
                     match stored.map(|bytes| bytes.and_then(|bytes| codec::current(bytes, generation))) {
                         Ok(Some(bytes)) => {
@@ -260,7 +262,7 @@ impl Cache {
                 let value = load(counters, loader).await?;
                 let bytes = codec::encode(&value).map_err(|_| E::from(CacheError::Codec(kind.name())))?;
                 if let (Some(_), Some(generation)) = (shared, generation) {
-                    self.store_later(kind, shared_key, codec::stamped(generation, &bytes));
+                    self.store_later(kind, shared_key(), codec::stamped(generation, &bytes));
                 }
                 Ok::<_, E>(LocalEntry { bytes: Arc::new(bytes), ttl: local_ttl })
             })
@@ -437,8 +439,9 @@ impl Cache {
         old
     }
 
-    /// The scope's current generation and, when `value_key` is given and Redis was asked, what
-    /// Redis holds under it (`Some(None)`: nothing), read in the same round trip.
+    /// The scope's current generation and, when `value_key` (which makes the value's key) is
+    /// given and Redis was asked, what Redis holds under it (`Some(None)`: nothing), read in
+    /// the same round trip.
     ///
     /// A generation is remembered here; after `cache.local_ttl_secs` it is checked with Redis
     /// again, and the greater of the two is kept (Redis may have missed a bump made here). None
@@ -449,7 +452,7 @@ impl Cache {
         &self,
         label: &str,
         mode: CacheMode,
-        value_key: Option<&str>,
+        value_key: Option<&(dyn Fn() -> String + Sync)>,
     ) -> (Option<u64>, Option<Option<Vec<u8>>>) {
         let remembered = self.0.generations.get(label);
         let Some(tier) = &self.0.shared else {
@@ -471,7 +474,7 @@ impl Cache {
         let mut read = redis::cmd("MGET");
         read.arg(format!("{}gen:{label}", self.0.prefix));
         if let Some(key) = value_key {
-            read.arg(key);
+            read.arg(key());
         }
         let Ok(mut values) = tier.run::<Vec<Option<Vec<u8>>>>(&read).await else { return (None, None) };
         let stored = if value_key.is_some() { values.pop() } else { None };
