@@ -144,7 +144,7 @@ async fn login(
 #[utoipa::path(post, path = "/api/auth/logout", tag = "auth", security(("session" = [])),
     responses((status = 204), (status = 401, body = ErrorResponse)))]
 async fn logout(State(state): State<AppState>, user: AuthUser) -> Result<(StatusCode, HeaderMap)> {
-    accounts::logout(&state, &user.token_hash).await?;
+    accounts::logout(&state, &user.id, &user.token_hash).await?;
     let mut headers = HeaderMap::new();
     headers.insert(header::SET_COOKIE, session_cookie(&state, "", 0));
     Ok((StatusCode::NO_CONTENT, headers))

@@ -236,7 +236,8 @@ fn serde_message(text: &str) -> String {
 pub const SESSION_COOKIE: &str = "vibing2_session";
 
 /// The caller, authenticated by a session token sent as `Authorization: Bearer <token>` or
-/// as the session cookie. Missing, unknown or expired tokens are 401.
+/// as the session cookie (`<userId>.<secret>`, or a session's from before tokens carried the
+/// user id; `auth::token`). Missing, malformed, unknown or expired tokens are 401.
 #[derive(Debug, Clone)]
 pub struct AuthUser {
     pub id: String,
@@ -274,8 +275,10 @@ impl FromRequestParts<AppState> for MaybeUser {
                     .into(),
             ));
         }
+        // A malformed token (`token::parse_session_token`) is refused before any lookup.
+        let claim = token::parse_session_token(&token).ok_or(Error::Unauthorized)?;
         let token_hash = token::hash_token(&token);
-        let session = accounts::session(state, &token_hash).await?;
+        let session = accounts::session(state, &claim, &token_hash).await?;
         if let Some(writer) = parts.extensions.get::<reads::Writer>() {
             writer.record(&session.user_id);
         }

@@ -56,8 +56,9 @@ pub enum Route {
     /// (the owner's or a member's public face from `User`): one shard once their joined
     /// columns are a reference table (docs/scaling.md, "What would change").
     RouterWithReference(Key, &'static [&'static str]),
-    /// Found by a column that is neither key (a user by e-mail, a session by token hash, an
-    /// invite or a competition by its id): the change that makes it routable.
+    /// Found by a column that is neither key (a user by e-mail, an invite or a competition by
+    /// its id, a session from before tokens carried the user id): the change that makes it
+    /// routable, or why it is left as it is.
     Lookup(&'static str),
     /// Over many shards by nature: how it is served at that scale.
     CrossShard(&'static str),
@@ -69,8 +70,10 @@ const USER_FACE: &[&str] = &["User"];
 
 const BY_EMAIL: &str = "a user by e-mail: an e-mail → user id table distributed by e-mail (which also keeps \
                         e-mails unique, as a unique index on User no longer can), then a router query by user id";
-const BY_TOKEN: &str = "a session by token hash: tokens carry the user id (`<userId>.<secret>`, the hash over \
-                        all of it), so the lookup adds \"userId\" = $2";
+const UNKEYED_SESSION: &str = "transitional: a session whose token carries no user id (Phase-1 sessions \
+                               `vibing2 import` hashed, Phase-2 ones `migrate` hashed, this service's own from \
+                               before `<userId>.<secret>`), found by its hash alone; no new session is one, so \
+                               the lookup is gone when the last of them expires";
 const BY_INVITE: &str = "an invite by its id: invite ids carry the project id, as tokens carry the user id";
 const BY_COMPETITION: &str = "a competition by its id: competitions are few, so an id → projectId reference \
                               table routes them";
@@ -100,8 +103,9 @@ pub const QUERIES: &[(&str, Route)] = &[
     ("users.id_by_email", Route::Lookup(BY_EMAIL)),
     ("sessions.create", Route::Router(Key::User)),
     ("sessions.delete_others", Route::Router(Key::User)),
-    ("sessions.live", Route::Lookup(BY_TOKEN)),
-    ("sessions.delete", Route::Lookup(BY_TOKEN)),
+    ("sessions.live", Route::Router(Key::User)),
+    ("sessions.live_unkeyed", Route::Lookup(UNKEYED_SESSION)),
+    ("sessions.delete", Route::Router(Key::User)),
     ("usage.record", Route::Router(Key::User)),
     ("usage.summary", Route::Router(Key::User)),
     ("usage.recent", Route::Router(Key::User)),

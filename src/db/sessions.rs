@@ -1,4 +1,4 @@
-//! Sessions, keyed by the SHA-256 of their token.
+//! Sessions, keyed by the SHA-256 of their token, found with their user's id (`auth::token`).
 
 use sqlx::PgExecutor;
 
@@ -31,9 +31,29 @@ pub async fn create(
     .await
 }
 
-/// The user and expiry of a live (unexpired) session.
-pub async fn live(db: impl PgExecutor<'_>, token_hash: &str) -> sqlx::Result<Option<(String, UtcTime)>> {
+/// The expiry of `user_id`'s live (unexpired) session with this token hash: a token of the
+/// form `<userId>.<secret>` (`auth::token`), found by the user's key. A token whose user part
+/// is not the session's user finds nothing.
+pub async fn live(db: impl PgExecutor<'_>, token_hash: &str, user_id: &str) -> sqlx::Result<Option<UtcTime>> {
     timed("sessions.live", async move {
+        sqlx::query_scalar!(
+            r#"SELECT "expires" AS "expires: UtcTime" FROM "Session"
+               WHERE "tokenHash" = $1 AND "userId" = $2 AND "expires" > now() AT TIME ZONE 'UTC'"#,
+            token_hash,
+            user_id
+        )
+        .fetch_optional(db)
+        .await
+    })
+    .await
+}
+
+/// The user and expiry of a live session whose token carries no user id (`Claim::Unkeyed`:
+/// imported Phase-1 and migrated Phase-2 sessions, and this service's own from before tokens
+/// carried it), found by the token hash alone. Transitional: no new session is of this kind,
+/// so it serves nobody once the last of them expires.
+pub async fn live_unkeyed(db: impl PgExecutor<'_>, token_hash: &str) -> sqlx::Result<Option<(String, UtcTime)>> {
+    timed("sessions.live_unkeyed", async move {
         let row = sqlx::query!(
             r#"SELECT "userId" AS "user_id", "expires" AS "expires: UtcTime" FROM "Session"
                WHERE "tokenHash" = $1 AND "expires" > now() AT TIME ZONE 'UTC'"#,
@@ -46,9 +66,14 @@ pub async fn live(db: impl PgExecutor<'_>, token_hash: &str) -> sqlx::Result<Opt
     .await
 }
 
-pub async fn delete(db: impl PgExecutor<'_>, token_hash: &str) -> sqlx::Result<bool> {
+/// Ends `user_id`'s session with this token hash (the user is the authenticated session's,
+/// whatever the token's kind).
+pub async fn delete(db: impl PgExecutor<'_>, token_hash: &str, user_id: &str) -> sqlx::Result<bool> {
     timed("sessions.delete", async move {
-        let result = sqlx::query!(r#"DELETE FROM "Session" WHERE "tokenHash" = $1"#, token_hash).execute(db).await?;
+        let result =
+            sqlx::query!(r#"DELETE FROM "Session" WHERE "tokenHash" = $1 AND "userId" = $2"#, token_hash, user_id)
+                .execute(db)
+                .await?;
         Ok(result.rows_affected() > 0)
     })
     .await

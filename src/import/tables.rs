@@ -319,7 +319,7 @@ const INVITE_LIFETIME_MILLIS: i64 = 7 * 24 * 60 * 60 * 1000;
 pub enum Outcome {
     Keep(Vec<Cell>),
     Quarantine(String),
-    /// Left out on purpose, counted (an expired session).
+    /// Left out on purpose, counted (an expired session, or one whose token holds a `.`).
     Drop,
 }
 
@@ -614,8 +614,14 @@ fn session(row: &mut Reader, context: &Context) -> Rule<Outcome> {
     if expires <= context.now {
         return Ok(Outcome::Drop);
     }
+    // A token with a `.` would read as one of the service's `<userId>.<secret>` tokens, which
+    // it is not, and could never sign in (`auth::token`): its user signs in again.
+    let token = row.text("sessionToken")?;
+    if token.contains('.') {
+        return Ok(Outcome::Drop);
+    }
     // Stored as the service stores its own sessions: the token's SHA-256, never the token.
-    let token_hash = crate::auth::token::hash_token(&row.text("sessionToken")?);
+    let token_hash = crate::auth::token::hash_token(&token);
     Ok(Outcome::Keep(vec![
         Cell::Text(token_hash),
         Cell::Text(user_id),

@@ -5,7 +5,7 @@ use chrono::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::auth::password::{self, Verdict};
-use crate::auth::token;
+use crate::auth::token::{self, Claim};
 use crate::cache::{Kind, Scope};
 use crate::db::{sessions, users, users::UserRow};
 use crate::domain::UtcTime;
@@ -75,7 +75,7 @@ pub async fn login(state: &AppState, email: &str, client: &str, password: String
     };
     rate_limit::succeeded(&state.pool, reservation).await?;
 
-    let (session_token, token_hash) = token::new_session_token();
+    let (session_token, token_hash) = token::new_session_token(&user_id);
     let ttl = Duration::days(i64::from(state.settings.auth.session_ttl_days));
     let expires_at = UtcTime((chrono::Utc::now() + ttl).naive_utc());
     if !sessions::create(&state.pool, &token_hash, &user_id, expires_at, &verified_hash).await? {
@@ -86,25 +86,40 @@ pub async fn login(state: &AppState, email: &str, client: &str, password: String
     Ok(OpenedSession { token: session_token, expires_at, user })
 }
 
-/// The live session behind a presented token's hash, through the cache; 401 otherwise.
-pub async fn session(state: &AppState, token_hash: &str) -> Result<Session> {
+/// The live session behind a presented token (its claim and hash), through the cache; 401
+/// otherwise. A token that carries a user id is looked up by it (a router query on Citus); one
+/// without, by its hash alone (`sessions::live_unkeyed`, transitional).
+pub async fn session(state: &AppState, claim: &Claim, token_hash: &str) -> Result<Session> {
     let scope = Scope::Session(token_hash.to_owned());
     let session = state
         .cache
         .get_or_load(Kind::Session, &scope, "", || async {
-            let (user_id, expires) = sessions::live(&state.pool, token_hash).await?.ok_or(Error::Unauthorized)?;
+            let found = match claim {
+                Claim::User(user_id) => {
+                    sessions::live(&state.pool, token_hash, user_id).await?.map(|expires| (user_id.clone(), expires))
+                }
+                Claim::Unkeyed => sessions::live_unkeyed(&state.pool, token_hash).await?,
+            };
+            let (user_id, expires) = found.ok_or(Error::Unauthorized)?;
             Ok::<_, Error>(Session { user_id, expires })
         })
         .await?;
-    // A cached session is only as good as its expiry.
-    if session.expires <= UtcTime::now() {
+    // The hash covers the user part, so a cached session is the claimed user's; checked all the
+    // same. And a cached session is only as good as its expiry.
+    let claimed = match claim {
+        Claim::User(user_id) => *user_id == session.user_id,
+        Claim::Unkeyed => true,
+    };
+    if !claimed || session.expires <= UtcTime::now() {
         return Err(Error::Unauthorized);
     }
     Ok(session)
 }
 
-pub async fn logout(state: &AppState, token_hash: &str) -> Result<()> {
-    sessions::delete(&state.pool, token_hash).await?;
+/// Ends the caller's session (`user_id` is the session's, so the delete is by the user's key
+/// whatever the token's kind).
+pub async fn logout(state: &AppState, user_id: &str, token_hash: &str) -> Result<()> {
+    sessions::delete(&state.pool, token_hash, user_id).await?;
     let ended = [token_hash.to_owned()];
     invalidation::after(&state.cache, Write::Logout, Subjects { sessions: &ended, ..Subjects::default() }).await;
     Ok(())

@@ -37,7 +37,9 @@ async fn login_returns_a_bearer_token_and_an_httponly_cookie_stored_only_as_a_ha
     let login = app.login(&user.email, &user.password).await;
     assert_eq!(login.status, StatusCode::OK);
     let token = login.json["token"].as_str().unwrap();
-    assert!(token.len() >= 43, "at least 256 bits, base64url: {token}");
+    let (user_part, secret) = token.split_once('.').expect("<userId>.<secret>");
+    assert_eq!(user_part, user.id, "the token carries the user id: {token}");
+    assert_eq!(secret.len(), 43, "256 bits, base64url: {token}");
     assert!(login.json["expiresAt"].as_str().unwrap().ends_with('Z'));
     assert_eq!(login.json["user"]["id"], user.id.as_str());
     assert!(login.json["user"].get("password").is_none());
@@ -451,4 +453,94 @@ async fn a_login_verified_against_a_replaced_password_opens_no_session() {
     let undone = vibing2::db::users::replace_password_hash(&app.pool, &user.id, &old, "stale-rehash").await.unwrap();
     assert!(!undone, "a rehash of the old password");
     app.login(&user.email, "a-new-password").await.expect(StatusCode::OK);
+}
+
+/// The secret part of a token: 256 bits, base64url, as `auth::token` makes them.
+fn secret() -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(rand::random::<[u8; 32]>())
+}
+
+#[tokio::test]
+async fn a_token_whose_user_part_names_another_user_is_refused() {
+    let app = TestApp::new().await;
+    let (ada, eve) = (app.user("Ada").await, app.user("Eve").await);
+    let (_, ada_secret) = ada.token.split_once('.').unwrap();
+    app.call(Method::GET, "/api/auth/session", Some(&ada.token), None).await.expect(StatusCode::OK);
+
+    // Ada's secret under Eve's id hashes to no session; and a row holding that token's hash, but
+    // Ada's, is not found for the Eve the token names.
+    let forged = format!("{}.{ada_secret}", eve.id);
+    let refused = app.call(Method::GET, "/api/auth/session", Some(&forged), None).await;
+    assert_eq!((refused.status, refused.error_code()), (StatusCode::UNAUTHORIZED, "unauthorized"));
+    let hash = vibing2::auth::token::hash_token(&forged);
+    sqlx::query(r#"INSERT INTO "Session" ("tokenHash", "userId", "expires") VALUES ($1, $2, '2999-01-01')"#)
+        .bind(&hash)
+        .bind(&ada.id)
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    let refused = app.call(Method::GET, "/api/auth/session", Some(&forged), None).await;
+    assert_eq!(refused.status, StatusCode::UNAUTHORIZED, "the lookup filters on the token's user id");
+    let logout = app.call(Method::POST, "/api/auth/logout", Some(&forged), None).await;
+    assert_eq!(logout.status, StatusCode::UNAUTHORIZED);
+    // Ada's own token still works, and reads as Ada.
+    let session = app.call(Method::GET, "/api/auth/session", Some(&ada.token), None).await.expect(StatusCode::OK);
+    assert_eq!(session.json["id"], ada.id.as_str());
+}
+
+#[tokio::test]
+async fn a_session_whose_token_carries_no_user_id_still_authenticates_and_logs_out() {
+    let app = TestApp::new().await;
+    let user = app.user("Phase").await;
+    // As `vibing2 import` stores a Phase-1 session: the SHA-256 of its plaintext token (a uuid).
+    let phase1 = "8caaaae3-6c19-4e17-83a3-986955218d79";
+    sqlx::query(r#"INSERT INTO "Session" ("tokenHash", "userId", "expires") VALUES ($1, $2, '2999-01-01')"#)
+        .bind(vibing2::auth::token::hash_token(phase1))
+        .bind(&user.id)
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    let session = app.call(Method::GET, "/api/auth/session", Some(phase1), None).await.expect(StatusCode::OK);
+    assert_eq!(session.json["id"], user.id.as_str());
+    app.call(Method::POST, "/api/auth/logout", Some(phase1), None).await.expect(StatusCode::NO_CONTENT);
+    app.call(Method::GET, "/api/auth/session", Some(phase1), None).await.expect(StatusCode::UNAUTHORIZED);
+    let left: i64 = sqlx::query_scalar(r#"SELECT count(*) FROM "Session" WHERE "userId" = $1"#)
+        .bind(&user.id)
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(left, 1, "only the Phase-1 session ended; the login's own is still there");
+}
+
+#[tokio::test]
+async fn a_malformed_token_is_a_401_in_the_json_shape() {
+    let app = TestApp::new().await;
+    let user = app.user("Mal").await;
+    let secret = secret();
+    for token in [
+        format!(".{secret}"),
+        format!("{}.", user.id),
+        format!("{}.short", user.id),
+        format!("{}.{secret}.{secret}", user.id),
+        format!("{}%zz.{secret}", user.id),
+        format!("{}.{secret}", "u".repeat(600)),
+        "x".repeat(600),
+        format!("{} x.{secret}", user.id),
+        format!("{}\"x.{secret}", user.id),
+    ] {
+        for (method, uri) in [(Method::GET, "/api/auth/session"), (Method::GET, "/api/projects?limit=1")] {
+            let response = app.call(method, uri, Some(&token), None).await;
+            assert_eq!(response.status, StatusCode::UNAUTHORIZED, "{uri} with {token:?}: {}", response.json);
+            assert_eq!(response.error_code(), "unauthorized", "{token:?}");
+        }
+    }
+    // As a cookie too.
+    let request = axum::http::Request::builder()
+        .uri("/api/auth/session")
+        .header(header::COOKIE, format!("vibing2_session=.{secret}"))
+        .body(axum::body::Body::empty())
+        .unwrap();
+    let response = crate::support::send_to(&app.router, request).await;
+    assert_eq!((response.status, response.error_code()), (StatusCode::UNAUTHORIZED, "unauthorized"));
 }

@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use axum::http::StatusCode;
+use axum::http::{Method, StatusCode};
 use rusqlite::params;
 use sqlx::{Connection, Row};
 use vibing2::import::report::{ImportReport, Outcome};
@@ -156,6 +156,34 @@ async fn the_real_fixture_imports_whole_and_its_bcrypt_user_logs_in() {
         .await
         .unwrap();
     assert!(rehashed.starts_with("$argon2id$"), "rehashed on the first login: {rehashed}");
+}
+
+#[tokio::test]
+async fn an_imported_phase1_session_still_authenticates_and_a_dotted_token_is_left_out() {
+    let (dir, source) = empty_phase1();
+    let writer = writable(&source);
+    writer
+        .execute(
+            r#"INSERT INTO "User" ("id", "name", "email", "password", "plan", "tokenBalance", "contextUsed", "createdAt", "updatedAt")
+               VALUES ('u1', 'Ada', 'ada@example.com', ?1, 'FREE', 10, 0, 1760092008912, 1760092008912)"#,
+            params![bcrypt::hash("phase1", 4).unwrap()],
+        )
+        .unwrap();
+    let session = r#"INSERT INTO "Session" ("sessionToken", "userId", "expires", "createdAt", "updatedAt") VALUES (?1, 'u1', '2099-01-01 00:00:00', 1760092008912, 1760092008912)"#;
+    let phase1 = "8caaaae3-6c19-4e17-83a3-986955218d79";
+    writer.execute(session, params![phase1]).unwrap();
+    writer.execute(session, params!["u1.dotted"]).unwrap();
+    drop(writer);
+    let db = TestDb::empty().await;
+    let report = import_into(&db, &options(&source, &dir.path().join("rejects.jsonl"))).await.unwrap();
+    assert!(report.ok, "{}", report.text());
+    assert_eq!((table(&report, "Session").imported, table(&report, "Session").dropped), (1, 1));
+
+    let app = TestApp::on(db, &[]).await;
+    let session = app.call(Method::GET, "/api/auth/session", Some(phase1), None).await.expect(StatusCode::OK);
+    assert_eq!(session.json["id"], "u1");
+    let dotted = app.call(Method::GET, "/api/auth/session", Some("u1.dotted"), None).await;
+    assert_eq!(dotted.status, StatusCode::UNAUTHORIZED);
 }
 
 /// Every index and constraint of the public schema, by definition.
