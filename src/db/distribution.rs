@@ -40,6 +40,7 @@ pub const TABLES: &[(&str, Placement)] = &[
     ("Competition", Placement::Distributed(Key::Project, "projectId")),
     ("project_stats", Placement::Distributed(Key::Project, "projectId")),
     ("ViewRefresh", Placement::Reference),
+    ("UserFace", Placement::Reference),
     ("LoginFailure", Placement::Coordinator),
     ("VerificationToken", Placement::Coordinator),
     ("JobRun", Placement::Coordinator),
@@ -50,12 +51,9 @@ pub const TABLES: &[(&str, Placement)] = &[
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Route {
     /// Pinned to one value of the key, and every distributed table it touches is in the
-    /// key's group: a router query on one shard, as written today.
+    /// key's group (the others it touches are reference tables, such as `UserFace`, the
+    /// owner's or a member's public face): a router query on one shard, as written today.
     Router(Key),
-    /// Pinned to one value of the key, but it also joins these tables of the other group
-    /// (the owner's or a member's public face from `User`): one shard once their joined
-    /// columns are a reference table (docs/scaling.md, "What would change").
-    RouterWithReference(Key, &'static [&'static str]),
     /// Found by a column that is neither key (a user by e-mail, an invite or a competition by
     /// its id, a session from before tokens carried the user id): the change that makes it
     /// routable, or why it is left as it is.
@@ -65,8 +63,6 @@ pub enum Route {
     /// Only the coordinator's own tables.
     Coordinator,
 }
-
-const USER_FACE: &[&str] = &["User"];
 
 const BY_EMAIL: &str = "a user by e-mail: an e-mail → user id table distributed by e-mail (which also keeps \
                         e-mails unique, as a unique index on User no longer can), then a router query by user id";
@@ -110,7 +106,7 @@ pub const QUERIES: &[(&str, Route)] = &[
     ("usage.summary", Route::Router(Key::User)),
     ("usage.recent", Route::Router(Key::User)),
     ("projects.create", Route::Router(Key::Project)),
-    ("projects.get", Route::RouterWithReference(Key::Project, USER_FACE)),
+    ("projects.get", Route::Router(Key::Project)),
     ("projects.facts", Route::Router(Key::Project)),
     ("projects.update", Route::Router(Key::Project)),
     ("projects.delete", Route::Router(Key::Project)),
@@ -133,9 +129,9 @@ pub const QUERIES: &[(&str, Route)] = &[
     ("collab.expire_pending", Route::Router(Key::Project)),
     ("collab.revoke", Route::Router(Key::Project)),
     ("collab.remove", Route::Router(Key::Project)),
-    ("collab.pending_of_project", Route::RouterWithReference(Key::Project, USER_FACE)),
-    ("collab.members", Route::RouterWithReference(Key::Project, USER_FACE)),
-    ("collab.set_role", Route::RouterWithReference(Key::Project, USER_FACE)),
+    ("collab.pending_of_project", Route::Router(Key::Project)),
+    ("collab.members", Route::Router(Key::Project)),
+    ("collab.set_role", Route::Router(Key::Project)),
     ("collab.invite", Route::Lookup(BY_INVITE)),
     ("collab.accept", Route::Lookup(BY_INVITE)),
     ("collab.decline", Route::Lookup(BY_INVITE)),

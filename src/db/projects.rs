@@ -90,6 +90,8 @@ pub async fn create(db: impl PgExecutor<'_>, id: &str, owner_id: &str, new: &New
     .await
 }
 
+/// The project with its owner's public face (`UserFace`, a reference table on Citus, so the
+/// read stays on the project's shard).
 pub async fn get(db: impl PgExecutor<'_>, id: &str) -> sqlx::Result<Option<ProjectRow>> {
     timed("projects.get", async move {
         sqlx::query_as!(
@@ -100,7 +102,7 @@ pub async fn get(db: impl PgExecutor<'_>, id: &str) -> sqlx::Result<Option<Proje
                       p."viewCount" AS "view_count", p."isFeatured" AS "is_featured",
                       u."id" AS "owner_id", u."name" AS "owner_name", u."image" AS "owner_image",
                       p."createdAt" AS "created_at: UtcTime", p."updatedAt" AS "updated_at: UtcTime"
-               FROM "Project" p JOIN "User" u ON u."id" = p."userId" WHERE p."id" = $1"#,
+               FROM "Project" p JOIN "UserFace" u ON u."id" = p."userId" WHERE p."id" = $1"#,
             id
         )
         .fetch_optional(db)

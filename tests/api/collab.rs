@@ -672,3 +672,73 @@ async fn inviting_is_rate_limited_per_sender() {
     let third = invite(&app, &owner, &project, json!({"email": "nobody2@example.com", "role": "VIEWER"})).await;
     assert_eq!((third.status, third.error_code()), (StatusCode::TOO_MANY_REQUESTS, "rate_limited"));
 }
+
+/// Names and images cannot be changed through the API; a rename is a write to "User" (an
+/// operator's, or the Phase-2 platform's while it still runs). The project's reads join the
+/// public face `UserFace` (a reference table on Citus), which the trigger of migration 15
+/// keeps in step: the first read after the rename shows it in every place a name shows.
+#[tokio::test]
+async fn a_renamed_user_shows_renamed_in_the_project_its_members_and_its_invites() {
+    let app = TestApp::new().await;
+    let owner = app.user("Owner").await;
+    let alice = app.user("Alice").await;
+    let bob = app.user("Bob").await;
+    let project = app.project(&owner, "PRIVATE").await;
+    app.add_collaborator(&project, &alice, "VIEWER").await;
+    invite(&app, &owner, &project, json!({"userId": bob.id, "role": "VIEWER"})).await.expect(StatusCode::CREATED);
+
+    let rename = |id: String, name: &'static str, image: Option<&'static str>| {
+        let pool = app.pool.clone();
+        async move {
+            sqlx::query(r#"UPDATE "User" SET "name" = $2, "image" = $3 WHERE "id" = $1"#)
+                .bind(id)
+                .bind(name)
+                .bind(image)
+                .execute(&pool)
+                .await
+                .unwrap();
+        }
+    };
+    rename(owner.id.clone(), "Ada", Some("https://img.example/ada.png")).await;
+    rename(alice.id.clone(), "Alicia", None).await;
+    let face = json!({"id": owner.id, "name": "Ada", "image": "https://img.example/ada.png"});
+
+    let read = app.call(Method::GET, &format!("/api/projects/{project}"), Some(&owner.token), None).await;
+    assert_eq!(read.expect(StatusCode::OK).json["owner"], face);
+    let members = app.call(Method::GET, &format!("/api/projects/{project}/members"), Some(&owner.token), None).await;
+    let names: Vec<(&str, &str)> = members.json["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|member| (member["userId"].as_str().unwrap(), member["name"].as_str().unwrap()))
+        .collect();
+    assert_eq!(names, [(owner.id.as_str(), "Ada"), (alice.id.as_str(), "Alicia")]);
+    let uri = format!("/api/projects/{project}/members/{}", alice.id);
+    let changed = app.call(Method::PATCH, &uri, Some(&owner.token), Some(json!({"role": "EDITOR"}))).await;
+    assert_eq!(changed.expect(StatusCode::OK).json["name"], "Alicia");
+    let invites = app.call(Method::GET, &format!("/api/projects/{project}/invites"), Some(&owner.token), None).await;
+    assert_eq!(invites.expect(StatusCode::OK).json["items"][0]["fromUser"], face);
+
+    // The face follows only the public columns: a balance change leaves it as it is, and a
+    // deleted user takes it along.
+    let faces = |id: String| {
+        let pool = app.pool.clone();
+        async move {
+            sqlx::query_as::<_, (Option<String>, Option<String>)>(
+                r#"SELECT "name", "image" FROM "UserFace" WHERE "id" = $1"#,
+            )
+            .bind(id)
+            .fetch_optional(&pool)
+            .await
+            .unwrap()
+        }
+    };
+    sqlx::query(r#"UPDATE "User" SET "tokenBalance" = 1 WHERE "id" = $1"#)
+        .bind(&bob.id)
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(faces(bob.id.clone()).await, Some((Some("Bob".to_owned()), None)));
+    sqlx::query(r#"DELETE FROM "User" WHERE "id" = $1"#).bind(&bob.id).execute(&app.pool).await.unwrap();
+    assert_eq!(faces(bob.id.clone()).await, None);
+}

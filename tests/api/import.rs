@@ -139,6 +139,15 @@ async fn the_real_fixture_imports_whole_and_its_bcrypt_user_logs_in() {
         .await
         .unwrap();
     assert_eq!(cursors, [1, 2, 3]);
+    // The users' public faces came with them: the COPY into "User" fires migration 15's trigger.
+    let faces: Vec<(String, Option<String>, Option<String>)> =
+        sqlx::query_as(r#"SELECT "id", "name", "image" FROM "UserFace" ORDER BY "id""#)
+            .fetch_all(&mut conn)
+            .await
+            .unwrap();
+    let users: Vec<(String, Option<String>, Option<String>)> =
+        sqlx::query_as(r#"SELECT "id", "name", "image" FROM "User" ORDER BY "id""#).fetch_all(&mut conn).await.unwrap();
+    assert_eq!((faces.len(), &faces), (2, &users));
 
     // The keys, indexes and foreign keys dropped for the load are all back, as migrate made them.
     let migrated = TestDb::migrated().await;

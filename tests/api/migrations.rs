@@ -30,6 +30,14 @@ pub async fn catalog_snapshot(conn: &mut PgConnection) -> Vec<String> {
              AND tablename::text NOT IN (SELECT name FROM partitions)
            UNION ALL
            SELECT format('view %s', matviewname) FROM pg_matviews WHERE schemaname = 'public'
+           UNION ALL
+           SELECT format('trigger %s', pg_get_triggerdef(t.oid)) FROM pg_trigger t JOIN pg_class r ON r.oid = t.tgrelid
+           WHERE NOT t.tgisinternal AND r.relnamespace = 'public'::regnamespace
+             AND t.tgrelid NOT IN (SELECT oid FROM partitions)
+           UNION ALL
+           SELECT format('function %s', p.oid::regprocedure) FROM pg_proc p
+           WHERE p.pronamespace = 'public'::regnamespace
+             AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.objid = p.oid AND d.deptype = 'e')
            ORDER BY 1"#,
     )
     .fetch_all(conn)
@@ -73,7 +81,9 @@ async fn a_fresh_database_gets_the_full_schema_and_a_rerun_is_a_noop() {
         .fetch_all(&mut conn)
         .await
         .unwrap();
-    for table in PHASE2_TABLES.iter().chain(&["Competition", "ProjectLike", "ViewRefresh", "MigrationIssue"]) {
+    for table in
+        PHASE2_TABLES.iter().chain(&["Competition", "ProjectLike", "ViewRefresh", "MigrationIssue", "UserFace"])
+    {
         assert!(tables.iter().any(|t| t == table), "table {table} missing from {tables:?}");
     }
     for view in ["user_token_summary", "project_stats"] {
@@ -201,6 +211,17 @@ async fn a_phase2_database_is_upgraded_in_place_keeping_every_row() {
     // Sessions: only a hash of the token remains, and it is the hash of the old token.
     let hash: String = sqlx::query_scalar(r#"SELECT "tokenHash" FROM "Session""#).fetch_one(&mut conn).await.unwrap();
     assert_eq!(hash, hex::encode(Sha256::digest(b"plain-session-token-from-nextauth")));
+
+    // Every user has their public face, the same name and image (migration 15).
+    let unlike: i64 = sqlx::query_scalar(
+        r#"SELECT count(*) FROM "User" u FULL JOIN "UserFace" f USING ("id")
+           WHERE u."id" IS NULL OR f."id" IS NULL OR (u."name", u."image") IS DISTINCT FROM (f."name", f."image")"#,
+    )
+    .fetch_one(&mut conn)
+    .await
+    .unwrap();
+    let faces: i64 = sqlx::query_scalar(r#"SELECT count(*) FROM "UserFace""#).fetch_one(&mut conn).await.unwrap();
+    assert_eq!((unlike, faces), (0, before["User"]));
 
     // Messages: cursors follow creation order, ties broken by id; new ones continue after.
     let order: Vec<String> =
