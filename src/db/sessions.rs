@@ -31,16 +31,13 @@ pub async fn create(
     .await
 }
 
+/// The user and expiry of a live session: `$1` the SHA-256 of its token.
+pub const LIVE_SQL: &str = include_str!("../../queries/sessions_live.sql");
+
 /// The user and expiry of a live (unexpired) session.
 pub async fn live(db: impl PgExecutor<'_>, token_hash: &str) -> sqlx::Result<Option<(String, UtcTime)>> {
     timed("sessions.live", async move {
-        let row = sqlx::query!(
-            r#"SELECT "userId" AS "user_id", "expires" AS "expires: UtcTime" FROM "Session"
-               WHERE "tokenHash" = $1 AND "expires" > now() AT TIME ZONE 'UTC'"#,
-            token_hash
-        )
-        .fetch_optional(db)
-        .await?;
+        let row = sqlx::query_file!("queries/sessions_live.sql", token_hash).fetch_optional(db).await?;
         Ok(row.map(|row| (row.user_id, row.expires)))
     })
     .await
