@@ -4,6 +4,7 @@
 pub mod http;
 pub mod import;
 pub mod measure;
+pub mod replay;
 pub mod report;
 pub mod scenarios;
 pub mod seed;

@@ -4,7 +4,7 @@ use anyhow::Context;
 use secrecy::ExposeSecret;
 
 use super::Database;
-use crate::cli::{BenchCommand, BenchPart, EmailConflictChoice, ImportCommand, SeedFlavor};
+use crate::cli::{BenchCommand, BenchPart, EmailConflictChoice, HttpData, ImportCommand, SeedFlavor};
 use crate::config::Settings;
 use crate::db;
 use crate::jobs;
@@ -65,6 +65,7 @@ pub async fn bench(settings: Settings, command: BenchCommand) -> anyhow::Result<
     if let Some(BenchPart::Http {
         url,
         concurrency,
+        data,
         users,
         projects_per_user,
         duration,
@@ -77,11 +78,16 @@ pub async fn bench(settings: Settings, command: BenchCommand) -> anyhow::Result<
         let report = bench::http::run(bench::http::HttpOptions {
             url: &url,
             concurrency,
+            data: match data {
+                HttpData::Own => bench::http::Data::Own,
+                HttpData::Seeded => bench::http::Data::Seeded,
+            },
             users: users.unwrap_or(concurrency.min(32)),
             projects_per_user: projects_per_user.into(),
             seconds: duration,
             server_pid,
             pgbench_database: database.as_deref(),
+            select_only_reference: true,
             scenario_seconds,
             admin_token: settings.admin_token.as_ref().map(|token| token.expose_secret()),
         })
