@@ -174,6 +174,11 @@ pub enum BenchPart {
         seed: u64,
         #[arg(long, value_enum, default_value_t = SeedFlavor::Current)]
         flavor: SeedFlavor,
+        /// The day (UTC, YYYY-MM-DD) every generated time comes before, at midnight; by
+        /// default 2026-01-01, so runs are byte-for-byte the same. Give today's date for data
+        /// the wall clock's "last 30 days" reads (`bench http --data seeded`'s usage summary).
+        #[arg(long)]
+        anchor: Option<chrono::NaiveDate>,
     },
     /// Generate a clean Phase-1 SQLite database and time `vibing2 import` and pgloader on it,
     /// each into a fresh database beside DATABASE_URL.

@@ -108,13 +108,17 @@ pub async fn bench(settings: Settings, command: BenchCommand) -> anyhow::Result<
                 },
             )
         }
-        Some(BenchPart::Seed { scale, seed, flavor }) => {
+        Some(BenchPart::Seed { scale, seed, flavor, anchor }) => {
             let (flavor, optimized) = match flavor {
                 SeedFlavor::Current => (Flavor::Current, false),
                 SeedFlavor::Phase2 => (Flavor::Phase2, false),
                 SeedFlavor::Phase2Optimized => (Flavor::Phase2, true),
             };
-            let seeded = bench::seed_target(&database.url, scale, seed, flavor).await;
+            let anchor = match anchor {
+                Some(day) => day.and_hms_opt(0, 0, 0).context("midnight exists")?,
+                None => bench::seed::DEFAULT_ANCHOR,
+            };
+            let seeded = bench::seed_target(&database.url, scale, seed, flavor, anchor).await;
             let seeded = match seeded {
                 Ok(report) if optimized => bench::optimize_like_the_report(&database.url).await.map(|()| report),
                 other => other,

@@ -135,6 +135,20 @@ pub(super) async fn prepare(
         .bind(&fixtures.heavy_project)
         .fetch_one(&pool)
         .await?;
+    let recent_usage: i64 = sqlx::query_scalar(
+        r#"SELECT count(*) FROM "TokenUsage"
+           WHERE "userId" = $1 AND "timestamp" >= now() AT TIME ZONE 'UTC' - interval '30 days'"#,
+    )
+    .bind(&fixtures.heavy_usage_user)
+    .fetch_one(&pool)
+    .await?;
+    if recent_usage == 0 {
+        eprintln!(
+            "the seeded usage of {} is older than 30 days: the usage summary reads none of it (seed with \
+             `bench seed --anchor` today's date for it)",
+            fixtures.heavy_usage_user
+        );
+    }
     pool.close().await;
     // As the seed report's message scenario: page 50, or the deepest full page.
     let depth = ((DEEP_PAGE - 1) * PAGE).min((messages - 1).max(0) / PAGE * PAGE);
