@@ -174,6 +174,11 @@ pub enum BenchPart {
         seed: u64,
         #[arg(long, value_enum, default_value_t = SeedFlavor::Current)]
         flavor: SeedFlavor,
+        /// The day (UTC, YYYY-MM-DD) every generated time comes before, at midnight; by
+        /// default 2026-01-01, so runs are byte-for-byte the same. Give today's date for data
+        /// the wall clock's "last 30 days" reads (`bench http --data seeded`'s usage summary).
+        #[arg(long)]
+        anchor: Option<chrono::NaiveDate>,
     },
     /// Generate a clean Phase-1 SQLite database and time `vibing2 import` and pgloader on it,
     /// each into a fresh database beside DATABASE_URL.
@@ -198,11 +203,16 @@ pub enum BenchPart {
         url: String,
         #[arg(long, default_value_t = 16)]
         concurrency: usize,
+        /// Whose data: `own` signs up users and makes their projects over HTTP; `seeded` uses
+        /// what `vibing2 bench seed` wrote to DATABASE_URL (the server's database), setting a
+        /// password of this run's on the users it signs in as.
+        #[arg(long, value_enum, default_value_t = HttpData::Own)]
+        data: HttpData,
         /// Signed-in users the connections share (default: one per connection, at most 32).
         #[arg(long)]
         users: Option<usize>,
-        /// Projects each user makes: its own, which its writes go to, and public ones, which
-        /// every user's reads choose from by Zipf(1.1).
+        /// Projects each user makes (own data): its own, which its writes go to, and public
+        /// ones, which every user's reads choose from by Zipf(1.1).
         #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=1000))]
         projects_per_user: u16,
         /// Seconds of load.
@@ -220,6 +230,15 @@ pub enum BenchPart {
         #[arg(long, default_value = "bench-http")]
         out: PathBuf,
     },
+}
+
+/// Where `bench http` gets its users and projects.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum HttpData {
+    /// Signed up and made over HTTP by the command.
+    Own,
+    /// Seeded by `vibing2 bench seed` into the server's database.
+    Seeded,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]

@@ -132,7 +132,9 @@ pub fn warm_up() {
     LazyLock::force(&DUMMY_HASH);
 }
 
-fn hash_blocking(password: &str) -> String {
+/// An argon2id hash of `password` with the service's parameters, on this thread (the service
+/// itself hashes through [`hash`]'s queue; `bench http --data seeded` sets seeded users' passwords).
+pub fn hash_blocking(password: &str) -> String {
     let salt = SaltString::generate(&mut OsRng);
     Argon2::default()
         .hash_password(password.as_bytes(), &salt)

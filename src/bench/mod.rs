@@ -4,6 +4,7 @@
 pub mod http;
 pub mod import;
 pub mod measure;
+pub mod replay;
 pub mod report;
 pub mod scenarios;
 pub mod seed;
@@ -203,11 +204,14 @@ pub async fn optimize_like_the_report(target: &SecretString) -> anyhow::Result<(
     Ok(())
 }
 
+/// Seeds `target` (giving an empty database the flavor's schema first), every generated time
+/// before `anchor`.
 pub async fn seed_target(
     target: &SecretString,
     scale: f64,
     seed_value: u64,
     flavor: Flavor,
+    anchor: chrono::NaiveDateTime,
 ) -> anyhow::Result<SeedReport> {
     let options = PgConnectOptions::from_str(target.expose_secret())?;
     let mut conn = options.connect().await?;
@@ -224,7 +228,8 @@ pub async fn seed_target(
         }
     }
     let started = Instant::now();
-    let report = seed::seed(&mut conn, &SeedOptions { scale, seed: seed_value, flavor, progress: true }).await?;
+    let seeding = SeedOptions { scale, seed: seed_value, flavor, progress: true };
+    let report = seed::seed_at(&mut conn, &seeding, anchor).await?;
     if flavor == Flavor::Current {
         let pool = db::Pool::new(sqlx::postgres::PgPoolOptions::new().max_connections(1).connect_with(options).await?);
         crate::jobs::refresh_views_now(&pool).await?;

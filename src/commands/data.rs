@@ -4,7 +4,7 @@ use anyhow::Context;
 use secrecy::ExposeSecret;
 
 use super::Database;
-use crate::cli::{BenchCommand, BenchPart, EmailConflictChoice, ImportCommand, SeedFlavor};
+use crate::cli::{BenchCommand, BenchPart, EmailConflictChoice, HttpData, ImportCommand, SeedFlavor};
 use crate::config::Settings;
 use crate::db;
 use crate::jobs;
@@ -65,6 +65,7 @@ pub async fn bench(settings: Settings, command: BenchCommand) -> anyhow::Result<
     if let Some(BenchPart::Http {
         url,
         concurrency,
+        data,
         users,
         projects_per_user,
         duration,
@@ -77,11 +78,16 @@ pub async fn bench(settings: Settings, command: BenchCommand) -> anyhow::Result<
         let report = bench::http::run(bench::http::HttpOptions {
             url: &url,
             concurrency,
+            data: match data {
+                HttpData::Own => bench::http::Data::Own,
+                HttpData::Seeded => bench::http::Data::Seeded,
+            },
             users: users.unwrap_or(concurrency.min(32)),
             projects_per_user: projects_per_user.into(),
             seconds: duration,
             server_pid,
             pgbench_database: database.as_deref(),
+            select_only_reference: true,
             scenario_seconds,
             admin_token: settings.admin_token.as_ref().map(|token| token.expose_secret()),
         })
@@ -102,13 +108,17 @@ pub async fn bench(settings: Settings, command: BenchCommand) -> anyhow::Result<
                 },
             )
         }
-        Some(BenchPart::Seed { scale, seed, flavor }) => {
+        Some(BenchPart::Seed { scale, seed, flavor, anchor }) => {
             let (flavor, optimized) = match flavor {
                 SeedFlavor::Current => (Flavor::Current, false),
                 SeedFlavor::Phase2 => (Flavor::Phase2, false),
                 SeedFlavor::Phase2Optimized => (Flavor::Phase2, true),
             };
-            let seeded = bench::seed_target(&database.url, scale, seed, flavor).await;
+            let anchor = match anchor {
+                Some(day) => day.and_hms_opt(0, 0, 0).context("midnight exists")?,
+                None => bench::seed::DEFAULT_ANCHOR,
+            };
+            let seeded = bench::seed_target(&database.url, scale, seed, flavor, anchor).await;
             let seeded = match seeded {
                 Ok(report) if optimized => bench::optimize_like_the_report(&database.url).await.map(|()| report),
                 other => other,

@@ -90,41 +90,24 @@ pub async fn create(db: impl PgExecutor<'_>, id: &str, owner_id: &str, new: &New
     .await
 }
 
-/// The project with its owner's public face (`UserFace`, a reference table on Citus, so the
-/// read stays on the project's shard).
+/// A project with its owner's public face (`UserFace`, a reference table on Citus, so the
+/// read stays on the project's shard): `$1` project.
+pub const GET_SQL: &str = include_str!("../../queries/projects_get.sql");
+
 pub async fn get(db: impl PgExecutor<'_>, id: &str) -> sqlx::Result<Option<ProjectRow>> {
     timed("projects.get", async move {
-        sqlx::query_as!(
-            ProjectRow,
-            r#"SELECT p."id", p."name", p."description", p."projectType" AS "project_type",
-                      p."visibility" AS "visibility: Visibility", p."activeAgents" AS "active_agents",
-                      p."previewUrl" AS "preview_url", p."likeCount" AS "like_count", p."forkCount" AS "fork_count",
-                      p."viewCount" AS "view_count", p."isFeatured" AS "is_featured",
-                      u."id" AS "owner_id", u."name" AS "owner_name", u."image" AS "owner_image",
-                      p."createdAt" AS "created_at: UtcTime", p."updatedAt" AS "updated_at: UtcTime"
-               FROM "Project" p JOIN "UserFace" u ON u."id" = p."userId" WHERE p."id" = $1"#,
-            id
-        )
-        .fetch_optional(db)
-        .await
+        sqlx::query_file_as!(ProjectRow, "queries/projects_get.sql", id).fetch_optional(db).await
     })
     .await
 }
 
-/// What access depends on, read fresh for every request (never cached).
+/// What access depends on: `$1` project, `$2` the caller.
+pub const FACTS_SQL: &str = include_str!("../../queries/projects_facts.sql");
+
+/// What access depends on, from the database (`service::access::project_read` caches it).
 pub async fn facts(db: impl PgExecutor<'_>, id: &str, caller: Option<&str>) -> sqlx::Result<Option<ProjectFacts>> {
     timed("projects.facts", async move {
-        let row = sqlx::query!(
-            r#"SELECT p."userId" AS "owner_id", p."visibility" = 'PUBLIC' AS "is_public!",
-                      c."role" AS "caller_role?: Role"
-               FROM "Project" p
-               LEFT JOIN "ProjectCollaborator" c ON c."projectId" = p."id" AND c."userId" = $2
-               WHERE p."id" = $1"#,
-            id,
-            caller
-        )
-        .fetch_optional(db)
-        .await?;
+        let row = sqlx::query_file!("queries/projects_facts.sql", id, caller).fetch_optional(db).await?;
         Ok(row.map(|row| ProjectFacts {
             owner_id: row.owner_id,
             is_public: row.is_public,

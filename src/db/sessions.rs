@@ -34,16 +34,11 @@ pub async fn create(
 /// The expiry of `user_id`'s live (unexpired) session with this token hash: a token of the
 /// form `<userId>.<secret>` (`auth::token`), found by the user's key. A token whose user part
 /// is not the session's user finds nothing.
+pub const LIVE_SQL: &str = include_str!("../../queries/sessions_live.sql");
+
 pub async fn live(db: impl PgExecutor<'_>, token_hash: &str, user_id: &str) -> sqlx::Result<Option<UtcTime>> {
     timed("sessions.live", async move {
-        sqlx::query_scalar!(
-            r#"SELECT "expires" AS "expires: UtcTime" FROM "Session"
-               WHERE "tokenHash" = $1 AND "userId" = $2 AND "expires" > now() AT TIME ZONE 'UTC'"#,
-            token_hash,
-            user_id
-        )
-        .fetch_optional(db)
-        .await
+        sqlx::query_file_scalar!("queries/sessions_live.sql", token_hash, user_id).fetch_optional(db).await
     })
     .await
 }

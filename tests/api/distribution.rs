@@ -377,11 +377,13 @@ async fn every_query_the_monitor_shows_under_load_is_in_the_distribution_table()
     let report = vibing2::bench::http::run(vibing2::bench::http::HttpOptions {
         url: &server.base,
         concurrency: 4,
+        data: vibing2::bench::http::Data::Own,
         users: 2,
         projects_per_user: 3,
         seconds: 1.0,
         server_pid: None,
         pgbench_database: None,
+        select_only_reference: false,
         scenario_seconds: 0.0,
         admin_token: None,
     })

@@ -43,7 +43,7 @@ use sqlx::{Connection, Executor, PgConnection, Row};
 
 use crate::db::partitions;
 use binary::CopyWriter;
-pub use rows::MODELS;
+pub use rows::{FAKE_PASSWORD_HASH, MODELS};
 
 use plan::Plan;
 use rows::RowSource;
