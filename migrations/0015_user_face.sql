@@ -33,7 +33,9 @@ CREATE TRIGGER "_vibing2_user_face_insert" AFTER INSERT ON "User"
     FOR EACH STATEMENT EXECUTE FUNCTION "_vibing2_user_face_insert"();
 
 -- A changed name or image: only when one of them is set and differs, so the balance's updates
--- (every usage call) never run it.
+-- (every usage call) never run it. Should one UPDATE change a user's id and name together, the
+-- foreign key's ON UPDATE CASCADE (an RI_ConstraintTrigger_…, which fires before this trigger,
+-- triggers firing in name order) has moved the face to the new id by the time this runs.
 CREATE FUNCTION "_vibing2_user_face_update"() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN

@@ -3,6 +3,6 @@ SELECT p."id", p."name", p."description", p."projectType" AS "project_type",
        p."visibility" AS "visibility: Visibility", p."activeAgents" AS "active_agents",
        p."previewUrl" AS "preview_url", p."likeCount" AS "like_count", p."forkCount" AS "fork_count",
        p."viewCount" AS "view_count", p."isFeatured" AS "is_featured",
-       u."id" AS "owner_id", u."name" AS "owner_name", u."image" AS "owner_image",
+       p."userId" AS "owner_id", u."name" AS "owner_name", u."image" AS "owner_image",
        p."createdAt" AS "created_at: UtcTime", p."updatedAt" AS "updated_at: UtcTime"
-FROM "Project" p JOIN "UserFace" u ON u."id" = p."userId" WHERE p."id" = $1
+FROM "Project" p LEFT JOIN "UserFace" u ON u."id" = p."userId" WHERE p."id" = $1

@@ -41,7 +41,8 @@ pub fn new_session_token(user_id: &str) -> (String, String) {
 
 /// The claim of a presented token, or None when it is malformed: empty or longer than
 /// [`MAX_SESSION_TOKEN_BYTES`], a character outside printable ASCII, an empty or badly
-/// encoded user part, or a secret that is not 43 base64url characters.
+/// encoded user part (or one that decodes to a control character), or a secret that is not
+/// 43 base64url characters.
 pub fn parse_session_token(token: &str) -> Option<Claim> {
     if token.is_empty() || token.len() > MAX_SESSION_TOKEN_BYTES || !token.bytes().all(|b| b.is_ascii_graphic()) {
         return None;
@@ -56,6 +57,10 @@ pub fn parse_session_token(token: &str) -> Option<Claim> {
         return None;
     }
     let user_id = percent_decode_str(user_part).decode_utf8().ok()?;
+    // No id holds a control character, and PostgreSQL text cannot hold a NUL (`%00`).
+    if user_id.chars().any(char::is_control) {
+        return None;
+    }
     // One spelling per id: the one `new_session_token` writes.
     (utf8_percent_encode(&user_id, USER_PART).to_string() == user_part).then(|| Claim::User(user_id.into_owned()))
 }
@@ -114,6 +119,8 @@ mod tests {
             format!("usér.{secret}"),
             format!("%41.{secret}"),
             format!("%zz.{secret}"),
+            format!("%00.{secret}"),
+            format!("a%0Ab.{secret}"),
             format!("a.b.{secret}"),
             format!("{}.{secret}", "u".repeat(MAX_SESSION_TOKEN_BYTES)),
             "x".repeat(MAX_SESSION_TOKEN_BYTES + 1),

@@ -115,11 +115,11 @@ pub async fn pending_of_project(
         let (created_at, id) = start_position(after, end_of_time());
         sqlx::query_as!(
             InviteRow,
-            r#"SELECT i."id", i."projectId" AS "project_id", p."name" AS "project_name", u."id" AS "from_user_id",
+            r#"SELECT i."id", i."projectId" AS "project_id", p."name" AS "project_name", i."fromUserId" AS "from_user_id",
                       u."name" AS "from_user_name", u."image" AS "from_user_image", i."role" AS "role: Role",
                       i."status" AS "status: InviteStatus", i."createdAt" AS "created_at: UtcTime"
                FROM "CollaborationInvite" i
-               JOIN "Project" p ON p."id" = i."projectId" JOIN "UserFace" u ON u."id" = i."fromUserId"
+               JOIN "Project" p ON p."id" = i."projectId" LEFT JOIN "UserFace" u ON u."id" = i."fromUserId"
                WHERE i."projectId" = $1 AND i."status" = 'PENDING' AND i."expiresAt" > now() AT TIME ZONE 'UTC'
                  AND (i."createdAt", i."id") < ($2, $3)
                ORDER BY i."createdAt" DESC, i."id" DESC LIMIT $4"#,
@@ -171,7 +171,7 @@ pub async fn invite(db: impl PgExecutor<'_>, id: &str) -> sqlx::Result<Option<In
     timed("collab.invite", async move {
         sqlx::query_as!(
             InviteRow,
-            r#"SELECT i."id", i."projectId" AS "project_id", p."name" AS "project_name", u."id" AS "from_user_id",
+            r#"SELECT i."id", i."projectId" AS "project_id", p."name" AS "project_name", i."fromUserId" AS "from_user_id",
                       u."name" AS "from_user_name", u."image" AS "from_user_image", i."role" AS "role: Role",
                       i."status" AS "status: InviteStatus", i."createdAt" AS "created_at: UtcTime"
                FROM "CollaborationInvite" i
@@ -287,7 +287,7 @@ pub async fn decline(tx: &mut PgConnection, id: &str, user_id: &str) -> sqlx::Re
 /// the owner is listed once, as OWNER.
 const COLLABORATORS_SQL: &str = r#"
     SELECT c."userId", u."name", u."image", c."role", c."createdAt" AS "joinedAt", c."id" AS "key"
-    FROM "ProjectCollaborator" c JOIN "UserFace" u ON u."id" = c."userId"
+    FROM "ProjectCollaborator" c LEFT JOIN "UserFace" u ON u."id" = c."userId"
     WHERE c."projectId" = $1 AND (c."createdAt", c."id") > ($2, $3)
       AND c."userId" <> (SELECT "userId" FROM "Project" WHERE "id" = $1)
     ORDER BY c."createdAt", c."id" LIMIT $4"#;
@@ -316,9 +316,9 @@ pub fn members_sql(first_page: bool) -> String {
     }
     format!(
         r#"SELECT * FROM (
-               (SELECT u."id" AS "userId", u."name", u."image", 'OWNER' AS "role",
+               (SELECT p."userId", u."name", u."image", 'OWNER' AS "role",
                        p."createdAt" AS "joinedAt", '' AS "key", 0 AS "rank"
-                FROM "Project" p JOIN "UserFace" u ON u."id" = p."userId" WHERE p."id" = $1)
+                FROM "Project" p LEFT JOIN "UserFace" u ON u."id" = p."userId" WHERE p."id" = $1)
                UNION ALL
                (SELECT *, 1 FROM ({COLLABORATORS_SQL}) c)
            ) m ORDER BY "rank", "joinedAt", "key""#
@@ -341,7 +341,7 @@ pub async fn set_role(
                )
                SELECT c."userId" AS "user_id!", u."name", u."image", c."role" AS "role!: MemberRole",
                       c."createdAt" AS "joined_at!: UtcTime", c."id" AS "key!"
-               FROM c JOIN "UserFace" u ON u."id" = c."userId""#,
+               FROM c LEFT JOIN "UserFace" u ON u."id" = c."userId""#,
             project_id,
             user_id,
             role as Role

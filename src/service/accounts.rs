@@ -104,13 +104,9 @@ pub async fn session(state: &AppState, claim: &Claim, token_hash: &str) -> Resul
             Ok::<_, Error>(Session { user_id, expires })
         })
         .await?;
-    // The hash covers the user part, so a cached session is the claimed user's; checked all the
-    // same. And a cached session is only as good as its expiry.
-    let claimed = match claim {
-        Claim::User(user_id) => *user_id == session.user_id,
-        Claim::Unkeyed => true,
-    };
-    if !claimed || session.expires <= UtcTime::now() {
+    // The cache is keyed by the hash of the whole token, user part included, so a cached
+    // session is the claimed user's. It is only as good as its expiry.
+    if session.expires <= UtcTime::now() {
         return Err(Error::Unauthorized);
     }
     Ok(session)

@@ -513,6 +513,12 @@ async fn a_session_whose_token_carries_no_user_id_still_authenticates_and_logs_o
     assert_eq!(left, 1, "only the Phase-1 session ended; the login's own is still there");
 }
 
+/// How often the cache was asked for a session: every lookup of a token goes through it.
+async fn session_requests(app: &TestApp) -> u64 {
+    let kinds = app.state.cache.status().await.kinds;
+    kinds.iter().find(|stats| stats.kind == "session").map(|stats| stats.requests).expect("the session kind")
+}
+
 #[tokio::test]
 async fn a_malformed_token_is_a_401_in_the_json_shape() {
     let app = TestApp::new().await;
@@ -528,13 +534,23 @@ async fn a_malformed_token_is_a_401_in_the_json_shape() {
         "x".repeat(600),
         format!("{} x.{secret}", user.id),
         format!("{}\"x.{secret}", user.id),
+        // PostgreSQL text holds no NUL: refused before it could reach a query.
+        format!("%00.{secret}"),
+        format!("a%0Ab.{secret}"),
     ] {
         for (method, uri) in [(Method::GET, "/api/auth/session"), (Method::GET, "/api/projects?limit=1")] {
+            let asked_before = session_requests(&app).await;
             let response = app.call(method, uri, Some(&token), None).await;
             assert_eq!(response.status, StatusCode::UNAUTHORIZED, "{uri} with {token:?}: {}", response.json);
             assert_eq!(response.error_code(), "unauthorized", "{token:?}");
+            assert_eq!(session_requests(&app).await, asked_before, "{token:?} was refused before any lookup");
         }
     }
+    // A well-formed token of nobody is looked up, so the count above can move.
+    let asked_before = session_requests(&app).await;
+    let unknown = app.call(Method::GET, "/api/auth/session", Some(&format!("{}.{secret}", user.id)), None).await;
+    assert_eq!(unknown.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(session_requests(&app).await, asked_before + 1);
     // As a cookie too.
     let request = axum::http::Request::builder()
         .uri("/api/auth/session")

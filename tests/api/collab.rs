@@ -733,12 +733,31 @@ async fn a_renamed_user_shows_renamed_in_the_project_its_members_and_its_invites
             .unwrap()
         }
     };
+    // An update that changes neither name nor image leaves the face alone: a face written
+    // behind the trigger's back survives a balance change.
+    sqlx::query(r#"UPDATE "UserFace" SET "name" = 'Set aside' WHERE "id" = $1"#)
+        .bind(&bob.id)
+        .execute(&app.pool)
+        .await
+        .unwrap();
     sqlx::query(r#"UPDATE "User" SET "tokenBalance" = 1 WHERE "id" = $1"#)
         .bind(&bob.id)
         .execute(&app.pool)
         .await
         .unwrap();
-    assert_eq!(faces(bob.id.clone()).await, Some((Some("Bob".to_owned()), None)));
+    assert_eq!(faces(bob.id.clone()).await, Some((Some("Set aside".to_owned()), None)));
+    sqlx::query(r#"UPDATE "User" SET "name" = 'Bob' WHERE "id" = $1"#).bind(&bob.id).execute(&app.pool).await.unwrap();
+    assert_eq!(
+        faces(bob.id.clone()).await,
+        Some((Some("Set aside".to_owned()), None)),
+        "setting the name it already has changes nothing"
+    );
+    sqlx::query(r#"UPDATE "User" SET "name" = 'Robert' WHERE "id" = $1"#)
+        .bind(&bob.id)
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(faces(bob.id.clone()).await, Some((Some("Robert".to_owned()), None)));
     sqlx::query(r#"DELETE FROM "User" WHERE "id" = $1"#).bind(&bob.id).execute(&app.pool).await.unwrap();
     assert_eq!(faces(bob.id.clone()).await, None);
 }
