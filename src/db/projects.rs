@@ -318,3 +318,15 @@ pub async fn list_for_member(
     })
     .await
 }
+
+/// Whether the schema has `UserProject` (migration 16): a database seeded at an older version
+/// has none to fill.
+pub async fn has_memberships(conn: &mut sqlx::PgConnection) -> sqlx::Result<bool> {
+    sqlx::query_scalar(r#"SELECT to_regclass('"UserProject"') IS NOT NULL"#).fetch_one(conn).await
+}
+
+/// Builds `UserProject` again from `Project` and `ProjectCollaborator`, for the bulk loads that
+/// bypass its triggers (`bench seed`) or race them (the import's two writers); returns its rows.
+pub async fn rebuild_memberships(conn: &mut sqlx::PgConnection) -> sqlx::Result<i64> {
+    sqlx::query_scalar(r#"SELECT "_vibing2_user_projects_rebuild"()"#).fetch_one(conn).await
+}

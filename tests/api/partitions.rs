@@ -129,7 +129,8 @@ async fn a_scale_tenth_database_moves_into_monthly_partitions_without_loss() {
     let report = migrate::run_with(&mut conn, migrate::Options { batch_rows: 7_000 }).await.unwrap();
     let seconds = started.elapsed().as_secs_f64();
     eprintln!("migration {PARTITIONING} at scale 0.1 ({} rows, batches of 7000): {seconds:.1} s", before.rows);
-    assert_eq!(report.applied.iter().map(|(v, _, _)| *v).collect::<Vec<_>>(), [PARTITIONING]);
+    let from_partitioning: Vec<i64> = MIGRATIONS.iter().map(|m| m.version).filter(|v| *v >= PARTITIONING).collect();
+    assert_eq!(report.applied.iter().map(|(v, _, _)| *v).collect::<Vec<_>>(), from_partitioning);
     let moved = report.backfilled.iter().find(|filled| filled.name == MOVE).expect("the move's figures");
     assert_eq!((moved.walked, moved.changed), (200_000, 200_000));
 
