@@ -31,6 +31,7 @@ pub const TABLES: &[(&str, Placement)] = &[
     ("Session", Placement::Distributed(Key::User, "userId")),
     ("TokenUsage", Placement::Distributed(Key::User, "userId")),
     ("user_token_summary", Placement::Distributed(Key::User, "userId")),
+    ("UserProject", Placement::Distributed(Key::User, "userId")),
     ("Project", Placement::Distributed(Key::Project, "id")),
     ("ProjectFile", Placement::Distributed(Key::Project, "projectId")),
     ("Message", Placement::Distributed(Key::Project, "projectId")),
@@ -52,6 +53,11 @@ pub enum Route {
     /// Pinned to one value of the key, and every distributed table it touches is in the
     /// key's group: a router query on one shard, as written today.
     Router(Key),
+    /// Pinned to a set of the key's values (`= ANY($n)` on the distribution column), every
+    /// other table it touches in the key's group joined on that column: Citus prunes it to
+    /// those values' shards and runs it on each as a router query (the page of a list, read by
+    /// the ids a router query found).
+    RouterEach(Key),
     /// Pinned to one value of the key, but it also joins these tables of the other group
     /// (the owner's or a member's public face from `User`): one shard once their joined
     /// columns are a reference table (docs/scaling.md, "What would change").
@@ -74,10 +80,10 @@ const BY_TOKEN: &str = "a session by token hash: tokens carry the user id (`<use
 const BY_INVITE: &str = "an invite by its id: invite ids carry the project id, as tokens carry the user id";
 const BY_COMPETITION: &str = "a competition by its id: competitions are few, so an id → projectId reference \
                               table routes them";
-const MEMBER_LIST: &str = "a user's projects (owned and shared): a user-keyed membership table (userId, \
-                           projectId, access, updatedAt) kept by the project writes, paged on one shard, then \
-                           one router query per listed project";
-const INVITEE_LIST: &str = "an invitee's pending invites: kept in the same user-keyed membership table";
+const INVITEE_LIST: &str = "an invitee's pending invites, not a hot read (the invites page, not every visit; \
+                            the load of `vibing2 bench http` never runs it): a multi-shard query over each \
+                            shard's (toUserId, status, createdAt) index, merged by the coordinator; if it \
+                            grows hot, UserProject can hold pending invites as it holds memberships";
 const DISCOVERY: &str = "discovery: from project_stats extended into a read model of public projects (counts, \
                          name, description, type), a reference table refreshed by the view job, or a \
                          multi-shard query whose LIMIT Citus pushes to each shard";
@@ -116,7 +122,8 @@ pub const QUERIES: &[(&str, Route)] = &[
     ("projects.view_count", Route::Router(Key::Project)),
     ("projects.fork", Route::CrossShard(FORK)),
     ("projects.add_views", Route::CrossShard(VIEW_FLUSH)),
-    ("projects.list_for_member", Route::CrossShard(MEMBER_LIST)),
+    ("projects.list_for_member", Route::Router(Key::User)),
+    ("projects.summaries", Route::RouterEach(Key::Project)),
     ("files.list", Route::Router(Key::Project)),
     ("files.get", Route::Router(Key::Project)),
     ("files.usage", Route::Router(Key::Project)),
