@@ -34,6 +34,9 @@ pub struct ProjectRow {
 /// never file contents or message bodies.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ProjectSummaryRow {
+    /// Flattened, so the cached value keeps the one-level shape it had before the list read
+    /// two statements: instances of either version read each other's entries.
+    #[serde(flatten)]
     pub project: ListedProject,
     pub access: Access,
     /// As the member's page was read (the project's, mirrored in `UserProject`): the page's
@@ -386,4 +389,54 @@ pub async fn has_memberships(conn: &mut sqlx::PgConnection) -> sqlx::Result<bool
 /// bypass its triggers (`bench seed`) or race them (the import's two writers); returns its rows.
 pub async fn rebuild_memberships(conn: &mut sqlx::PgConnection) -> sqlx::Result<i64> {
     sqlx::query_scalar(r#"SELECT "_vibing2_user_projects_rebuild"()"#).fetch_one(conn).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cached_list_entry_is_one_flat_map_as_before() {
+        let at = UtcTime(chrono::NaiveDate::from_ymd_opt(2026, 1, 2).unwrap().and_hms_opt(3, 4, 5).unwrap());
+        let project = ListedProject {
+            id: "p1".into(),
+            name: "A project".into(),
+            description: None,
+            project_type: "website".into(),
+            visibility: Visibility::Private,
+            preview_url: None,
+            like_count: 1,
+            fork_count: 2,
+            view_count: 3,
+            message_count: 4,
+            file_count: 5,
+            created_at: at,
+        };
+        let row = ProjectSummaryRow { project, access: Access::Editor, updated_at: at };
+        // The cache's codec: MessagePack with field names.
+        let bytes = rmp_serde::to_vec_named(&row).unwrap();
+        let map: std::collections::BTreeMap<String, serde_json::Value> = rmp_serde::from_slice(&bytes).unwrap();
+        let keys: Vec<&str> = map.keys().map(String::as_str).collect();
+        assert_eq!(
+            keys,
+            [
+                "access",
+                "created_at",
+                "description",
+                "file_count",
+                "fork_count",
+                "id",
+                "like_count",
+                "message_count",
+                "name",
+                "preview_url",
+                "project_type",
+                "updated_at",
+                "view_count",
+                "visibility"
+            ]
+        );
+        let back: ProjectSummaryRow = rmp_serde::from_slice(&bytes).unwrap();
+        assert_eq!((back.project.id.as_str(), back.access, back.updated_at), ("p1", Access::Editor, at));
+    }
 }
