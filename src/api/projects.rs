@@ -140,20 +140,21 @@ pub struct ProjectSummary {
 
 impl From<ProjectSummaryRow> for ProjectSummary {
     fn from(row: ProjectSummaryRow) -> Self {
+        let project = row.project;
         ProjectSummary {
-            id: row.id,
-            name: row.name,
-            description: row.description,
-            project_type: row.project_type,
-            visibility: row.visibility,
-            preview_url: row.preview_url,
-            like_count: row.like_count,
-            fork_count: row.fork_count,
-            view_count: row.view_count,
+            id: project.id,
+            name: project.name,
+            description: project.description,
+            project_type: project.project_type,
+            visibility: project.visibility,
+            preview_url: project.preview_url,
+            like_count: project.like_count,
+            fork_count: project.fork_count,
+            view_count: project.view_count,
             access: row.access,
-            message_count: row.message_count,
-            file_count: row.file_count,
-            created_at: row.created_at,
+            message_count: project.message_count,
+            file_count: project.file_count,
+            created_at: project.created_at,
             updated_at: row.updated_at,
         }
     }

@@ -155,7 +155,9 @@ impl Scenario {
         let standard = i64::from(PageSize::STANDARD.default);
         let position = targets.deep_page.as_ref().map(|deep| deep.position);
         Some(match self {
-            Scenario::ProjectList => vec![session, Statement::member_projects(user, standard)],
+            Scenario::ProjectList => {
+                vec![session, Statement::member_projects(user, standard), Statement::summaries(&targets.list_page)]
+            }
             Scenario::OneProject => vec![
                 session,
                 Statement::facts(project, user),
@@ -209,6 +211,15 @@ struct DeepPage {
     position: i64,
 }
 
+/// The ids of `reader`'s project list's first page, as the project list scenario reads it.
+async fn list_page(reader: &Client) -> anyhow::Result<Vec<String>> {
+    let answer = reader.http.get(format!("{}/api/projects", reader.base)).bearer_auth(&reader.token).send().await?;
+    ensure!(answer.status().is_success(), "reading the project list failed: {}", answer.status());
+    let page: Value = answer.json().await?;
+    let items = page["items"].as_array().context("a project list with no items")?;
+    items.iter().map(|item| item["id"].as_str().map(str::to_owned).context("a listed project with no id")).collect()
+}
+
 /// What every scenario but the mix reads, the same in every request, so that its replay binds
 /// the same values.
 struct Targets {
@@ -220,6 +231,8 @@ struct Targets {
     project_reader: Reader,
     deep_page: Option<DeepPage>,
     search: &'static str,
+    /// The ids on the project list's page, which the list's second statement reads.
+    list_page: Vec<String>,
 }
 
 /// What the scenarios read, for the report.
@@ -559,11 +572,13 @@ pub async fn run(options: HttpOptions<'_>) -> anyhow::Result<HttpReport> {
             project_reader: Reader::new(&clients[0]),
             deep_page: None,
             search: "project",
+            list_page: list_page(&clients[0]).await?,
         },
         Some(seeded) => {
             let project_reader = Reader::new(&clients[seeded.project_owner]);
             let deep_page = seeded::deep_page(&project_reader.client, &seeded.project, seeded.page).await?;
             Targets {
+                list_page: list_page(&clients[seeded.list_user]).await?,
                 list_reader: Reader::new(&clients[seeded.list_user]),
                 usage_reader: Reader::new(&clients[seeded.usage_user]),
                 project: seeded.project,

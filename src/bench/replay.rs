@@ -69,6 +69,12 @@ impl Statement {
         )
     }
 
+    /// `projects::summaries`: the listed projects of a page, by their ids.
+    pub fn summaries(ids: &[String]) -> Self {
+        let array = format!("{{{}}}", ids.join(","));
+        Statement::new("projects.summaries", projects::SUMMARIES_SQL, &[&array])
+    }
+
     /// `messages::page`, older than `cursor` (the newest page when None), unfiltered.
     pub fn message_page(project: &str, cursor: Option<i64>, limit: i64) -> Self {
         let cursor = cursor.unwrap_or(i64::MAX).to_string();

@@ -31,6 +31,7 @@ pub const TABLES: &[(&str, Placement)] = &[
     ("Session", Placement::Distributed(Key::User, "userId")),
     ("TokenUsage", Placement::Distributed(Key::User, "userId")),
     ("user_token_summary", Placement::Distributed(Key::User, "userId")),
+    ("UserProject", Placement::Distributed(Key::User, "userId")),
     ("Project", Placement::Distributed(Key::Project, "id")),
     ("ProjectFile", Placement::Distributed(Key::Project, "projectId")),
     ("Message", Placement::Distributed(Key::Project, "projectId")),
@@ -54,6 +55,11 @@ pub enum Route {
     /// key's group (the others it touches are reference tables, such as `UserFace`, the
     /// owner's or a member's public face): a router query on one shard, as written today.
     Router(Key),
+    /// Pinned to a set of the key's values (`= ANY($n)` on the distribution column), every
+    /// other table it touches in the key's group joined on that column: Citus prunes it to
+    /// those values' shards and runs it on each as a router query (the page of a list, read by
+    /// the ids a router query found).
+    RouterEach(Key),
     /// Found by a column that is neither key (a user by e-mail, an invite or a competition by
     /// its id, a session from before tokens carried the user id): the change that makes it
     /// routable, or why it is left as it is.
@@ -73,10 +79,10 @@ const UNKEYED_SESSION: &str = "transitional: a session whose token carries no us
 const BY_INVITE: &str = "an invite by its id: invite ids carry the project id, as tokens carry the user id";
 const BY_COMPETITION: &str = "a competition by its id: competitions are few, so an id → projectId reference \
                               table routes them";
-const MEMBER_LIST: &str = "a user's projects (owned and shared): a user-keyed membership table (userId, \
-                           projectId, access, updatedAt) kept by the project writes, paged on one shard, then \
-                           one router query per listed project";
-const INVITEE_LIST: &str = "an invitee's pending invites: kept in the same user-keyed membership table";
+const INVITEE_LIST: &str = "an invitee's pending invites, not a hot read (the invites page, not every visit; \
+                            the load of `vibing2 bench http` never runs it): a multi-shard query over each \
+                            shard's (toUserId, status, createdAt) index, merged by the coordinator; if it \
+                            grows hot, UserProject can hold pending invites as it holds memberships";
 const DISCOVERY: &str = "discovery: from project_stats extended into a read model of public projects (counts, \
                          name, description, type), a reference table refreshed by the view job, or a \
                          multi-shard query whose LIMIT Citus pushes to each shard";
@@ -116,7 +122,8 @@ pub const QUERIES: &[(&str, Route)] = &[
     ("projects.view_count", Route::Router(Key::Project)),
     ("projects.fork", Route::CrossShard(FORK)),
     ("projects.add_views", Route::CrossShard(VIEW_FLUSH)),
-    ("projects.list_for_member", Route::CrossShard(MEMBER_LIST)),
+    ("projects.list_for_member", Route::Router(Key::User)),
+    ("projects.summaries", Route::RouterEach(Key::Project)),
     ("files.list", Route::Router(Key::Project)),
     ("files.get", Route::Router(Key::Project)),
     ("files.usage", Route::Router(Key::Project)),
@@ -147,6 +154,41 @@ pub const QUERIES: &[(&str, Route)] = &[
     ("login_failures.record", Route::Coordinator),
     ("login_failures.forget", Route::Coordinator),
 ];
+
+/// The request-path queries that are not hot, and why: each runs once per sign-in or
+/// sign-up, per step of an invitation or a competition, per fork (rate-limited), or in a
+/// batch off the request path, where every other query in [`QUERIES`] runs on the pages a
+/// user opens and the writes they make while working. `tests/api/distribution.rs` checks that
+/// every hot query is routable (a router query by one key, on each of a set of one key's
+/// values, or on the coordinator's own tables), and that none of these carries as much as
+/// [`HOT_SHARE`] of the calls under `vibing2 bench http`.
+pub const COLD: &[(&str, &str)] = &[
+    ("users.email_taken", "once per sign-up"),
+    ("users.credentials_by_email", "once per sign-in"),
+    ("users.id_by_email", "once per invitation sent by e-mail"),
+    ("sessions.live_unkeyed", "transitional: only sessions from before tokens carried the user id"),
+    ("collab.invite", "once per invitation answered"),
+    ("collab.accept", "once per invitation answered"),
+    ("collab.decline", "once per invitation answered"),
+    ("collab.pending_for", "an invitee's invites page, not every visit"),
+    ("competitions.get", "a competition's page; competitions are few"),
+    ("competitions.project_of", "once per competition closed"),
+    ("competitions.close", "once per competition closed"),
+    ("projects.fork", "once per fork, rate-limited (4 a window by default)"),
+    ("projects.add_views", "the view flush: one statement per flush, off the request path"),
+];
+
+/// The hot queries that are cross-shard by nature: the public listings, one page for every
+/// visitor, served at scale from a read model (the reasons in [`QUERIES`]).
+pub const PUBLIC_LISTINGS: &[&str] = &["discovery.discover", "competitions.page"];
+
+/// The share of the calls under load at which a query counts as hot, whatever [`COLD`] says.
+pub const HOT_SHARE: f64 = 0.05;
+
+/// Whether the request-path query `name` is hot: not in [`COLD`].
+pub fn is_hot(name: &str) -> bool {
+    !COLD.iter().any(|(cold, _)| *cold == name)
+}
 
 /// Names that are not the request path's: the jobs' statements (refreshes, cleanups,
 /// ANALYZE, TokenUsage's monthly partitions, their bookkeeping) and the health probe's catalog

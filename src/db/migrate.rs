@@ -105,6 +105,7 @@ pub static MIGRATIONS: &[Migration] = &[
     migration!("0013", "ids_collate_c", down),
     migration!("0014", "token_usage_partitions", down, checked),
     migration!("0015", "user_face", down),
+    migration!("0016", "user_projects", down),
 ];
 
 impl Migration {

@@ -34,6 +34,19 @@ pub struct ProjectRow {
 /// never file contents or message bodies.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ProjectSummaryRow {
+    /// Flattened, so the cached value keeps the one-level shape it had before the list read
+    /// two statements: instances of either version read each other's entries.
+    #[serde(flatten)]
+    pub project: ListedProject,
+    pub access: Access,
+    /// As the member's page was read (the project's, mirrored in `UserProject`): the page's
+    /// order and cursor.
+    pub updated_at: UtcTime,
+}
+
+/// A listed project's own columns and its counts, read by id for a page of the list.
+#[derive(Debug, Clone, Serialize, Deserialize, sqlx::FromRow)]
+pub struct ListedProject {
     pub id: String,
     pub name: String,
     pub description: Option<String>,
@@ -43,11 +56,9 @@ pub struct ProjectSummaryRow {
     pub like_count: i32,
     pub fork_count: i32,
     pub view_count: i32,
-    pub access: Access,
     pub message_count: i64,
     pub file_count: i64,
     pub created_at: UtcTime,
-    pub updated_at: UtcTime,
 }
 
 pub struct NewProject<'a> {
@@ -284,22 +295,133 @@ pub async fn add_views(
     .await
 }
 
-/// The member's project list: `$1` user, `$2`/`$3` the last (updatedAt, id) seen, `$4` limit.
+/// One page of the member's project list: `$1` user, `$2`/`$3` the last (updatedAt, id) seen,
+/// `$4` limit; the project ids with the member's access, from `UserProject`.
 pub const LIST_FOR_MEMBER_SQL: &str = include_str!("../../queries/projects_list_for_member.sql");
 
-/// The projects a user owns or collaborates on, most recently updated first, one keyset page
-/// in a single statement (see `queries/projects_list_for_member.sql`).
+/// The projects of a list page, with their counts: `$1` their ids.
+pub const SUMMARIES_SQL: &str = include_str!("../../queries/projects_summaries.sql");
+
+/// One entry of a member's page, as `UserProject` holds it.
+#[derive(Debug, sqlx::FromRow)]
+struct MemberEntry {
+    project_id: String,
+    access: Access,
+    updated_at: UtcTime,
+}
+
+/// How many times a page is read again when one of its projects went away between the two
+/// statements (a delete in between), so that a page is never short of rows it could hold.
+const LIST_ATTEMPTS: usize = 3;
+
+/// The projects a user owns or collaborates on, most recently updated first, one keyset page:
+/// the page from `UserProject` by the user's id, then its projects and their counts by their
+/// ids, in the page's order. Each entry shows the `updatedAt` its page position was read at.
 pub async fn list_for_member(
-    db: impl PgExecutor<'_>,
+    db: impl PgExecutor<'_> + Copy,
     user_id: &str,
     after: Option<&Position>,
     limit: i64,
 ) -> sqlx::Result<Vec<ProjectSummaryRow>> {
+    let mut attempt = 1;
+    loop {
+        let page = member_page(db, user_id, after, limit).await?;
+        if page.is_empty() {
+            return Ok(Vec::new());
+        }
+        let ids: Vec<String> = page.iter().map(|entry| entry.project_id.clone()).collect();
+        let mut projects: std::collections::HashMap<String, ListedProject> =
+            summaries(db, &ids).await?.into_iter().map(|project| (project.id.clone(), project)).collect();
+        if projects.len() == page.len() || attempt == LIST_ATTEMPTS {
+            return Ok(page
+                .into_iter()
+                .filter_map(|entry| {
+                    let project = projects.remove(&entry.project_id)?;
+                    Some(ProjectSummaryRow { project, access: entry.access, updated_at: entry.updated_at })
+                })
+                .collect());
+        }
+        attempt += 1;
+    }
+}
+
+/// One page of the member's entries, by `"userId"` alone (see `queries/projects_list_for_member.sql`).
+async fn member_page(
+    db: impl PgExecutor<'_>,
+    user_id: &str,
+    after: Option<&Position>,
+    limit: i64,
+) -> sqlx::Result<Vec<MemberEntry>> {
     timed("projects.list_for_member", async move {
         let (updated_at, id) = start_position(after, end_of_time());
-        sqlx::query_file_as!(ProjectSummaryRow, "queries/projects_list_for_member.sql", user_id, updated_at, id, limit)
-            .fetch_all(db)
-            .await
+        sqlx::query_as(LIST_FOR_MEMBER_SQL).bind(user_id).bind(updated_at).bind(id).bind(limit).fetch_all(db).await
     })
     .await
+}
+
+/// The listed projects with their counts, by their ids (see `queries/projects_summaries.sql`).
+async fn summaries(db: impl PgExecutor<'_>, ids: &[String]) -> sqlx::Result<Vec<ListedProject>> {
+    timed("projects.summaries", async move { sqlx::query_as(SUMMARIES_SQL).bind(ids).fetch_all(db).await }).await
+}
+
+/// Whether the schema has `UserProject` (migration 16): a database seeded at an older version
+/// has none to fill.
+pub async fn has_memberships(conn: &mut sqlx::PgConnection) -> sqlx::Result<bool> {
+    sqlx::query_scalar(r#"SELECT to_regclass('"UserProject"') IS NOT NULL"#).fetch_one(conn).await
+}
+
+/// Builds `UserProject` again from `Project` and `ProjectCollaborator`, for the bulk loads that
+/// bypass its triggers (`bench seed`) or race them (the import's two writers); returns its rows.
+pub async fn rebuild_memberships(conn: &mut sqlx::PgConnection) -> sqlx::Result<i64> {
+    sqlx::query_scalar(r#"SELECT "_vibing2_user_projects_rebuild"()"#).fetch_one(conn).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cached_list_entry_is_one_flat_map_as_before() {
+        let at = UtcTime(chrono::NaiveDate::from_ymd_opt(2026, 1, 2).unwrap().and_hms_opt(3, 4, 5).unwrap());
+        let project = ListedProject {
+            id: "p1".into(),
+            name: "A project".into(),
+            description: None,
+            project_type: "website".into(),
+            visibility: Visibility::Private,
+            preview_url: None,
+            like_count: 1,
+            fork_count: 2,
+            view_count: 3,
+            message_count: 4,
+            file_count: 5,
+            created_at: at,
+        };
+        let row = ProjectSummaryRow { project, access: Access::Editor, updated_at: at };
+        // The cache's codec: MessagePack with field names.
+        let bytes = rmp_serde::to_vec_named(&row).unwrap();
+        let map: std::collections::BTreeMap<String, serde_json::Value> = rmp_serde::from_slice(&bytes).unwrap();
+        let keys: Vec<&str> = map.keys().map(String::as_str).collect();
+        assert_eq!(
+            keys,
+            [
+                "access",
+                "created_at",
+                "description",
+                "file_count",
+                "fork_count",
+                "id",
+                "like_count",
+                "message_count",
+                "name",
+                "preview_url",
+                "project_type",
+                "updated_at",
+                "view_count",
+                "visibility"
+            ]
+        );
+        let back: ProjectSummaryRow = rmp_serde::from_slice(&bytes).unwrap();
+        assert_eq!((back.project.id.as_str(), back.access, back.updated_at), ("p1", Access::Editor, at));
+    }
 }

@@ -23,7 +23,7 @@ use tokio::sync::{mpsc, Mutex};
 
 use crate::db::import::{self as ledger, Batch, Issue, Reject};
 use crate::db::maintenance::{self, MaterializedView};
-use crate::db::{migrate, partitions};
+use crate::db::{migrate, partitions, projects};
 use cells::{encode_row, row_digest, Cell, COPY_HEADER, COPY_TRAILER};
 use report::{ImportReport, Outcome as RunOutcome};
 use source::Source;
@@ -146,6 +146,11 @@ pub async fn run(target: &PgConnectOptions, options: &ImportOptions) -> anyhow::
     let step = Instant::now();
     let rebuilt = ledger::restore_constraints([&mut *conn, &mut helper]).await?;
     tracing::info!(rebuilt, seconds = step.elapsed().as_secs_f64(), "rebuilt the keys, indexes and foreign keys");
+    // The two writers' batches race the membership triggers (a collaborator committed before
+    // its project is seen by neither side's trigger), so the derived table is built again.
+    let step = Instant::now();
+    let memberships = projects::rebuild_memberships(conn).await?;
+    tracing::info!(memberships, seconds = step.elapsed().as_secs_f64(), "rebuilt the user-keyed memberships");
     // The checksums' parallel scans, and ANALYZE with the views' refresh on the second
     // connection, share the tables without a lock between them, and fill each other's idle
     // core.

@@ -34,7 +34,7 @@ pub async fn list_for_member(
 ) -> Result<Page<ProjectSummaryRow>> {
     let load = || async {
         let rows = projects::list_for_member(&state.pool, user_id, keyset.after.as_ref(), keyset.fetch()).await?;
-        Ok(keyset.page(rows, |p| (p.updated_at.0, p.id.clone())))
+        Ok(keyset.page(rows, |p| (p.updated_at.0, p.project.id.clone())))
     };
     if keyset.is_first() {
         let scope = Scope::MemberProjects(user_id.to_owned());

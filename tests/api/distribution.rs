@@ -23,7 +23,8 @@ struct Statement {
 }
 
 /// The statements each `timed("name", …)` body in `src/db` runs: its SQL literals, the
-/// `queries/` files it names, and every variant of the assembled statements it builds.
+/// `queries/` files it names (directly, or by a module constant that includes one), and every
+/// variant of the assembled statements it builds.
 fn statements_by_name() -> BTreeMap<String, Vec<Statement>> {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
     let variants = assembled::variants();
@@ -33,6 +34,7 @@ fn statements_by_name() -> BTreeMap<String, Vec<Statement>> {
         let module = path.file_stem().unwrap().to_str().unwrap().to_owned();
         let source = std::fs::read_to_string(&path).unwrap();
         let helpers = untimed_functions(&source);
+        let files = included_queries(&source);
         for (at, _) in source.match_indices("timed(\"") {
             let rest = &source[at + "timed(\"".len()..];
             let (name, rest) = rest.split_once('"').unwrap();
@@ -49,6 +51,10 @@ fn statements_by_name() -> BTreeMap<String, Vec<Statement>> {
                 let sql = std::fs::read_to_string(root.join(file)).unwrap();
                 statements.push(Statement { sql, parameter_types: Vec::new() });
             }
+            for (_, file) in files.iter().filter(|(constant, _)| mentions(body, constant)) {
+                let sql = std::fs::read_to_string(root.join(file)).unwrap();
+                statements.push(Statement { sql, parameter_types: Vec::new() });
+            }
             for (at, _) in body.match_indices("_sql(") {
                 let start = body[..at].rfind(|c: char| !(c.is_alphanumeric() || c == '_')).map_or(0, |i| i + 1);
                 let prefix = format!("{module}::{}_sql(", &body[start..at]);
@@ -60,6 +66,29 @@ fn statements_by_name() -> BTreeMap<String, Vec<Statement>> {
         }
     }
     found
+}
+
+/// The module's constants that include a `queries/` file (`const NAME: &str =
+/// include_str!("../../queries/….sql")`), by name, with the file's path in the crate.
+fn included_queries(source: &str) -> Vec<(String, String)> {
+    let mut found = Vec::new();
+    for line in source.lines() {
+        let Some(rest) = line.strip_prefix("pub const ").or_else(|| line.strip_prefix("const ")) else { continue };
+        let Some((name, rest)) = rest.split_once(':') else { continue };
+        let Some(file) = rest.split_once("include_str!(\"../../").and_then(|(_, file)| file.split_once('"')) else {
+            continue;
+        };
+        found.push((name.trim().to_owned(), file.0.to_owned()));
+    }
+    found
+}
+
+/// Whether `body` names `identifier` as a whole word.
+fn mentions(body: &str, identifier: &str) -> bool {
+    body.match_indices(identifier).any(|(at, _)| {
+        let word = |c: char| c.is_alphanumeric() || c == '_';
+        !body[..at].ends_with(word) && !body[at + identifier.len()..].starts_with(word)
+    })
 }
 
 /// The module's top-level functions that run no `timed` call of their own, by name, with
@@ -141,18 +170,67 @@ fn pins(condition: &str, column: &str) -> Vec<u32> {
         .collect()
 }
 
+/// The parameters `column` is compared to with `= ANY (…)` in a plan's condition, as
+/// `(id = ANY ($1))` or `("id" = ANY (($1)::text[]))`: a set of the key's values.
+fn any_pins(condition: &str, column: &str) -> Vec<u32> {
+    parameters(condition)
+        .into_iter()
+        .filter(|(at, _)| {
+            let before = condition[..*at].trim_end().trim_end_matches('(').trim_end();
+            before.strip_suffix("ANY").map(str::trim_end).and_then(|left| left.strip_suffix('=')).is_some_and(|left| {
+                let left = left.trim_end();
+                left.ends_with(&format!("\"{column}\""))
+                    || left.ends_with(&format!(".{column}"))
+                    || left == column
+                    || left.ends_with(&format!("({column}"))
+            })
+        })
+        .map(|(_, n)| n)
+        .collect()
+}
+
+/// Whether `column` is compared with `=` to a column `other` of another relation in a plan's
+/// condition, as `("projectId" = p.id)`: a join on the distribution column.
+fn joined_on(condition: &str, column: &str, other: &str) -> bool {
+    let quoted = format!("\"{column}\"");
+    condition.match_indices(" = ").any(|(at, _)| {
+        let left = condition[..at].trim_end();
+        let right = &condition[at + 3..];
+        let right: String = right.chars().take_while(|c| c.is_alphanumeric() || "_.\"".contains(*c)).collect();
+        let left_is_column = left.ends_with(&quoted)
+            || left.strip_suffix(column).is_some_and(|before| before.ends_with(['(', '.', ' ']) || before.is_empty());
+        let right_is_other = right
+            .split_once('.')
+            .is_some_and(|(qualifier, name)| !qualifier.is_empty() && name.trim_matches('"') == other);
+        left_is_column && right_is_other
+    })
+}
+
+/// One scanned table and what pins its distribution column.
+#[derive(Debug, Default)]
+struct Scan {
+    table: String,
+    /// Parameters the column is equal to.
+    pins: BTreeSet<u32>,
+    /// Parameters (arrays) the column is `= ANY` of.
+    each: BTreeSet<u32>,
+    /// Whether the column is joined with `=` to another relation's "id" (its group's key
+    /// table's distribution column, `Project.id` or `User.id`, in the statements read here).
+    joined: bool,
+}
+
 /// What a plan (and, for inserts, the statement) says about distribution.
 #[derive(Debug, Default)]
 struct Facts {
-    /// Each table scanned, and the parameters its distribution column is pinned to.
-    scans: Vec<(String, BTreeSet<u32>)>,
+    /// Each table scanned, and what its distribution column is pinned to.
+    scans: Vec<Scan>,
     /// Each table inserted into, and the parameter its distribution column takes, if one.
     inserts: Vec<(String, Option<u32>)>,
 }
 
 impl Facts {
     fn tables(&self) -> BTreeSet<&str> {
-        self.scans.iter().map(|(t, _)| t.as_str()).chain(self.inserts.iter().map(|(t, _)| t.as_str())).collect()
+        self.scans.iter().map(|scan| scan.table.as_str()).chain(self.inserts.iter().map(|(t, _)| t.as_str())).collect()
     }
 
     /// The key that routes the statement to one shard, if any: every distributed table it
@@ -168,7 +246,7 @@ impl Facts {
             Some(Placement::Reference) => Some(None),
             _ => None,
         };
-        for (table, pins) in &self.scans {
+        for Scan { table, pins, .. } in &self.scans {
             let Some(group) = distributed(table)? else { continue };
             if key.is_some_and(|k| k != group) || pins.is_empty() {
                 return None;
@@ -187,6 +265,26 @@ impl Facts {
         }
         (values.len() == 1).then_some(key).flatten()
     }
+
+    /// The key whose set of values (one array parameter) prunes the statement to their
+    /// shards: a read whose every distributed table is in that key's group, pinned to the
+    /// array, or joined on the distribution column, with at least one pinned to it.
+    fn routed_each_by(&self) -> Option<Key> {
+        if !self.inserts.is_empty() {
+            return None;
+        }
+        let mut key = None;
+        let mut arrays: BTreeSet<u32> = BTreeSet::new();
+        for scan in &self.scans {
+            let Some(Placement::Distributed(group, _)) = distribution::placement(&scan.table) else { continue };
+            if key.is_some_and(|k| k != group) || !scan.pins.is_empty() || (scan.each.is_empty() && !scan.joined) {
+                return None;
+            }
+            key = Some(group);
+            arrays.extend(&scan.each);
+        }
+        (arrays.len() == 1).then_some(key).flatten()
+    }
 }
 
 /// The column `table` is distributed by.
@@ -200,24 +298,23 @@ fn key_column(table: &str) -> Option<&'static str> {
 /// Walks a JSON plan: every scanned relation, with the external parameters (1..=count)
 /// its distribution column is compared to in the node's conditions.
 /// A partition (TokenUsage's months) counts as its parent table.
-fn collect_scans(
-    node: &Value,
-    count: u32,
-    parents: &BTreeMap<String, String>,
-    scans: &mut Vec<(String, BTreeSet<u32>)>,
-) {
+fn collect_scans(node: &Value, count: u32, parents: &BTreeMap<String, String>, scans: &mut Vec<Scan>) {
     if let (Some(table), false) = (node["Relation Name"].as_str(), node["Node Type"] == "ModifyTable") {
         let table = parents.get(table).map_or(table, String::as_str);
-        let mut pins = BTreeSet::new();
+        let mut scan = Scan { table: table.to_owned(), ..Scan::default() };
         if let Some(column) = key_column(table) {
+            let input = |n: &u32| (1..=count).contains(n);
             for condition in ["Index Cond", "Recheck Cond", "Filter", "TID Cond"] {
                 if let Some(text) = node[condition].as_str() {
                     // Higher numbers are the plan's own (an InitPlan's output), not inputs.
-                    pins.extend(self::pins(text, column).into_iter().filter(|n| (1..=count).contains(n)));
+                    scan.pins.extend(self::pins(text, column).into_iter().filter(input));
+                    scan.each.extend(any_pins(text, column).into_iter().filter(input));
+                    // Each group's key table (`User`, `Project`) is distributed by its "id".
+                    scan.joined |= column != "id" && joined_on(text, column, "id");
                 }
             }
         }
-        scans.push((table.to_owned(), pins));
+        scans.push(scan);
     }
     for child in node["Plans"].as_array().into_iter().flatten() {
         collect_scans(child, count, parents, scans);
@@ -331,6 +428,11 @@ async fn every_request_path_query_routes_as_the_distribution_table_declares() {
     assert!(unlisted.is_empty(), "queries missing from db::distribution::QUERIES: {unlisted:?}");
 
     let mut wrong = Vec::new();
+    for name in distribution::COLD.iter().map(|(name, _)| name).chain(distribution::PUBLIC_LISTINGS) {
+        if distribution::route(name).is_none() {
+            wrong.push(format!("{name} is classified, but not in db::distribution::QUERIES"));
+        }
+    }
     for (name, route) in distribution::QUERIES {
         let Some(found) = statements.get(*name).filter(|found| !found.is_empty()) else {
             wrong.push(format!("{name}: no such query, or no statement found in its body"));
@@ -348,6 +450,7 @@ async fn every_request_path_query_routes_as_the_distribution_table_declares() {
         }
         let verdict = match route {
             Route::Router(key) => all.iter().all(|f| f.routed_by() == Some(*key)),
+            Route::RouterEach(key) => all.iter().all(|f| f.routed_each_by() == Some(*key)),
             Route::Lookup(_) | Route::CrossShard(_) => all.iter().any(|f| f.routed_by().is_none()),
             Route::Coordinator => all.iter().all(|f| {
                 f.tables().iter().all(|table| {
@@ -355,6 +458,10 @@ async fn every_request_path_query_routes_as_the_distribution_table_declares() {
                 })
             }),
         };
+        let routable = matches!(route, Route::Router(_) | Route::RouterEach(_) | Route::Coordinator);
+        if distribution::is_hot(name) && !routable && !distribution::PUBLIC_LISTINGS.contains(name) {
+            wrong.push(format!("{name} is hot, but {route:?} is not routable by one key"));
+        }
         if !verdict {
             wrong.push(format!("{name} is declared {route:?}, but its plans show {all:?}"));
         }
@@ -417,11 +524,19 @@ async fn every_query_the_monitor_shows_under_load_is_in_the_distribution_table()
         .filter(|name| !platform(name) && distribution::route(name).is_none())
         .collect();
     assert!(unlisted.is_empty(), "hot queries missing from db::distribution::QUERIES: {unlisted:?}");
+    let total: u64 = calls.iter().map(|(count, _)| count).sum();
     for (count, name) in &calls {
         if let Some(route) = distribution::route(name) {
             eprintln!("{count:>7}  {name:<32} {route:?}");
         }
     }
+    // What the load calls often is hot, whatever the table says.
+    let busy_cold: Vec<(u64, &str)> = calls
+        .iter()
+        .filter(|(count, name)| !distribution::is_hot(name) && *count as f64 >= distribution::HOT_SHARE * total as f64)
+        .copied()
+        .collect();
+    assert!(busy_cold.is_empty(), "declared cold, but busy under load ({total} calls): {busy_cold:?}");
 }
 
 #[test]
@@ -431,6 +546,14 @@ fn the_plan_readers_see_pins_and_inserted_keys() {
     assert_eq!(pins(r#"((c."projectId" = ($1)::text) AND (c."userId" = $2))"#, "projectId"), [1], "relabelled");
     assert_eq!(pins(r#"(id = p."userId")"#, "id"), Vec::<u32>::new(), "a join, not a parameter");
     assert_eq!(pins(r#"("fromUserId" = $1)"#, "id"), Vec::<u32>::new(), "another column");
+    assert_eq!(pins("(id = ANY ($1))", "id"), Vec::<u32>::new(), "a set of values is not one");
+    assert_eq!(any_pins("(id = ANY ($1))", "id"), [1]);
+    assert_eq!(any_pins(r#"(p."id" = ANY (($2)::text[]))"#, "id"), [2]);
+    assert_eq!(any_pins(r#"("userId" = ANY ($1))"#, "id"), Vec::<u32>::new(), "another column");
+    assert!(joined_on(r#"("projectId" = p.id)"#, "projectId", "id"));
+    assert!(joined_on(r#"(f."projectId" = p."id")"#, "projectId", "id"));
+    assert!(!joined_on(r#"("projectId" = $1)"#, "projectId", "id"), "a parameter, not a join");
+    assert!(!joined_on(r#"("projectId" = c."userId")"#, "projectId", "id"), "another column");
     let insert = r#"INSERT INTO "Message" ("id", "projectId", "role") VALUES ($1, $2, lower($3))"#;
     assert_eq!(inserts(insert), [("Message".to_owned(), Some(2))]);
     let copy = r#"WITH p AS (INSERT INTO "Project" ("id", "name") SELECT $2, "name" FROM "Project" WHERE "id" = $1)

@@ -28,6 +28,7 @@ mod invalidation;
 mod jobs;
 mod likes_forks;
 mod limits;
+mod memberships;
 mod messages;
 mod migrations;
 mod monitor;

@@ -122,15 +122,17 @@ fn assert_uses_one_of(plans: &[Vec<String>; 2], indexes: &[&str], query: &str) {
 async fn headline_queries_use_their_ledger_indexes() {
     let (_db, mut conn) = seeded().await;
 
-    // The member's project list: own projects, shared projects, counts for the page only.
-    let list = plan_indexes(
+    // The member's project list: a page of its memberships, then the page's projects and
+    // their counts by id.
+    let page = plan_indexes(
         &mut conn,
         &projects::LIST_FOR_MEMBER_SQL.replace("$2", "$2::timestamp").replace("$4", "$4::int8"),
         &["u1", "9999-12-31 00:00:00", "", "21"],
     )
     .await;
-    assert_uses(&list, "Project_userId_updatedAt_idx", "project list");
-    assert_uses(&list, "ProjectCollaborator_userId_projectId_idx", "project list");
+    assert_uses(&page, "UserProject_userId_updatedAt_projectId_idx", "project list page");
+    let list = plan_indexes(&mut conn, projects::SUMMARIES_SQL, &["{p1,p2001,p4001,p6001}"]).await;
+    assert_uses(&list, "Project_pkey", "project list projects");
     // Counting one project's messages is an index-only scan on either (projectId, ...) index.
     assert_uses_one_of(
         &list,

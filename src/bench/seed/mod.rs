@@ -180,6 +180,10 @@ pub async fn seed_at(
     }
     let constraints_started = Instant::now();
     saved.restore_keys_and_triggers(&mut tx).await?;
+    if options.flavor == Flavor::Current && crate::db::projects::has_memberships(&mut tx).await? {
+        // The load ran with the triggers off: the user-keyed memberships are derived at once.
+        crate::db::projects::rebuild_memberships(&mut tx).await?;
+    }
     let constraints_seconds = constraints_started.elapsed().as_secs_f64();
     if options.flavor == Flavor::Current {
         // Cursors are 1..=n; the service's next message continues after them.
