@@ -81,6 +81,11 @@ pub fn lazy_pool(settings: &DatabaseSettings, url: &SecretString, acquire_timeou
         .max_connections(settings.connection_limit)
         .acquire_timeout(acquire_timeout)
         .idle_timeout(Some(settings.idle_timeout()))
+        // Every release already waits for a round trip (the hook below, then sqlx's own
+        // check), so a connection in the pool answered a moment ago; a ping on each acquire
+        // too would make each statement four round trips. One the server dropped meanwhile
+        // fails its query, as any connection lost mid-request does, and the pool replaces it.
+        .test_before_acquire(false)
         .after_release(move |connection, _| {
             Box::pin(async move {
                 // sqlx's own check on release waits for whatever the connection still owes;
