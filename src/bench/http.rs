@@ -147,16 +147,19 @@ impl Scenario {
 
     /// The statements one request of the scenario runs with the cache off, with the values
     /// it binds (see `service::accounts::session`, `service::access::project_read` and each
-    /// route's service call); None for the mix.
-    fn own_sql(self, targets: &Targets) -> Option<Vec<Statement>> {
+    /// route's service call), as of now in `database_url` (the project list's second statement
+    /// binds the ids its first one finds); None for the mix.
+    async fn own_sql(self, targets: &Targets, database_url: &str) -> anyhow::Result<Option<Vec<Statement>>> {
         let reader = self.reader(targets);
         let (user, project) = (reader.client.user_id.as_str(), targets.project.as_str());
         let session = Statement::session(&reader.token_hash, user);
         let standard = i64::from(PageSize::STANDARD.default);
         let position = targets.deep_page.as_ref().map(|deep| deep.position);
-        Some(match self {
+        Ok(Some(match self {
             Scenario::ProjectList => {
-                vec![session, Statement::member_projects(user, standard), Statement::summaries(&targets.list_page)]
+                let page = Statement::member_projects(user, standard);
+                let listed = replay::first_column(database_url, &page).await?;
+                vec![session, page, Statement::summaries(&listed)]
             }
             Scenario::OneProject => vec![
                 session,
@@ -173,8 +176,8 @@ impl Scenario {
             Scenario::Discovery => vec![Statement::discovery(Sort::Popular, None, standard)],
             Scenario::Search => vec![Statement::discovery(Sort::Relevance, Some(targets.search), standard)],
             Scenario::UsageSummary => vec![session, Statement::usage_summary(user, SUMMARY_DAYS)],
-            Scenario::Mixed => return None,
-        })
+            Scenario::Mixed => return Ok(None),
+        }))
     }
 }
 
@@ -211,15 +214,6 @@ struct DeepPage {
     position: i64,
 }
 
-/// The ids of `reader`'s project list's first page, as the project list scenario reads it.
-async fn list_page(reader: &Client) -> anyhow::Result<Vec<String>> {
-    let answer = reader.http.get(format!("{}/api/projects", reader.base)).bearer_auth(&reader.token).send().await?;
-    ensure!(answer.status().is_success(), "reading the project list failed: {}", answer.status());
-    let page: Value = answer.json().await?;
-    let items = page["items"].as_array().context("a project list with no items")?;
-    items.iter().map(|item| item["id"].as_str().map(str::to_owned).context("a listed project with no id")).collect()
-}
-
 /// What every scenario but the mix reads, the same in every request, so that its replay binds
 /// the same values.
 struct Targets {
@@ -231,8 +225,6 @@ struct Targets {
     project_reader: Reader,
     deep_page: Option<DeepPage>,
     search: &'static str,
-    /// The ids on the project list's page, which the list's second statement reads.
-    list_page: Vec<String>,
 }
 
 /// What the scenarios read, for the report.
@@ -572,13 +564,11 @@ pub async fn run(options: HttpOptions<'_>) -> anyhow::Result<HttpReport> {
             project_reader: Reader::new(&clients[0]),
             deep_page: None,
             search: "project",
-            list_page: list_page(&clients[0]).await?,
         },
         Some(seeded) => {
             let project_reader = Reader::new(&clients[seeded.project_owner]);
             let deep_page = seeded::deep_page(&project_reader.client, &seeded.project, seeded.page).await?;
             Targets {
-                list_page: list_page(&clients[seeded.list_user]).await?,
                 list_reader: Reader::new(&clients[seeded.list_user]),
                 usage_reader: Reader::new(&clients[seeded.usage_user]),
                 project: seeded.project,
@@ -653,7 +643,11 @@ pub async fn run(options: HttpOptions<'_>) -> anyhow::Result<HttpReport> {
                         own_sql_ratio: None,
                     });
                 }
-                if let (Some((pgbench, database_url)), Some(statements)) = (&replay, scenario.own_sql(&targets)) {
+                let own_sql = match &replay {
+                    Some((_, database_url)) => scenario.own_sql(&targets, database_url).await?,
+                    None => None,
+                };
+                if let (Some((pgbench, database_url)), Some(statements)) = (&replay, own_sql) {
                     let clients = concurrency.min(PGBENCH_MAX_CLIENTS);
                     let figures = replay::run(pgbench, database_url, statements, clients, scenario_seconds).await?;
                     if let Some(last) = scenarios.last_mut() {

@@ -239,15 +239,29 @@ pub async fn run(
     })
 }
 
+/// The first column of the rows `statement` returns, as text, run once.
+pub async fn first_column(database_url: &str, statement: &Statement) -> anyhow::Result<Vec<String>> {
+    let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(database_url).await?;
+    let rows = sqlx::raw_sql(&literal(statement))
+        .fetch_all(&mut conn)
+        .await
+        .with_context(|| format!("running {} once", statement.name))?;
+    rows.iter().map(|row| Ok(sqlx::Row::try_get::<String, _>(row, 0)?)).collect()
+}
+
+/// `statement` with its values written in as literals, for a run outside pgbench.
+fn literal(statement: &Statement) -> String {
+    placeholders(&without_comments(&statement.sql), |n| {
+        statement.params.get(n - 1).map_or("NULL".to_owned(), |value| format!("'{}'", value.replace('\'', "''")))
+    })
+}
+
 /// The rows each of `statements` returns, run once in order on one connection.
 async fn rows_once(database_url: &str, statements: &[Statement]) -> anyhow::Result<Vec<u64>> {
     let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(database_url).await?;
     let mut rows = Vec::new();
     for statement in statements {
-        let literal = placeholders(&without_comments(&statement.sql), |n| {
-            statement.params.get(n - 1).map_or("NULL".to_owned(), |value| format!("'{}'", value.replace('\'', "''")))
-        });
-        let found = sqlx::raw_sql(&literal)
+        let found = sqlx::raw_sql(&literal(statement))
             .fetch_all(&mut conn)
             .await
             .with_context(|| format!("running {} once", statement.name))?;

@@ -167,7 +167,7 @@ pub const COLD: &[(&str, &str)] = &[
     ("users.credentials_by_email", "once per sign-in"),
     ("users.id_by_email", "once per invitation sent by e-mail"),
     ("sessions.live_unkeyed", "transitional: only sessions from before tokens carried the user id"),
-    ("collab.invite", "once per invitation answered"),
+    ("collab.invite", "once per invitation sent"),
     ("collab.accept", "once per invitation answered"),
     ("collab.decline", "once per invitation answered"),
     ("collab.pending_for", "an invitee's invites page, not every visit"),

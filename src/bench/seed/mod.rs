@@ -180,11 +180,12 @@ pub async fn seed_at(
     }
     let constraints_started = Instant::now();
     saved.restore_keys_and_triggers(&mut tx).await?;
-    if options.flavor == Flavor::Current && crate::db::projects::has_memberships(&mut tx).await? {
+    let constraints_seconds = constraints_started.elapsed().as_secs_f64();
+    let has_memberships = options.flavor == Flavor::Current && crate::db::projects::has_memberships(&mut tx).await?;
+    if has_memberships {
         // The load ran with the triggers off: the user-keyed memberships are derived at once.
         crate::db::projects::rebuild_memberships(&mut tx).await?;
     }
-    let constraints_seconds = constraints_started.elapsed().as_secs_f64();
     if options.flavor == Flavor::Current {
         // Cursors are 1..=n; the service's next message continues after them.
         let next = i64::try_from(plan.message_rows())? + 1;
@@ -193,7 +194,14 @@ pub async fn seed_at(
     tx.commit().await?;
 
     let analyze_started = Instant::now();
-    let mut plain = if has_faces { vec![r#""UserFace""#.to_owned()] } else { Vec::new() };
+    // The derived tables, filled above, are planned from statistics like the rest.
+    let mut plain = Vec::new();
+    if has_faces {
+        plain.push(r#""UserFace""#.to_owned());
+    }
+    if has_memberships {
+        plain.push(r#""UserProject""#.to_owned());
+    }
     for name in names.iter().map(|name| crate::db::quote_identifier(name)) {
         if partitions::is_partitioned(conn, &name).await? {
             conn.execute(format!("VACUUM (FREEZE, ANALYZE) {name}").as_str()).await?;
