@@ -19,10 +19,6 @@ CREATE TABLE "UserProject" (
     CONSTRAINT "UserProject_pkey" PRIMARY KEY ("projectId", "userId"),
     CONSTRAINT "UserProject_access_check" CHECK ("access" IN ('owner', 'admin', 'editor', 'viewer'))
 );
--- The project list's keyset page, in its order: the one index by user, so a user with few
--- projects is never read through another and sorted.
-CREATE INDEX "UserProject_userId_updatedAt_projectId_idx"
-    ON "UserProject" ("userId", "updatedAt" DESC, "projectId" DESC);
 
 -- Every row again from the two tables it is derived from; returns how many there are.
 CREATE FUNCTION "_vibing2_user_projects_rebuild"() RETURNS bigint
@@ -58,12 +54,22 @@ CREATE TRIGGER "_vibing2_user_projects_project_added" AFTER INSERT ON "Project"
     REFERENCING NEW TABLE AS added FOR EACH STATEMENT EXECUTE FUNCTION "_vibing2_user_projects_project_added"();
 
 -- A touch or an update moves "updatedAt" on every member's row; a new owner takes the owner's
--- row, and the old one keeps the project only if they collaborate on it.
+-- row, and the old one keeps the project only if they collaborate on it. A new id takes the
+-- project's rows with it: "ProjectCollaborator"'s foreign key cascades the id to the member
+-- rows first (their trigger below moves their "UserProject" rows), and what is left at the old
+-- id, the owner's row, moves here.
+--
+-- Locks: a touch holds its "Project" row, then takes the member rows of the project. The
+-- collaborator triggers take the same two in the same order (the project FOR SHARE first), so
+-- the two wait for each other and never deadlock.
 CREATE FUNCTION "_vibing2_user_projects_project_changed"() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
+    IF NEW."id" IS DISTINCT FROM OLD."id" THEN
+        UPDATE "UserProject" SET "projectId" = NEW."id" WHERE "projectId" = OLD."id";
+    END IF;
     IF NEW."userId" IS DISTINCT FROM OLD."userId" THEN
-        DELETE FROM "UserProject" WHERE "userId" = OLD."userId" AND "projectId" = OLD."id";
+        DELETE FROM "UserProject" WHERE "userId" = OLD."userId" AND "projectId" = NEW."id";
         INSERT INTO "UserProject" ("userId", "projectId", "access", "updatedAt")
         SELECT c."userId", c."projectId", lower(c."role"), NEW."updatedAt" FROM "ProjectCollaborator" c
         WHERE c."projectId" = NEW."id" AND c."userId" = OLD."userId";
@@ -75,8 +81,9 @@ BEGIN
     WHERE "projectId" = NEW."id" AND "updatedAt" IS DISTINCT FROM NEW."updatedAt";
     RETURN NULL;
 END $$;
-CREATE TRIGGER "_vibing2_user_projects_project_changed" AFTER UPDATE OF "updatedAt", "userId" ON "Project"
-    FOR EACH ROW WHEN (NEW."updatedAt" IS DISTINCT FROM OLD."updatedAt" OR NEW."userId" IS DISTINCT FROM OLD."userId")
+CREATE TRIGGER "_vibing2_user_projects_project_changed" AFTER UPDATE OF "updatedAt", "userId", "id" ON "Project"
+    FOR EACH ROW WHEN (NEW."updatedAt" IS DISTINCT FROM OLD."updatedAt" OR NEW."userId" IS DISTINCT FROM OLD."userId"
+                       OR NEW."id" IS DISTINCT FROM OLD."id")
     EXECUTE FUNCTION "_vibing2_user_projects_project_changed"();
 
 CREATE FUNCTION "_vibing2_user_projects_project_removed"() RETURNS trigger
@@ -90,9 +97,17 @@ CREATE TRIGGER "_vibing2_user_projects_project_removed" AFTER DELETE ON "Project
 
 -- An accepted invite (or an imported collaborator): the member's row, unless they own the
 -- project, or the project is not there yet (the import's project rows bring it then).
+--
+-- The projects are locked FOR SHARE first (in id order), as a touch locks them before it
+-- writes the member rows: the foreign key's check only takes KEY SHARE, which a touch does not
+-- wait for, and without this lock the member's row could take the "updatedAt" from before a
+-- touch in progress that, in turn, cannot see the new row to move it. With it, the insert
+-- waits for the touch to commit and reads its "updatedAt" (each statement here takes a new
+-- snapshot), or the touch waits for this transaction and then moves the new row.
 CREATE FUNCTION "_vibing2_user_projects_member_added"() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
+    PERFORM FROM "Project" p WHERE p."id" IN (SELECT "projectId" FROM added) ORDER BY p."id" FOR SHARE;
     INSERT INTO "UserProject" ("userId", "projectId", "access", "updatedAt")
     SELECT a."userId", a."projectId", lower(a."role"), p."updatedAt"
     FROM added a JOIN "Project" p ON p."id" = a."projectId"
@@ -104,16 +119,28 @@ END $$;
 CREATE TRIGGER "_vibing2_user_projects_member_added" AFTER INSERT ON "ProjectCollaborator"
     REFERENCING NEW TABLE AS added FOR EACH STATEMENT EXECUTE FUNCTION "_vibing2_user_projects_member_added"();
 
--- A role change (an accepted invite's upgrade, `set_role`): the member's row is written again.
+-- A role change (an accepted invite's upgrade, `set_role`): the member's "access" is changed
+-- in place, so a touch waiting on the row moves it still. A row moved to another user or
+-- project (by hand) leaves its old place and is written at the new one. The project is locked
+-- FOR SHARE first, as in the insert trigger above, and its "updatedAt" read after the lock.
 CREATE FUNCTION "_vibing2_user_projects_member_changed"() RETURNS trigger
 LANGUAGE plpgsql AS $$
+DECLARE
+    owner_id text;
+    project_updated timestamp(3);
 BEGIN
-    DELETE FROM "UserProject"
-    WHERE "userId" = OLD."userId" AND "projectId" = OLD."projectId" AND "access" <> 'owner';
-    INSERT INTO "UserProject" ("userId", "projectId", "access", "updatedAt")
-    SELECT NEW."userId", p."id", lower(NEW."role"), p."updatedAt" FROM "Project" p
-    WHERE p."id" = NEW."projectId" AND p."userId" <> NEW."userId"
-    ON CONFLICT ("projectId", "userId") DO NOTHING;
+    SELECT p."userId", p."updatedAt" INTO owner_id, project_updated
+    FROM "Project" p WHERE p."id" = NEW."projectId" FOR SHARE;
+    IF NEW."userId" IS DISTINCT FROM OLD."userId" OR NEW."projectId" IS DISTINCT FROM OLD."projectId" THEN
+        DELETE FROM "UserProject"
+        WHERE "userId" = OLD."userId" AND "projectId" = OLD."projectId" AND "access" <> 'owner';
+    END IF;
+    IF owner_id IS NOT NULL AND owner_id <> NEW."userId" THEN
+        INSERT INTO "UserProject" ("userId", "projectId", "access", "updatedAt")
+        VALUES (NEW."userId", NEW."projectId", lower(NEW."role"), project_updated)
+        ON CONFLICT ("projectId", "userId") DO UPDATE SET "access" = EXCLUDED."access"
+        WHERE "UserProject"."access" <> 'owner' AND "UserProject"."access" <> EXCLUDED."access";
+    END IF;
     RETURN NULL;
 END $$;
 CREATE TRIGGER "_vibing2_user_projects_member_changed"
@@ -150,3 +177,8 @@ CREATE TRIGGER "_vibing2_user_projects_truncated" AFTER TRUNCATE ON "ProjectColl
 -- The triggers hold the two tables' write locks from here to the commit: nothing is written
 -- between the rebuild's read and the triggers taking over.
 SELECT "_vibing2_user_projects_rebuild"();
+-- The project list's keyset page, in its order: the one index by user, so a user with few
+-- projects is never read through another and sorted. Built after the rebuild's rows, in one
+-- pass rather than row by row.
+CREATE INDEX "UserProject_userId_updatedAt_projectId_idx"
+    ON "UserProject" ("userId", "updatedAt" DESC, "projectId" DESC);

@@ -302,42 +302,78 @@ pub const LIST_FOR_MEMBER_SQL: &str = include_str!("../../queries/projects_list_
 /// The projects of a list page, with their counts: `$1` their ids.
 pub const SUMMARIES_SQL: &str = include_str!("../../queries/projects_summaries.sql");
 
-/// One entry of a member's page, as `UserProject` holds it.
+/// One row of a member's page, as `UserProject` holds it.
 #[derive(Debug, sqlx::FromRow)]
-struct MemberEntry {
+struct MemberRow {
     project_id: String,
     access: Access,
     updated_at: UtcTime,
+}
+
+/// One entry of a member's page: its place in the list and the member's access, as
+/// `UserProject` holds them, and its project, or none when there is no such project.
+#[derive(Debug)]
+pub struct MemberEntry {
+    pub project_id: String,
+    pub access: Access,
+    pub updated_at: UtcTime,
+    pub project: Option<ListedProject>,
+}
+
+impl MemberEntry {
+    /// Where the entry stands in the list (a page's cursor), whether its project is there or not.
+    pub fn position(&self) -> Position {
+        (self.updated_at.0, self.project_id.clone())
+    }
+
+    /// What the list shows of the entry: nothing when its project is not there.
+    pub fn into_summary(self) -> Option<ProjectSummaryRow> {
+        let project = self.project?;
+        Some(ProjectSummaryRow { project, access: self.access, updated_at: self.updated_at })
+    }
 }
 
 /// How many times a page is read again when one of its projects went away between the two
 /// statements (a delete in between), so that a page is never short of rows it could hold.
 const LIST_ATTEMPTS: usize = 3;
 
-/// The projects a user owns or collaborates on, most recently updated first, one keyset page:
-/// the page from `UserProject` by the user's id, then its projects and their counts by their
-/// ids, in the page's order. Each entry shows the `updatedAt` its page position was read at.
+/// The projects a user owns or collaborates on, most recently updated first, one keyset page
+/// of `limit` entries: the page from `UserProject` by the user's id, then its projects and
+/// their counts by their ids, in the page's order. Each entry shows the `updatedAt` its page
+/// position was read at.
+///
+/// Every entry of the `UserProject` page is returned, so that the caller takes has-more and
+/// the cursor from them ([`MemberEntry::position`]): an entry whose project is still missing
+/// after the last attempt (a `UserProject` row with no project) has no project, is logged, and
+/// leaves the page short without ending the list.
 pub async fn list_for_member(
     db: impl PgExecutor<'_> + Copy,
     user_id: &str,
     after: Option<&Position>,
     limit: i64,
-) -> sqlx::Result<Vec<ProjectSummaryRow>> {
+) -> sqlx::Result<Vec<MemberEntry>> {
     let mut attempt = 1;
     loop {
         let page = member_page(db, user_id, after, limit).await?;
         if page.is_empty() {
             return Ok(Vec::new());
         }
-        let ids: Vec<String> = page.iter().map(|entry| entry.project_id.clone()).collect();
+        let ids: Vec<String> = page.iter().map(|row| row.project_id.clone()).collect();
         let mut projects: std::collections::HashMap<String, ListedProject> =
             summaries(db, &ids).await?.into_iter().map(|project| (project.id.clone(), project)).collect();
         if projects.len() == page.len() || attempt == LIST_ATTEMPTS {
             return Ok(page
                 .into_iter()
-                .filter_map(|entry| {
-                    let project = projects.remove(&entry.project_id)?;
-                    Some(ProjectSummaryRow { project, access: entry.access, updated_at: entry.updated_at })
+                .map(|row| {
+                    let project = projects.remove(&row.project_id);
+                    if project.is_none() {
+                        tracing::warn!(
+                            user_id,
+                            project_id = %row.project_id,
+                            "a UserProject entry has no project; left out of the page"
+                        );
+                    }
+                    MemberEntry { project_id: row.project_id, access: row.access, updated_at: row.updated_at, project }
                 })
                 .collect());
         }
@@ -351,7 +387,7 @@ async fn member_page(
     user_id: &str,
     after: Option<&Position>,
     limit: i64,
-) -> sqlx::Result<Vec<MemberEntry>> {
+) -> sqlx::Result<Vec<MemberRow>> {
     timed("projects.list_for_member", async move {
         let (updated_at, id) = start_position(after, end_of_time());
         sqlx::query_as(LIST_FOR_MEMBER_SQL).bind(user_id).bind(updated_at).bind(id).bind(limit).fetch_all(db).await

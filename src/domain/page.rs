@@ -28,6 +28,13 @@ impl<T> Page<T> {
     pub fn map<U>(self, convert: impl FnMut(T) -> U) -> Page<U> {
         Page { items: self.items.into_iter().map(convert).collect(), next_cursor: self.next_cursor }
     }
+
+    /// The same page with the items `keep` turns into none left out, and the same cursor: a
+    /// page whose positions were read first and its rows after (a row gone in between) is
+    /// short, and the list still goes on from its last position.
+    pub fn filter_map<U>(self, keep: impl FnMut(T) -> Option<U>) -> Page<U> {
+        Page { items: self.items.into_iter().filter_map(keep).collect(), next_cursor: self.next_cursor }
+    }
 }
 
 /// Page-size rules of one list: a default and a cap.
@@ -177,6 +184,13 @@ mod tests {
         assert_eq!(page.items, [1, 2]);
         assert_eq!(decode_cursor::<i32>(page.next_cursor.as_deref().unwrap()).unwrap(), 2);
         assert!(page_from(vec![1, 2], 2, |n| *n).next_cursor.is_none());
+    }
+
+    #[test]
+    fn a_short_filtered_page_keeps_the_cursor_of_its_positions() {
+        let page = page_from(vec![1, 2, 3], 2, |n| *n).filter_map(|n| (n != 2).then_some(n * 10));
+        assert_eq!(page.items, [10]);
+        assert_eq!(decode_cursor::<i32>(page.next_cursor.as_deref().unwrap()).unwrap(), 2);
     }
 
     #[test]

@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::db::files::{self, FileEntryRow};
 use crate::db::likes::{self, LikeOutcome};
-use crate::db::projects::{self, NewProject, ProjectPatch, ProjectRow, ProjectSummaryRow};
+use crate::db::projects::{self, MemberEntry, NewProject, ProjectPatch, ProjectRow, ProjectSummaryRow};
 use crate::db::users;
 use crate::domain::page::{Keyset, Page};
 use crate::domain::time::Position;
@@ -33,8 +33,10 @@ pub async fn list_for_member(
     keyset: Keyset<Position>,
 ) -> Result<Page<ProjectSummaryRow>> {
     let load = || async {
-        let rows = projects::list_for_member(&state.pool, user_id, keyset.after.as_ref(), keyset.fetch()).await?;
-        Ok(keyset.page(rows, |p| (p.updated_at.0, p.project.id.clone())))
+        let entries = projects::list_for_member(&state.pool, user_id, keyset.after.as_ref(), keyset.fetch()).await?;
+        // The page and its cursor by the entries `UserProject` holds; an entry with no project
+        // is left out of the items only.
+        Ok(keyset.page(entries, MemberEntry::position).filter_map(MemberEntry::into_summary))
     };
     if keyset.is_first() {
         let scope = Scope::MemberProjects(user_id.to_owned());

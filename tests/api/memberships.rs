@@ -49,6 +49,7 @@ async fn old_page(conn: &mut PgConnection, user: &str, after: &Position, limit: 
 async fn new_page(app: &TestApp, user: &str, after: &Position, limit: i64) -> Vec<Entry> {
     let rows = projects::list_for_member(&app.pool, user, Some(after), limit).await.unwrap();
     rows.into_iter()
+        .filter_map(projects::MemberEntry::into_summary)
         .map(|row| {
             let (project, updated_at) = (row.project, row.updated_at.0);
             let access = serde_json::to_value(row.access).unwrap().as_str().unwrap().to_owned();
@@ -175,7 +176,8 @@ async fn every_membership_write_keeps_the_list_equal_to_the_old_statement() {
     assert_derived(&mut conn, "after the API's writes").await;
 
     // Writes the API does not make, by hand: an owner who is also listed as a collaborator,
-    // a transfer of ownership to a member and back, a collaborator's row moved to another user.
+    // a transfer of ownership to a member and back, a collaborator's row moved to another user,
+    // a project's id changed (cascaded to its collaborators' rows).
     for statement in [
         format!(
             r#"INSERT INTO "ProjectCollaborator" ("id", "projectId", "userId", "role") VALUES ('self', '{p2}', '{}', 'ADMIN')"#,
@@ -191,6 +193,7 @@ async fn every_membership_write_keeps_the_list_equal_to_the_old_statement() {
             r#"UPDATE "Project" SET "userId" = '{}', "updatedAt" = TIMESTAMP '2020-01-01' WHERE "id" = '{p2}'"#,
             owner.id
         ),
+        format!(r#"UPDATE "Project" SET "id" = 'moved' WHERE "id" = '{p2}'"#),
         r#"DELETE FROM "ProjectCollaborator" WHERE "id" = 'al'"#.to_owned(),
     ] {
         conn.execute(statement.as_str()).await.unwrap();
@@ -239,4 +242,135 @@ async fn the_migration_derives_the_memberships_of_the_data_already_there() {
     let app = TestApp::on(db, &[]).await;
     let lists = assert_lists_match(&app, &["u1", "u2", "u3", "u4", "u5"], "migrated").await;
     assert_eq!(lists.iter().map(Vec::len).sum::<usize>(), 28);
+}
+
+/// Waits until `waiter`'s backend is blocked by `holder`'s (pg_blocking_pids), for at most ten
+/// seconds; panics if it never is.
+async fn until_blocked(observer: &mut PgConnection, waiter: i32, holder: i32, what: &str) {
+    let blocked = async {
+        loop {
+            let blocked: bool = sqlx::query_scalar("SELECT $1 = ANY(pg_blocking_pids($2))")
+                .bind(holder)
+                .bind(waiter)
+                .fetch_one(&mut *observer)
+                .await
+                .unwrap();
+            if blocked {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(10), blocked)
+        .await
+        .unwrap_or_else(|_| panic!("{what}: never waited for the other transaction"));
+}
+
+async fn backend_pid(conn: &mut PgConnection) -> i32 {
+    sqlx::query_scalar("SELECT pg_backend_pid()").fetch_one(conn).await.unwrap()
+}
+
+async fn member_row(conn: &mut PgConnection, user: &str, project: &str) -> (String, NaiveDateTime) {
+    sqlx::query_as(r#"SELECT "access", "updatedAt" FROM "UserProject" WHERE "userId" = $1 AND "projectId" = $2"#)
+        .bind(user)
+        .bind(project)
+        .fetch_one(conn)
+        .await
+        .unwrap()
+}
+
+/// A touch and a membership write on the same project, each in its own open transaction,
+/// interleaved both ways the triggers could once lose the touch: the second writer waits for
+/// the first (the collaborator triggers lock the project FOR SHARE, as a touch holds it), and
+/// the member's row ends with the touch's `updatedAt` and the new access.
+#[tokio::test]
+async fn a_touch_racing_an_accept_or_a_role_change_is_never_lost() {
+    let app = TestApp::new().await;
+    let (owner, alice) = (app.user("Owner").await, app.user("Alice").await);
+    let project = app.project(&owner, "PRIVATE").await;
+    let mut observer = app.pool.acquire().await.unwrap();
+    let (mut toucher, mut member) = (app.db.connect().await, app.db.connect().await);
+    let (toucher_pid, member_pid) = (backend_pid(&mut toucher).await, backend_pid(&mut member).await);
+    let touch = format!(r#"UPDATE "Project" SET "updatedAt" = $1 WHERE "id" = '{project}'"#);
+
+    // A touch in progress, then an accept: the accept's row waits for the touch and takes its time.
+    let touched = "2030-01-01T00:00:00".parse::<NaiveDateTime>().unwrap();
+    toucher.execute("BEGIN").await.unwrap();
+    sqlx::query(&touch).bind(touched).execute(&mut toucher).await.unwrap();
+    let accept = format!(
+        r#"INSERT INTO "ProjectCollaborator" ("id", "projectId", "userId", "role")
+           VALUES ('race', '{project}', '{}', 'VIEWER')"#,
+        alice.id
+    );
+    let accepting = tokio::spawn(async move {
+        member.execute("BEGIN").await.unwrap();
+        member.execute(accept.as_str()).await.unwrap();
+        member.execute("COMMIT").await.unwrap();
+        member
+    });
+    until_blocked(&mut observer, member_pid, toucher_pid, "the accept").await;
+    toucher.execute("COMMIT").await.unwrap();
+    let mut member = accepting.await.unwrap();
+    assert_eq!(member_row(&mut observer, &alice.id, &project).await, ("viewer".to_owned(), touched));
+
+    // A role change in progress, then a touch: the touch waits for it, then moves the row the
+    // role change kept in place.
+    let touched = "2031-01-01T00:00:00".parse::<NaiveDateTime>().unwrap();
+    member.execute("BEGIN").await.unwrap();
+    member.execute(r#"UPDATE "ProjectCollaborator" SET "role" = 'ADMIN' WHERE "id" = 'race'"#).await.unwrap();
+    let touching = tokio::spawn(async move {
+        sqlx::query(&touch).bind(touched).execute(&mut toucher).await.unwrap();
+    });
+    until_blocked(&mut observer, toucher_pid, member_pid, "the touch").await;
+    member.execute("COMMIT").await.unwrap();
+    touching.await.unwrap();
+    assert_eq!(member_row(&mut observer, &alice.id, &project).await, ("admin".to_owned(), touched));
+    assert_derived(&mut observer, "after the races").await;
+}
+
+/// A `UserProject` entry whose project is not there (written by hand) is left out of its page,
+/// and the list still goes on past it: every project is reached by following the cursors.
+#[tokio::test]
+async fn an_entry_with_no_project_does_not_end_the_list() {
+    let app = TestApp::new().await;
+    let owner = app.user("Owner").await;
+    let mut ids = Vec::new();
+    for _ in 0..5 {
+        ids.push(app.project(&owner, "PRIVATE").await);
+    }
+    let mut conn = app.pool.acquire().await.unwrap();
+    // Newest first: ids[4] .. ids[0], an hour apart; the entry with no project between the
+    // second and the third, so that it opens the second page of two.
+    for (n, id) in ids.iter().enumerate() {
+        sqlx::query(
+            r#"UPDATE "Project" SET "updatedAt" = TIMESTAMP '2026-01-01' + $1 * interval '1 hour' WHERE "id" = $2"#,
+        )
+        .bind(n as i32)
+        .bind(id)
+        .execute(&mut *conn)
+        .await
+        .unwrap();
+    }
+    sqlx::query(
+        r#"INSERT INTO "UserProject" ("userId", "projectId", "access", "updatedAt")
+           VALUES ($1, 'gone', 'owner', TIMESTAMP '2026-01-01 02:30')"#,
+    )
+    .bind(&owner.id)
+    .execute(&mut *conn)
+    .await
+    .unwrap();
+
+    let mut listed = Vec::new();
+    let mut uri = "/api/projects?limit=2".to_owned();
+    for _ in 0..ids.len() + 1 {
+        let page = app.call(Method::GET, &uri, Some(&owner.token), None).await.expect(StatusCode::OK);
+        listed
+            .extend(page.json["items"].as_array().unwrap().iter().map(|item| item["id"].as_str().unwrap().to_owned()));
+        match page.json["nextCursor"].as_str() {
+            Some(cursor) => uri = format!("/api/projects?limit=2&cursor={cursor}"),
+            None => break,
+        }
+    }
+    let newest_first: Vec<String> = ids.iter().rev().cloned().collect();
+    assert_eq!(listed, newest_first, "every project, in order, past the entry with no project");
 }
