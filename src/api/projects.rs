@@ -229,7 +229,8 @@ async fn create_project(
 }
 
 /// The caller's own projects and those shared with them, most recently updated first, with
-/// exact message and file counts. One SQL statement per page, whatever its size.
+/// exact message and file counts. Two SQL statements per page, whatever its size: the page of
+/// memberships, then its projects with their counts.
 #[utoipa::path(get, path = "/api/projects", tag = "projects", params(PageQuery), security(("session" = [])),
     responses((status = 200, body = Page<ProjectSummary>), (status = 401, body = ErrorResponse)))]
 async fn list_projects(
