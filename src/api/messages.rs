@@ -50,7 +50,7 @@ impl From<PagedMessage> for Message {
     }
 }
 
-pub const MESSAGE_PAGE: PageSize = PageSize { default: 50, max: 100 };
+pub const MESSAGE_PAGE: PageSize = PageSize::MESSAGES;
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(append_message, list_messages)).routes(routes!(read_message))
 }

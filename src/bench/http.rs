@@ -20,7 +20,6 @@ mod seeded;
 
 use super::measure::{self, Latency};
 use super::replay::{self, ReplayFigures, Statement};
-use crate::api::messages::MESSAGE_PAGE;
 use crate::auth::token;
 use crate::domain::discovery::Sort;
 use crate::domain::page::PageSize;
@@ -165,12 +164,12 @@ impl Scenario {
                 session,
                 Statement::facts(project, user),
                 Statement::project(project),
-                Statement::first_files(project, i64::from(crate::service::files::FILE_PAGE.default)),
+                Statement::first_files(project, i64::from(PageSize::FILES.default)),
             ],
             Scenario::MessagePage => vec![
                 session,
                 Statement::facts(project, user),
-                Statement::message_page(project, position, i64::from(MESSAGE_PAGE.default)),
+                Statement::message_page(project, position, i64::from(PageSize::MESSAGES.default)),
             ],
             // Discovery reads no session: it is the same for everyone.
             Scenario::Discovery => vec![Statement::discovery(Sort::Popular, None, standard)],

@@ -46,6 +46,10 @@ pub struct PageSize {
 
 impl PageSize {
     pub const STANDARD: PageSize = PageSize { default: 20, max: 100 };
+    /// A page of a project's messages.
+    pub const MESSAGES: PageSize = PageSize { default: 50, max: 100 };
+    /// A page of a project's files, the first of which comes with the project.
+    pub const FILES: PageSize = PageSize { default: 100, max: 1000 };
 
     /// The requested size; 0, or more than the list's cap, is refused rather than quietly
     /// changed, so a client never mistakes a short page for the end.

@@ -12,7 +12,7 @@ use crate::service::reads;
 use crate::state::AppState;
 
 /// File listings are metadata only, and a web app wants the whole tree: larger pages.
-pub const FILE_PAGE: PageSize = PageSize { default: 100, max: 1000 };
+pub const FILE_PAGE: PageSize = PageSize::FILES;
 
 /// A page of the listing in path order, read for `caller`; the first page comes through the
 /// cache.
