@@ -236,13 +236,14 @@ async fn measure(tool: &str, mut command: Command, target: &str) -> anyhow::Resu
 
 /// Rows of every table in `public`, whatever the tool named them, a partitioned one counted
 /// once (its partitions are not counted again); the import's own ledger, issue and migration
-/// tables are not data.
+/// tables are not data, nor are the copies the schema derives from it (`UserFace`,
+/// `UserProject`, kept by triggers).
 async fn rows_in(target: &str) -> anyhow::Result<i64> {
     let mut conn = PgConnection::connect(target).await?;
     let tables: Vec<String> = sqlx::query_scalar(
         "SELECT c.relname::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
          WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p') AND NOT c.relispartition
-           AND c.relname NOT LIKE '\\_vibing2%' AND c.relname NOT IN ('MigrationIssue', 'JobRun', 'ViewRefresh')",
+           AND c.relname NOT LIKE '\\_vibing2%' AND c.relname NOT IN ('MigrationIssue', 'JobRun', 'ViewRefresh', 'UserFace', 'UserProject')",
     )
     .fetch_all(&mut conn)
     .await?;
