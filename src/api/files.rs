@@ -10,10 +10,9 @@ use crate::api::extract::{Json, JsonBody, MaybeUser, PageQuery, Query};
 use crate::auth::token;
 use crate::db::files::{BatchOutcome, FileEntryRow, PreparedUpsert};
 use crate::domain::access::Action;
-use crate::domain::page::Page;
+use crate::domain::page::{Page, PageSize};
 use crate::domain::UtcTime;
 use crate::error::{Error, ErrorResponse, Result};
-use crate::service::files::FILE_PAGE;
 use crate::service::{access, files};
 use crate::state::AppState;
 use crate::validate;
@@ -106,7 +105,7 @@ async fn list_files(
     Query(query): Query<PageQuery>,
 ) -> Result<Json<Page<FileEntry>>> {
     access::project_read(&state, &id, caller.id()).await?;
-    let keyset = query.keyset(FILE_PAGE)?;
+    let keyset = query.keyset(PageSize::FILES)?;
     Ok(Json(files::list(&state, caller.id(), &id, keyset).await?.map(FileEntry::from)))
 }
 

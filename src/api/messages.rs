@@ -50,7 +50,6 @@ impl From<PagedMessage> for Message {
     }
 }
 
-pub const MESSAGE_PAGE: PageSize = PageSize::MESSAGES;
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(append_message, list_messages)).routes(routes!(read_message))
 }
@@ -122,7 +121,7 @@ async fn list_messages(
     Path(id): Path<String>,
     Query(query): Query<MessageQuery>,
 ) -> Result<Json<Page<Message>>> {
-    let keyset = Keyset::parse(MESSAGE_PAGE, query.cursor.as_deref(), query.limit)?;
+    let keyset = Keyset::parse(PageSize::MESSAGES, query.cursor.as_deref(), query.limit)?;
     access::project_read(&state, &id, caller.id()).await?;
     let direction = query.direction.unwrap_or_default();
     Ok(Json(messages::page(&state, caller.id(), &id, query.role, direction, keyset).await?.map(Message::from)))

@@ -15,7 +15,6 @@ use crate::domain::access::{Access, Action};
 use crate::domain::page::{Page, PageSize};
 use crate::domain::{UtcTime, Visibility};
 use crate::error::{Error, ErrorResponse, Result};
-use crate::service::files::FILE_PAGE;
 use crate::service::views::{self, Viewer};
 use crate::service::{access, projects};
 use crate::state::AppState;
@@ -251,7 +250,7 @@ async fn get_project(
     Path(id): Path<String>,
 ) -> Result<Json<ProjectDetail>> {
     let access = access::project_read(&state, &id, caller.id()).await?;
-    let detail = projects::with_first_files(&state, &id, i64::from(FILE_PAGE.default)).await?;
+    let detail = projects::with_first_files(&state, &id, i64::from(PageSize::FILES.default)).await?;
     let files = detail.files.map(FileEntry::from);
     Ok(Json(ProjectDetail {
         project: detail.project.into(),

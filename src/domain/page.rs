@@ -48,7 +48,8 @@ impl PageSize {
     pub const STANDARD: PageSize = PageSize { default: 20, max: 100 };
     /// A page of a project's messages.
     pub const MESSAGES: PageSize = PageSize { default: 50, max: 100 };
-    /// A page of a project's files, the first of which comes with the project.
+    /// A page of a project's files, the first of which comes with the project: metadata only,
+    /// and a web app wants the whole tree, so larger pages.
     pub const FILES: PageSize = PageSize { default: 100, max: 1000 };
 
     /// The requested size; 0, or more than the list's cap, is refused rather than quietly

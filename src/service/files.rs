@@ -5,14 +5,11 @@ use crate::cache::{Kind, Scope};
 use crate::config::PlanQuota;
 use crate::db::files::{self, BatchOutcome, FileEntryRow, FileRow, PreparedUpsert};
 use crate::db::{projects, users};
-use crate::domain::page::{Keyset, Page, PageSize};
+use crate::domain::page::{Keyset, Page};
 use crate::error::{Error, Result};
 use crate::service::invalidation::{self, Subjects, Write};
 use crate::service::reads;
 use crate::state::AppState;
-
-/// File listings are metadata only, and a web app wants the whole tree: larger pages.
-pub const FILE_PAGE: PageSize = PageSize::FILES;
 
 /// A page of the listing in path order, read for `caller`; the first page comes through the
 /// cache.
