@@ -169,15 +169,8 @@ impl Replicas {
     /// The next replica in rotation, round-robin; None when none is.
     pub fn pick(&self) -> Option<&Replica> {
         let count = self.members.len();
-        if count == 0 {
-            return None;
-        }
         let start = self.next.fetch_add(1, Relaxed);
         (0..count).map(|offset| &self.members[(start + offset) % count]).find(|r| r.in_rotation.load(Relaxed))
-    }
-
-    pub fn any_in_rotation(&self) -> bool {
-        self.members.iter().any(|replica| replica.in_rotation.load(Relaxed))
     }
 
     pub fn is_empty(&self) -> bool {

@@ -53,15 +53,13 @@ where
 
 /// The replica a read of `caller` goes to, if any.
 async fn replica_for<'a>(state: &'a AppState, caller: Option<&str>) -> Option<&'a Replica> {
-    if !state.replicas.any_in_rotation() {
-        return None;
-    }
+    let replica = state.replicas.pick()?;
     if let Some(user) = caller {
         if wrote_recently(state, user).await {
             return None;
         }
     }
-    state.replicas.pick()
+    Some(replica)
 }
 
 /// Marks `user` as having just written, here and (when Redis takes it) on every instance, for

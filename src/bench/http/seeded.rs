@@ -24,7 +24,7 @@ use crate::db::Pool;
 const READ_PROJECTS: i64 = 10_000;
 
 /// The seeded message page read: 50 messages a page, the 50th page.
-const PAGE: i64 = 50;
+const PAGE: i64 = crate::domain::page::PageSize::MESSAGES.default as i64;
 const DEEP_PAGE: i64 = 50;
 
 /// The search term of the seed report's relevance scenario.
