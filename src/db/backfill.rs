@@ -106,11 +106,7 @@ fn token_usage_partitions() -> Backfill {
 pub async fn run(conn: &mut PgConnection, backfill: &Backfill, batch_rows: i64) -> anyhow::Result<Filled> {
     let started = Instant::now();
     if let Some(prepare) = &backfill.prepare {
-        let exists: bool = sqlx::query_scalar("SELECT to_regclass($1) IS NOT NULL")
-            .bind(&backfill.source)
-            .fetch_one(&mut *conn)
-            .await?;
-        if !exists {
+        if !super::relation_exists(conn, &backfill.source).await? {
             let mut tx = sqlx::Connection::begin(&mut *conn).await?;
             tx.execute(sqlx::raw_sql(prepare)).await?;
             tx.commit().await?;

@@ -46,6 +46,11 @@ pub fn quote_identifier(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
 }
 
+/// Whether the relation `name` (as SQL spells it, quoted where it must be) exists.
+pub async fn relation_exists(conn: &mut sqlx::PgConnection, name: &str) -> sqlx::Result<bool> {
+    sqlx::query_scalar("SELECT to_regclass($1) IS NOT NULL").bind(name).fetch_one(conn).await
+}
+
 /// A project creator's public columns (never an e-mail), from the owner joined as `u`, for
 /// the assembled statements. The checked literals spell the same three columns.
 pub const CREATOR_COLUMNS: &str = r#"u."id" AS "ownerId", u."name" AS "ownerName", u."image" AS "ownerImage""#;

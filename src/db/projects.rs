@@ -400,10 +400,22 @@ async fn summaries(db: impl PgExecutor<'_>, ids: &[String]) -> sqlx::Result<Vec<
     timed("projects.summaries", async move { sqlx::query_as(SUMMARIES_SQL).bind(ids).fetch_all(db).await }).await
 }
 
-/// Whether the schema has `UserProject` (migration 16): a database seeded at an older version
-/// has none to fill.
-pub async fn has_memberships(conn: &mut sqlx::PgConnection) -> sqlx::Result<bool> {
-    sqlx::query_scalar(r#"SELECT to_regclass('"UserProject"') IS NOT NULL"#).fetch_one(conn).await
+/// Switches `UserProject`'s triggers on `Project` and `ProjectCollaborator` off or on, for a
+/// bulk load that builds the table afterwards ([`rebuild_memberships`]) instead.
+pub async fn set_membership_triggers(conn: &mut sqlx::PgConnection, enabled: bool) -> sqlx::Result<()> {
+    let switch = if enabled { "ENABLE" } else { "DISABLE" };
+    let triggers: Vec<(String, String)> = sqlx::query_as(
+        r#"SELECT tgrelid::regclass::text, quote_ident(tgname) FROM pg_trigger
+           WHERE NOT tgisinternal AND tgname LIKE '\_vibing2\_user\_projects\_%'
+             AND tgrelid IN ('"Project"'::regclass, '"ProjectCollaborator"'::regclass)"#,
+    )
+    .fetch_all(&mut *conn)
+    .await?;
+    for (table, trigger) in triggers {
+        // Names from the catalog, quoted by regclass and quote_ident.
+        sqlx::raw_sql(&format!("ALTER TABLE {table} {switch} TRIGGER {trigger}")).execute(&mut *conn).await?;
+    }
+    Ok(())
 }
 
 /// Builds `UserProject` again from `Project` and `ProjectCollaborator`, for the bulk loads that

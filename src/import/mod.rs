@@ -118,6 +118,8 @@ pub async fn run(target: &PgConnectOptions, options: &ImportOptions) -> anyhow::
     ledger::start_ledger(conn, &fingerprint, &source_name).await?;
 
     ledger::defer_constraints(conn).await?;
+    // The user-keyed memberships are derived once, after the load, not per batch.
+    projects::set_membership_triggers(conn, false).await?;
     // No DEFAULT partition catches a month without one (docs/operations.md, "Partitioning").
     let created = partitions::ensure_months(conn, &source.usage_months()?).await?;
     tracing::info!(created = created.len(), "TokenUsage partitions for the source's months");
@@ -146,9 +148,9 @@ pub async fn run(target: &PgConnectOptions, options: &ImportOptions) -> anyhow::
     let step = Instant::now();
     let rebuilt = ledger::restore_constraints([&mut *conn, &mut helper]).await?;
     tracing::info!(rebuilt, seconds = step.elapsed().as_secs_f64(), "rebuilt the keys, indexes and foreign keys");
-    // The two writers' batches race the membership triggers (a collaborator committed before
-    // its project is seen by neither side's trigger), so the derived table is built again.
+    // The memberships' triggers were off for the load: the derived table is built from it.
     let step = Instant::now();
+    projects::set_membership_triggers(conn, true).await?;
     let memberships = projects::rebuild_memberships(conn).await?;
     tracing::info!(memberships, seconds = step.elapsed().as_secs_f64(), "rebuilt the user-keyed memberships");
     // The checksums' parallel scans, and ANALYZE with the views' refresh on the second

@@ -151,8 +151,7 @@ pub async fn seed_at(
 
     // Migration 15's users' public faces, in a database that has them (a current one may be
     // at an older version, as the partitioning tests seed one).
-    let has_faces: bool =
-        sqlx::query_scalar(r#"SELECT to_regclass('"UserFace"') IS NOT NULL"#).fetch_one(&mut *conn).await?;
+    let has_faces = crate::db::relation_exists(conn, r#""UserFace""#).await?;
     let mut tx = conn.begin().await?;
     // Index builds sort in memory rather than in temporary files (the default is 64 MB), and
     // a session's statement timeout is meant for queries, not for a bulk load.
@@ -181,7 +180,8 @@ pub async fn seed_at(
     let constraints_started = Instant::now();
     saved.restore_keys_and_triggers(&mut tx).await?;
     let constraints_seconds = constraints_started.elapsed().as_secs_f64();
-    let has_memberships = options.flavor == Flavor::Current && crate::db::projects::has_memberships(&mut tx).await?;
+    let has_memberships =
+        options.flavor == Flavor::Current && crate::db::relation_exists(&mut tx, r#""UserProject""#).await?;
     if has_memberships {
         // The load ran with the triggers off: the user-keyed memberships are derived at once.
         crate::db::projects::rebuild_memberships(&mut tx).await?;
